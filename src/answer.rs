@@ -1,0 +1,315 @@
+//! Final-answer extraction and numeric normalisation.
+//!
+//! [`extract`] looks, in order, for `#### N`, `\boxed{N}`, "the answer is N", and else takes the
+//! last number in the text. Numbers are compared exactly as rationals ([`Number`]), after
+//! dropping `$`, thousands separators, units and trailing zeros; `1/2`, `0.5` and `0.50` are equal.
+//! Nothing here panics on any input string.
+
+use std::fmt;
+
+/// An exact rational number, reduced, with a positive denominator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Number {
+    /// Numerator.
+    pub num: i128,
+    /// Denominator (> 0).
+    pub den: i128,
+}
+
+fn gcd(mut a: i128, mut b: i128) -> i128 {
+    a = a.abs();
+    b = b.abs();
+    while b != 0 {
+        let t = a % b;
+        a = b;
+        b = t;
+    }
+    a.max(1)
+}
+
+impl Number {
+    /// `num/den`, reduced; `None` for a zero denominator.
+    pub fn new(num: i128, den: i128) -> Option<Self> {
+        if den == 0 {
+            return None;
+        }
+        let g = gcd(num, den);
+        let s = if den < 0 { -1 } else { 1 };
+        Some(Self {
+            num: s * num / g,
+            den: s * den / g,
+        })
+    }
+
+    /// Parse one number: `-1,234.50`, `$12`, `3/4`, `7.0`, `12%` (units and symbols dropped).
+    pub fn parse(s: &str) -> Option<Self> {
+        let t: String = s
+            .trim()
+            .trim_end_matches(['.', '%'])
+            .chars()
+            .filter(|c| !matches!(c, '$' | ',' | ' ' | '€' | '£'))
+            .collect();
+        if let Some((a, b)) = t.split_once('/') {
+            let a = Self::parse_decimal(a)?;
+            let b = Self::parse_decimal(b)?;
+            return Self::new(a.num.checked_mul(b.den)?, a.den.checked_mul(b.num)?);
+        }
+        Self::parse_decimal(&t)
+    }
+
+    fn parse_decimal(t: &str) -> Option<Self> {
+        let (neg, t) = match t.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, t.strip_prefix('+').unwrap_or(t)),
+        };
+        let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+        if int.is_empty() && frac.is_empty() {
+            return None;
+        }
+        if !int.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        if int.len() + frac.len() > 30 {
+            return None;
+        }
+        let digits = format!("{int}{frac}");
+        let num: i128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse().ok()?
+        };
+        let den = 10i128.checked_pow(u32::try_from(frac.len()).ok()?)?;
+        Self::new(if neg { -num } else { num }, den)
+    }
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.den == 1 {
+            return write!(f, "{}", self.num);
+        }
+        // Terminating decimals print as decimals, others as fractions.
+        let mut d = self.den;
+        while d % 2 == 0 {
+            d /= 2;
+        }
+        while d % 5 == 0 {
+            d /= 5;
+        }
+        if d != 1 {
+            return write!(f, "{}/{}", self.num, self.den);
+        }
+        let mut places = 0u32;
+        let mut scaled = self.den;
+        while scaled != 1 && places < 38 {
+            places += 1;
+            let p = 10i128.pow(places);
+            if p % self.den == 0 {
+                scaled = 1;
+            }
+        }
+        let p = 10i128.pow(places);
+        let v = self.num * (p / self.den);
+        let sign = if v < 0 { "-" } else { "" };
+        let v = v.abs();
+        let frac = format!("{:0width$}", v % p, width = places as usize);
+        write!(f, "{sign}{}.{}", v / p, frac.trim_end_matches('0'))
+    }
+}
+
+/// Every number in `text`, in order, with its byte span.
+pub fn numbers(text: &str) -> Vec<(usize, usize, Number)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !(b[i].is_ascii_digit() || b[i] == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit))
+        {
+            i += 1;
+            continue;
+        }
+        let mut start = i;
+        if start > 0 && b[start - 1] == b'-' && (start < 2 || !b[start - 2].is_ascii_alphanumeric())
+        {
+            start -= 1;
+        }
+        let mut j = i;
+        while j < b.len() {
+            let c = b[j];
+            let next_digit = b.get(j + 1).is_some_and(u8::is_ascii_digit);
+            if c.is_ascii_digit() || ((c == b',' || c == b'.' || c == b'/') && next_digit) {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        let raw = &text[start..j];
+        let parsed = Number::parse(raw).or_else(|| {
+            // "3/4/2020" or "1.2.3": fall back to the leading plain number.
+            let lead: String = raw
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '-')
+                .collect();
+            Number::parse(&lead)
+        });
+        if let Some(n) = parsed {
+            out.push((start, j, n));
+        }
+        i = j.max(i + 1);
+    }
+    out
+}
+
+fn last_number(text: &str) -> Option<Number> {
+    numbers(text).last().map(|x| x.2)
+}
+
+fn first_number(text: &str) -> Option<Number> {
+    numbers(text).first().map(|x| x.2)
+}
+
+/// The contents of the last `\boxed{...}` (braces balanced), if any.
+pub fn boxed(text: &str) -> Option<&str> {
+    let start = text.rfind("\\boxed{")? + "\\boxed{".len();
+    let mut depth = 1usize;
+    for (i, c) in text[start..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(&text[start..start + i]);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Where an answer was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// After `####`.
+    Hashes,
+    /// Inside `\boxed{}`.
+    Boxed,
+    /// After "the answer is".
+    Phrase,
+    /// The last number in the text.
+    LastNumber,
+}
+
+/// Extract the final numeric answer of a solution text.
+pub fn extract(text: &str) -> Option<(Number, Source)> {
+    if let Some(pos) = text.rfind("####") {
+        if let Some(n) = first_number(&text[pos + 4..]) {
+            return Some((n, Source::Hashes));
+        }
+    }
+    if let Some(inner) = boxed(text) {
+        if let Some(n) = last_number(inner) {
+            return Some((n, Source::Boxed));
+        }
+    }
+    let lower = text.to_ascii_lowercase();
+    for phrase in [
+        "the answer is",
+        "final answer is",
+        "final answer:",
+        "answer:",
+    ] {
+        if let Some(pos) = lower.rfind(phrase) {
+            let rest = &text[pos + phrase.len()..];
+            let line = rest.split('\n').next().unwrap_or("");
+            if let Some(n) = first_number(line) {
+                return Some((n, Source::Phrase));
+            }
+        }
+    }
+    last_number(text).map(|n| (n, Source::LastNumber))
+}
+
+/// Extract and print the answer canonically (`None` when the text has no number).
+pub fn extract_str(text: &str) -> Option<String> {
+    extract(text).map(|(n, _)| n.to_string())
+}
+
+/// Do two answer strings denote the same number?
+pub fn same_number(a: &str, b: &str) -> bool {
+    match (Number::parse(a), Number::parse(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ex(t: &str) -> Option<String> {
+        extract_str(t)
+    }
+
+    #[test]
+    fn extraction_order() {
+        assert_eq!(ex("so 3+4=7\n#### 7"), Some("7".into()));
+        assert_eq!(
+            ex("We get \\boxed{\\frac{1}{2}} hmm \\boxed{42}"),
+            Some("42".into())
+        );
+        assert_eq!(
+            ex("5 apples. The answer is $1,234.50."),
+            Some("1234.5".into())
+        );
+        assert_eq!(ex("Final answer: 12 cups"), Some("12".into()));
+        assert_eq!(ex("she has 3 then 10 left"), Some("10".into()));
+        assert_eq!(ex("no numbers here"), None);
+        assert_eq!(ex("it is -5 degrees"), Some("-5".into()));
+        assert_eq!(ex("x-5"), Some("5".into()));
+    }
+
+    #[test]
+    fn normalisation() {
+        assert!(same_number("1,000", "1000"));
+        assert!(same_number("$18.00", "18"));
+        assert!(same_number("1/2", "0.5"));
+        assert!(same_number("50%", "50"));
+        assert!(!same_number("0.33", "1/3"));
+        assert_eq!(
+            Number::parse("2/3").map(|n| n.to_string()),
+            Some("2/3".into())
+        );
+        assert_eq!(
+            Number::parse("-0.250").map(|n| n.to_string()),
+            Some("-0.25".into())
+        );
+        assert_eq!(Number::parse("1/0"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(s in ".{0,200}") {
+            let _ = extract(&s);
+            let _ = numbers(&s);
+            let _ = Number::parse(&s);
+        }
+
+        #[test]
+        fn integers_round_trip(n in -1_000_000_000i64..1_000_000_000) {
+            let text = format!("blah {n} blah\nThe answer is {n}.");
+            prop_assert_eq!(ex(&text), Some(n.to_string()));
+        }
+
+        #[test]
+        fn decimals_round_trip(a in 0u32..100_000, b in 1u32..100) {
+            let s = format!("{a}.{b:02}");
+            let n = Number::parse(&s);
+            prop_assert!(n.is_some());
+            let back = n.map(|n| n.to_string()).unwrap_or_default();
+            prop_assert!(same_number(&back, &s));
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! What each subcommand does: build the library objects, call them, print the result.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use serde_json::json;
+
+use super::{BenchKind, Cli, Command, DataAction, EvalAction, ModelAction, ModelArgs, TraceAction};
+use amend::model::{spec, LoadOptions, Model, RetryPolicy, Spec};
+use amend::strategy::{self, Context, Solution};
+use amend::trace::{self, Traced, Writer};
+use amend::{answer, Prompts};
+
+/// Built-in word problems of the demo: (question, answer).
+const DEMO_PROBLEMS: &[(&str, &str)] = &[
+    (
+        "Tom has 3 apples and buys 4 more. How many apples does Tom have now?",
+        "7",
+    ),
+    ("A box holds 6 eggs. How many eggs are in 5 boxes?", "30"),
+    (
+        "Sara had 20 stickers and gave 8 to her brother. How many stickers does she have left?",
+        "12",
+    ),
+    (
+        "A pencil costs 2 dollars. How much do 9 pencils cost, in dollars?",
+        "18",
+    ),
+];
+
+pub(super) fn load_options(m: &ModelArgs, fetch_default: bool) -> LoadOptions {
+    LoadOptions {
+        base_url: m.base_url.clone(),
+        api_key_env: m.api_key_env.clone(),
+        max_concurrency: m.concurrency,
+        retry: RetryPolicy {
+            max_retries: m.retries,
+            timeout: Duration::from_secs_f64(m.timeout.max(0.001)),
+            ..RetryPolicy::default()
+        },
+        n_ctx: m.ctx,
+        threads: m.threads,
+        fetch_default,
+        ..LoadOptions::default()
+    }
+}
+
+fn trace_writer(path: Option<&Path>) -> Result<Arc<Writer>> {
+    let w = match path {
+        Some(p) => Writer::create(p, &trace::new_run_id())?,
+        None => Writer::in_dir(Path::new("traces"))?,
+    };
+    Ok(Arc::new(w))
+}
+
+async fn context(
+    m: &ModelArgs,
+    prompts: Option<&Path>,
+    trace: Option<&Path>,
+    fetch_default: bool,
+    max_tokens: u32,
+) -> Result<Context> {
+    let spec: Spec = m.model.parse()?;
+    let prompts = Arc::new(Prompts::load(prompts)?);
+    let writer = trace_writer(trace)?;
+    let model = spec::load(&spec, &load_options(m, fetch_default)).await?;
+    let model: Arc<dyn Model> = Arc::new(Traced::new(model, writer.clone()));
+    Ok(Context {
+        model,
+        prompts,
+        trace: Some(writer),
+        max_tokens,
+        style: Default::default(),
+    })
+}
+
+fn print_solution(s: &Solution) {
+    if let Some(first) = s.attempts.first() {
+        println!("{}", first.text.trim());
+        println!();
+    }
+    println!("answer: {}", s.answer.as_deref().unwrap_or("(none found)"));
+    let u = &s.usage;
+    println!(
+        "usage: {} prompt tokens ({} reused), {} generated, {} calls, {:.2}s",
+        u.prompt_tokens,
+        u.reused_tokens,
+        u.generated_tokens,
+        u.calls,
+        s.wall.as_secs_f64()
+    );
+}
+
+/// Run the parsed command line.
+///
+/// # Errors
+/// Whatever the library reports, with context.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Solve {
+            question,
+            strategy,
+            max_tokens,
+            prompts,
+            trace,
+            model,
+            out,
+        } => {
+            let strat = strategy::by_name(&strategy)?;
+            let cx = context(
+                &model,
+                prompts.as_deref(),
+                trace.as_deref(),
+                false,
+                max_tokens,
+            )
+            .await?;
+            let sol = strat.solve(&cx, &question).await?;
+            let trace_path = cx.trace.as_ref().map(|t| t.path().display().to_string());
+            if out.json {
+                println!("{}", json!({"solution": sol, "trace": trace_path}));
+            } else {
+                print_solution(&sol);
+                println!("trace: {}", trace_path.unwrap_or_default());
+            }
+        }
+        Command::Demo {
+            prompts,
+            trace,
+            model,
+            out,
+        } => demo(&model, prompts.as_deref(), trace.as_deref(), out.json).await?,
+        Command::Model {
+            action: ModelAction::Fetch { out },
+        } => {
+            let path = tokio::task::spawn_blocking(spec::fetch_default).await??;
+            if out.json {
+                println!("{}", json!({"path": path}));
+            } else {
+                println!("default model at {}", path.display());
+            }
+        }
+        Command::Model {
+            action:
+                ModelAction::Info {
+                    spec: s,
+                    model,
+                    out,
+                },
+        } => info(&s, &model, out.json).await?,
+        Command::Trace {
+            action: TraceAction::Show { file, out },
+        } => show_trace(&file, out.json)?,
+        Command::Bench { which } => bench(which).await?,
+        Command::Eval {
+            action: Some(EvalAction::Compare { dirs, out }),
+            ..
+        } => {
+            let c = amend::eval::compare::compare(&dirs)?;
+            if out.json {
+                println!("{}", serde_json::to_string(&c)?);
+            } else {
+                print!("{}", amend::eval::compare::to_markdown(&c));
+            }
+        }
+        Command::Eval { action: None, run } => super::eval::run(*run).await?,
+        Command::Data {
+            action:
+                DataAction::Synth {
+                    steps,
+                    n,
+                    seed,
+                    out,
+                },
+        } => {
+            let (lo, hi) = super::eval::parse_steps(&steps)?;
+            let problems = amend::synth::generate(n, lo, hi, seed);
+            let mut text = String::new();
+            for p in &problems {
+                text.push_str(&serde_json::to_string(p)?);
+                text.push('\n');
+            }
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!(
+                "wrote {n} problems ({lo}..{hi} steps, seed {seed}) to {}",
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn demo(
+    m: &ModelArgs,
+    prompts: Option<&Path>,
+    trace: Option<&Path>,
+    json_out: bool,
+) -> Result<()> {
+    if !json_out && m.model == "default" && !spec::default_path().is_file() {
+        eprintln!("fetching the default model (SmolLM2-135M-Instruct, ~100 MB) ...");
+    }
+    let cx = context(m, prompts, trace, true, 256).await?;
+    let strat = strategy::Baseline;
+    let mut rows = Vec::new();
+    let mut right = 0;
+    for (i, (q, gold)) in DEMO_PROBLEMS.iter().enumerate() {
+        let sol = amend::Strategy::solve(&strat, &cx, q).await?;
+        let ok = sol
+            .answer
+            .as_deref()
+            .is_some_and(|a| answer::same_number(a, gold));
+        right += usize::from(ok);
+        if !json_out {
+            println!("[{}] {q}", i + 1);
+            let first = sol
+                .attempts
+                .first()
+                .map(|a| a.text.trim().replace('\n', "\n    "))
+                .unwrap_or_default();
+            println!("    {first}");
+            println!(
+                "    => answer {} (expected {gold}) {}\n",
+                sol.answer.as_deref().unwrap_or("none"),
+                if ok { "right" } else { "wrong" }
+            );
+        }
+        rows.push(json!({"question": q, "expected": gold, "answer": sol.answer, "right": ok, "usage": sol.usage}));
+    }
+    let trace_path = cx
+        .trace
+        .as_ref()
+        .map(|t| t.path().display().to_string())
+        .unwrap_or_default();
+    if json_out {
+        println!(
+            "{}",
+            json!({"model": cx.model.name(), "problems": rows, "right": right, "trace": trace_path})
+        );
+    } else {
+        println!(
+            "{right}/{} right with {} (baseline, one greedy pass)",
+            DEMO_PROBLEMS.len(),
+            cx.model.name()
+        );
+        println!("trace: {trace_path}  (read it with `amend trace show {trace_path}`)");
+    }
+    Ok(())
+}
+
+async fn info(s: &str, m: &ModelArgs, json_out: bool) -> Result<()> {
+    let parsed: Spec = s.parse()?;
+    let model = spec::load(&parsed, &load_options(m, false)).await?;
+    let caps = model.capabilities();
+    #[cfg(feature = "local")]
+    let file_info = match &parsed {
+        Spec::OpenAi { .. } => None,
+        _ => {
+            let path = spec::resolve_path(&parsed, false).await?;
+            let local = amend::model::llama::LocalModel::load(&path, Default::default()).await?;
+            Some(serde_json::to_value(local.info())?)
+        }
+    };
+    #[cfg(not(feature = "local"))]
+    let file_info: Option<serde_json::Value> = None;
+    if json_out {
+        println!(
+            "{}",
+            json!({"spec": s, "name": model.name(), "capabilities": caps, "file": file_info})
+        );
+        return Ok(());
+    }
+    println!("model: {}", model.name());
+    println!("capabilities: {}", serde_json::to_string_pretty(&caps)?);
+    if let Some(fi) = file_info {
+        for key in [
+            "path",
+            "general_name",
+            "architecture",
+            "n_params",
+            "n_vocab",
+            "n_embd",
+            "n_layer",
+            "n_ctx_train",
+            "size_bytes",
+        ] {
+            println!("{key}: {}", fi.get(key).cloned().unwrap_or_default());
+        }
+        let has_tmpl = fi.get("chat_template").is_some_and(|t| !t.is_null());
+        println!(
+            "chat template: {}",
+            if has_tmpl {
+                "yes (from the GGUF)"
+            } else {
+                "none"
+            }
+        );
+    }
+    Ok(())
+}
+
+fn show_trace(file: &Path, json_out: bool) -> Result<()> {
+    let events = trace::read(file)?;
+    let sum = trace::summarize(&events);
+    if json_out {
+        println!("{}", json!({"summary": sum, "events": events}));
+        return Ok(());
+    }
+    println!("trace {} — runs: {}", file.display(), sum.runs.join(", "));
+    for ev in &events {
+        let d = &ev.data;
+        let line = match ev.kind.as_str() {
+            "header" => format!(
+                "schema {} (amend {})",
+                d["schema"],
+                d["amend"].as_str().unwrap_or("?")
+            ),
+            "call" => {
+                let text = d["output"][0]["text"].as_str().unwrap_or("");
+                let short: String = text.chars().take(70).collect::<String>().replace('\n', " ");
+                match d.get("error") {
+                    Some(e) if !e.is_null() => {
+                        format!("{} ERROR {}", d["model"].as_str().unwrap_or("?"), e)
+                    }
+                    _ => format!(
+                        "{} n={} prompt={} reused={} gen={} {:.0}ms \"{short}\"",
+                        d["model"].as_str().unwrap_or("?"),
+                        d["request"]["n"],
+                        d["usage"]["prompt_tokens"],
+                        d["usage"]["reused_tokens"],
+                        d["usage"]["generated_tokens"],
+                        d["wall_ms"].as_f64().unwrap_or(0.0)
+                    ),
+                }
+            }
+            _ => d.to_string().chars().take(120).collect(),
+        };
+        println!("{:>4} {:<7} {line}", ev.seq, ev.kind);
+    }
+    let u = sum.usage;
+    println!(
+        "total: {} calls ({} failed), {} prompt tokens ({} reused), {} generated, {:.1}s in calls, {} infra retries",
+        u.calls, sum.errors, u.prompt_tokens, u.reused_tokens, u.generated_tokens, sum.call_ms / 1000.0, u.infra_retries
+    );
+    Ok(())
+}
+
+#[cfg(feature = "local")]
+async fn bench(which: BenchKind) -> Result<()> {
+    use amend::bench;
+    let (common, value) = match which {
+        BenchKind::Decode { tokens, common } => {
+            let p = bench_path(&common.model).await?;
+            let r = bench::decode(&p, common.threads, tokens).await?;
+            (common, serde_json::to_value(r)?)
+        }
+        BenchKind::Prefix { common } => {
+            let p = bench_path(&common.model).await?;
+            let r = bench::prefix(&p, common.threads).await?;
+            (common, serde_json::to_value(r)?)
+        }
+        BenchKind::Parallel { samples, common } => {
+            let p = bench_path(&common.model).await?;
+            let r = bench::parallel(&p, common.threads, samples).await?;
+            (common, serde_json::to_value(r)?)
+        }
+    };
+    if common.out.json {
+        println!("{value}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    }
+    Ok(())
+}
+
+#[cfg(feature = "local")]
+async fn bench_path(model: &str) -> Result<std::path::PathBuf> {
+    let parsed: Spec = model.parse()?;
+    spec::resolve_path(&parsed, true)
+        .await
+        .context("benchmarks need a local GGUF model")
+}
+
+#[cfg(not(feature = "local"))]
+async fn bench(_which: BenchKind) -> Result<()> {
+    anyhow::bail!("benchmarks need the local backend: rebuild amend with the `local` feature")
+}

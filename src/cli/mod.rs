@@ -1,0 +1,271 @@
+//! Command-line definitions (clap derive) and dispatch to the library.
+
+mod commands;
+mod eval;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use commands::run;
+
+/// amend: LLM calls that correct themselves.
+#[derive(Debug, Parser)]
+#[command(name = "amend", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which model to use and how to reach it.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Model spec: `default`, a .gguf path, `hf:OWNER/REPO/FILE.gguf` or `openai:MODEL`.
+    #[arg(long, short, default_value = "default", env = "AMEND_MODEL")]
+    pub model: String,
+    /// Base URL of an OpenAI-compatible API (for `openai:` models).
+    #[arg(long, env = "AMEND_BASE_URL")]
+    pub base_url: Option<String>,
+    /// Environment variable holding the API key.
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+    /// API calls in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Per-attempt API timeout, seconds.
+    #[arg(long, default_value_t = 120.0)]
+    pub timeout: f64,
+    /// Infrastructure retries per API call (429/5xx/timeouts/connection errors).
+    #[arg(long, default_value_t = 4)]
+    pub retries: u32,
+    /// Initial context size of a local model (grows on demand).
+    #[arg(long, default_value_t = 2048)]
+    pub ctx: u32,
+    /// CPU threads for a local model (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: u32,
+}
+
+/// Output and logging options shared by commands.
+#[derive(Debug, Clone, Args)]
+pub struct OutArgs {
+    /// Print machine-readable JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Answer one question.
+    Solve {
+        /// The question.
+        question: String,
+        /// Strategy.
+        #[arg(long, default_value = "baseline")]
+        strategy: String,
+        /// Token limit of one attempt.
+        #[arg(long, default_value_t = 384)]
+        max_tokens: u32,
+        /// Directory of prompt templates overriding the built-in ones.
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+        /// Trace file (default: traces/RUN_ID.jsonl).
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Fetch the default model if needed and solve a few built-in word problems.
+    Demo {
+        /// Directory of prompt templates overriding the built-in ones.
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+        /// Trace file (default: traces/RUN_ID.jsonl).
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Model cache and metadata.
+    Model {
+        #[command(subcommand)]
+        action: ModelAction,
+    },
+    /// Read traces.
+    Trace {
+        #[command(subcommand)]
+        action: TraceAction,
+    },
+    /// Evaluate a strategy or critic on a dataset (resumable), or compare runs.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Eval {
+        #[command(subcommand)]
+        action: Option<EvalAction>,
+        #[command(flatten)]
+        run: Box<EvalRun>,
+    },
+    /// Make datasets.
+    Data {
+        #[command(subcommand)]
+        action: DataAction,
+    },
+    /// Benchmarks of the local backend (each against a baseline in the same run).
+    Bench {
+        #[command(subcommand)]
+        which: BenchKind,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelAction {
+    /// Put the default model (SmolLM2-135M-Instruct) into amend's model cache.
+    Fetch {
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Show what a model is and can do.
+    Info {
+        /// Model spec.
+        spec: String,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TraceAction {
+    /// Summarise a trace file.
+    Show {
+        /// The trace file.
+        file: PathBuf,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchKind {
+    /// Decode tokens/s: amend vs a bare llama-cpp-2 loop.
+    Decode {
+        /// Tokens to generate.
+        #[arg(long, default_value_t = 256)]
+        tokens: u32,
+        #[command(flatten)]
+        common: BenchArgs,
+    },
+    /// A follow-up sharing a ~1,500-token prefix: KV reuse vs cold.
+    Prefix {
+        #[command(flatten)]
+        common: BenchArgs,
+    },
+    /// 8 samples as one batch vs 8 sequential runs.
+    Parallel {
+        /// Samples.
+        #[arg(long, default_value_t = 8)]
+        samples: u32,
+        #[command(flatten)]
+        common: BenchArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Model spec (a local GGUF).
+    #[arg(long, short, default_value = "default")]
+    pub model: String,
+    /// CPU threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: u32,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvalAction {
+    /// Put several runs side by side on the items they share.
+    Compare {
+        /// Output directories of earlier runs.
+        #[arg(required = true, num_args = 2..)]
+        dirs: Vec<PathBuf>,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvalRun {
+    /// Task format: gsm8k, processbench or bbmistake.
+    #[arg(long, required = true)]
+    pub task: Option<String>,
+    /// Dataset file.
+    #[arg(long, required = true)]
+    pub data: Option<PathBuf>,
+    /// Strategy.
+    #[arg(long, default_value = "baseline")]
+    pub strategy: String,
+    /// Critic (processbench defaults to `llm`).
+    #[arg(long)]
+    pub critic: Option<String>,
+    /// Output directory (results.jsonl, summary.json, report.md/html, traces/); reruns resume.
+    #[arg(long, required = true)]
+    pub out: Option<PathBuf>,
+    /// Items in flight at once (useful for API models).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Keep the first N items (after --shuffle and --offset).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Skip the first N items.
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// Shuffle the items with this seed first.
+    #[arg(long)]
+    pub shuffle: Option<u64>,
+    /// Skip malformed records (they are counted) instead of stopping.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Worked examples before each question.
+    #[arg(long, default_value_t = 0)]
+    pub shots: usize,
+    /// File the worked examples come from (same format as --data).
+    #[arg(long)]
+    pub fewshot: Option<PathBuf>,
+    /// Prompt format: chat, or completion for base models.
+    #[arg(long, default_value = "chat")]
+    pub format: String,
+    /// Token limit of one attempt.
+    #[arg(long, default_value_t = 384)]
+    pub max_tokens: u32,
+    /// Directory of prompt templates overriding the built-in ones.
+    #[arg(long)]
+    pub prompts: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub out_args: OutArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataAction {
+    /// Synthetic multi-step arithmetic word problems in GSM8K format.
+    Synth {
+        /// Step counts, e.g. `1..3` or `2`.
+        #[arg(long, default_value = "1..3")]
+        steps: String,
+        /// Number of problems.
+        #[arg(long, default_value_t = 100)]
+        n: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output JSONL file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}

@@ -1,0 +1,396 @@
+//! The `arith` critic: an exact verifier of arithmetic claims.
+//!
+//! Every `a op b = c` claim in a step (chains like `a = b op c = d` included, with `+ - * / x ×`,
+//! parentheses, unary minus, decimals, `$` and thousands separators) and every GSM8K
+//! calculator annotation `<<expr=c>>` is evaluated with exact rational arithmetic. A claimed
+//! value written with d decimals is accepted when it is the exact value rounded to d places.
+//! The first step holding a false claim is the mistake.
+
+use async_trait::async_trait;
+
+use super::{Critic, Critique, Verdict};
+use crate::answer::Number;
+use crate::strategy::{Context, StrategyError};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tok {
+    Num(Number, u32),
+    Op(char),
+    Open,
+    Close,
+    Break,
+}
+
+fn tokenize(s: &str) -> Vec<Tok> {
+    let b: Vec<char> = s.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_digit() {
+            let mut j = i;
+            let mut raw = String::new();
+            while j < b.len() {
+                if b[j].is_ascii_digit() {
+                    raw.push(b[j]);
+                    j += 1;
+                } else if b[j] == ','
+                    && j + 3 < b.len() + 1
+                    && b.get(j + 1..j + 4)
+                        .is_some_and(|d| d.iter().all(char::is_ascii_digit))
+                    && !b.get(j + 4).is_some_and(char::is_ascii_digit)
+                {
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            let mut decimals = 0;
+            if b.get(j) == Some(&'.') && b.get(j + 1).is_some_and(char::is_ascii_digit) {
+                raw.push('.');
+                j += 1;
+                while j < b.len() && b[j].is_ascii_digit() {
+                    raw.push(b[j]);
+                    decimals += 1;
+                    j += 1;
+                }
+            }
+            match Number::parse(&raw) {
+                Some(n) => out.push(Tok::Num(n, decimals)),
+                None => out.push(Tok::Break),
+            }
+            i = j;
+            continue;
+        }
+        let prev_operand = matches!(out.last(), Some(Tok::Num(..)) | Some(Tok::Close));
+        let next_operand = b[i + 1..]
+            .iter()
+            .find(|c| !c.is_whitespace())
+            .is_some_and(|c| c.is_ascii_digit() || *c == '(');
+        match c {
+            '+' | '-' | '*' | '/' => out.push(Tok::Op(c)),
+            '×' | '·' => out.push(Tok::Op('*')),
+            '÷' => out.push(Tok::Op('/')),
+            '−' => out.push(Tok::Op('-')),
+            'x' | 'X' if prev_operand && next_operand => out.push(Tok::Op('*')),
+            '(' => out.push(Tok::Open),
+            ')' => out.push(Tok::Close),
+            '$' | '€' | '£' => {}
+            c if c.is_whitespace() => {}
+            _ => out.push(Tok::Break),
+        }
+        i += 1;
+    }
+    out
+}
+
+struct Parser<'a> {
+    toks: &'a [Tok],
+    pos: usize,
+    ops: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<Tok> {
+        self.toks.get(self.pos).copied()
+    }
+    fn expr(&mut self) -> Option<Number> {
+        let mut v = self.term()?;
+        while let Some(Tok::Op(op @ ('+' | '-'))) = self.peek() {
+            self.pos += 1;
+            self.ops += 1;
+            let r = self.term()?;
+            v = if op == '+' {
+                add(v, r)?
+            } else {
+                add(v, neg(r)?)?
+            };
+        }
+        Some(v)
+    }
+    fn term(&mut self) -> Option<Number> {
+        let mut v = self.factor()?;
+        while let Some(Tok::Op(op @ ('*' | '/'))) = self.peek() {
+            self.pos += 1;
+            self.ops += 1;
+            let r = self.factor()?;
+            v = if op == '*' { mul(v, r)? } else { div(v, r)? };
+        }
+        Some(v)
+    }
+    fn factor(&mut self) -> Option<Number> {
+        match self.peek()? {
+            Tok::Op('-') => {
+                self.pos += 1;
+                neg(self.factor()?)
+            }
+            Tok::Op('+') => {
+                self.pos += 1;
+                self.factor()
+            }
+            Tok::Num(n, _) => {
+                self.pos += 1;
+                Some(n)
+            }
+            Tok::Open => {
+                self.pos += 1;
+                let v = self.expr()?;
+                (self.peek() == Some(Tok::Close)).then(|| self.pos += 1)?;
+                Some(v)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn add(a: Number, b: Number) -> Option<Number> {
+    Number::new(
+        a.num
+            .checked_mul(b.den)?
+            .checked_add(b.num.checked_mul(a.den)?)?,
+        a.den.checked_mul(b.den)?,
+    )
+}
+fn neg(a: Number) -> Option<Number> {
+    Number::new(a.num.checked_neg()?, a.den)
+}
+fn mul(a: Number, b: Number) -> Option<Number> {
+    Number::new(a.num.checked_mul(b.num)?, a.den.checked_mul(b.den)?)
+}
+fn div(a: Number, b: Number) -> Option<Number> {
+    Number::new(a.num.checked_mul(b.den)?, a.den.checked_mul(b.num)?)
+}
+
+/// A complete parse of `toks`: (value, operator count, decimals if a lone number).
+fn parse_all(toks: &[Tok]) -> Option<(Number, usize, Option<u32>)> {
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        ops: 0,
+    };
+    let v = p.expr()?;
+    if p.pos != toks.len() {
+        return None;
+    }
+    let decimals = match toks {
+        [Tok::Num(_, d)] => Some(*d),
+        [Tok::Op('-'), Tok::Num(_, d)] => Some(*d),
+        _ => None,
+    };
+    Some((v, p.ops, decimals))
+}
+
+/// The longest suffix (left of `=`) or prefix (right of `=`) of a segment that is an expression.
+fn side(segment: &str, left: bool) -> Option<(Number, usize, Option<u32>)> {
+    let toks = tokenize(segment);
+    let run: &[Tok] = if left {
+        let start = toks
+            .iter()
+            .rposition(|t| *t == Tok::Break)
+            .map_or(0, |p| p + 1);
+        &toks[start..]
+    } else {
+        let end = toks
+            .iter()
+            .position(|t| *t == Tok::Break)
+            .unwrap_or(toks.len());
+        &toks[..end]
+    };
+    (0..run.len()).find_map(|k| {
+        if left {
+            parse_all(&run[k..])
+        } else {
+            parse_all(&run[..run.len() - k])
+        }
+    })
+}
+
+/// Is `claimed` the exact `value`, or `value` rounded to the claim's `decimals` places?
+fn agrees(value: Number, claimed: Number, decimals: Option<u32>) -> bool {
+    if value == claimed {
+        return true;
+    }
+    let Some(d) = decimals.filter(|d| (1..=6).contains(d)) else {
+        return false;
+    };
+    let Some(diff) = add(
+        value,
+        Number::new(-claimed.num, claimed.den).unwrap_or(claimed),
+    ) else {
+        return false;
+    };
+    // |diff| * 10^d * 2 <= 1
+    let scale = 10i128.pow(d) * 2;
+    diff.num
+        .checked_abs()
+        .and_then(|n| n.checked_mul(scale))
+        .is_some_and(|n| n <= diff.den)
+}
+
+/// One checked claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    /// The claim as written.
+    pub text: String,
+    /// It holds.
+    pub holds: bool,
+    /// The exact value of its left side.
+    pub value: String,
+}
+
+/// Every arithmetic claim of one step, checked.
+pub fn check(step: &str) -> Vec<Claim> {
+    let mut claims = Vec::new();
+    let mut rest = String::new();
+    let mut s = step;
+    while let Some(open) = s.find("<<") {
+        rest.push_str(&s[..open]);
+        let Some(close) = s[open..].find(">>") else {
+            s = &s[open..];
+            break;
+        };
+        let inner = &s[open + 2..open + close];
+        if let Some((lhs, rhs)) = inner.rsplit_once('=') {
+            if let (Some((v, _, _)), Some((c, _, d))) =
+                (parse_all(&tokenize(lhs)), parse_all(&tokenize(rhs)))
+            {
+                claims.push(Claim {
+                    text: format!("<<{inner}>>"),
+                    holds: agrees(v, c, d),
+                    value: v.to_string(),
+                });
+            }
+        }
+        s = &s[open + close + 2..];
+    }
+    rest.push_str(s);
+    let segments: Vec<&str> = rest.split('=').collect();
+    for w in segments.windows(2) {
+        let (Some((lv, lops, _)), Some((rv, rops, rdec))) = (side(w[0], true), side(w[1], false))
+        else {
+            continue;
+        };
+        if lops == 0 && rops == 0 {
+            continue;
+        }
+        let holds = if rops == 0 {
+            agrees(lv, rv, rdec)
+        } else {
+            lv == rv
+        };
+        let text = format!("{} = {}", w[0].trim(), w[1].trim());
+        claims.push(Claim {
+            text: text.chars().take(120).collect(),
+            holds,
+            value: lv.to_string(),
+        });
+    }
+    claims
+}
+
+/// The first step with a false claim, and that claim.
+pub fn first_false(steps: &[String]) -> Option<(usize, Claim)> {
+    steps
+        .iter()
+        .enumerate()
+        .find_map(|(i, s)| check(s).into_iter().find(|c| !c.holds).map(|c| (i, c)))
+}
+
+/// The exact arithmetic verifier as a critic.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Arith;
+
+#[async_trait]
+impl Critic for Arith {
+    fn name(&self) -> &str {
+        "arith"
+    }
+
+    async fn locate(&self, _cx: &Context, input: &Critique<'_>) -> Result<Verdict, StrategyError> {
+        Ok(match first_false(input.steps) {
+            Some((i, c)) => Verdict {
+                step: Some(i),
+                parsed: true,
+                confidence: 1.0,
+                rationale: format!(
+                    "step {i}: `{}` is false; the left side is {}",
+                    c.text, c.value
+                ),
+            },
+            None => {
+                let n: usize = input.steps.iter().map(|s| check(s).len()).sum();
+                Verdict {
+                    step: None,
+                    parsed: true,
+                    confidence: 1.0,
+                    rationale: format!("all {n} arithmetic claims hold"),
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn steps(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn finds_the_planted_step() {
+        let s = steps(&[
+            "Natalia sold 48/2 = <<48/2=24>>24 clips in May.",
+            "She sold 48+24 = <<48+24=73>>73 in all.",
+            "#### 73",
+        ]);
+        assert_eq!(first_false(&s).map(|x| x.0), Some(1));
+        let s = steps(&[
+            "A = (-9 - 5 - 0) = (-9 - 5) = -14.",
+            "C = ((3 * 4 * 5) * (7 - -7 * 4)) = ((3 * 4 * 5) * (7 - 28)) = -1260.",
+        ]);
+        assert_eq!(first_false(&s).map(|x| x.0), Some(1));
+        let s = steps(&[
+            "Each costs $1.25, so 4 x $1.25 = $5.00.",
+            "Half of that is 5 / 2 = 2.5.",
+            "Then 2.5 - 3 = -0.5.",
+            "And -0.5 * 4 = -3.",
+        ]);
+        assert_eq!(first_false(&s).map(|x| x.0), Some(3));
+        let s = steps(&["1/3 + 1/6 = 1/2", "12 / 7 = 1.71", "12 / 7 = 1.72"]);
+        assert_eq!(first_false(&s).map(|x| x.0), Some(2));
+        let s = steps(&["The total is 1,200 + 300 = 1,500.", "So 1,500 / 4 = 375."]);
+        assert_eq!(first_false(&s), None);
+        let s = steps(&["He has 5 boxes.", "x = 7", "3 x 4 = 12", "3 × 5 = 16"]);
+        assert_eq!(first_false(&s).map(|x| x.0), Some(3));
+    }
+
+    #[test]
+    fn annotation_errors_count_even_when_the_prose_is_right() {
+        let s = steps(&["0.2 x 50 = $<<0.2*50=11>>10."]);
+        assert_eq!(first_false(&s).map(|x| x.0), Some(0));
+        assert_eq!(
+            check("12/60 = $<<12/60=0.2>>0.2 per minute")
+                .iter()
+                .filter(|c| !c.holds)
+                .count(),
+            0
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in ".{0,200}") {
+            let _ = check(&s);
+        }
+
+        #[test]
+        fn true_sums_hold_and_off_by_one_fails(a in -10_000i64..10_000, b in -10_000i64..10_000) {
+            let ok = format!("{a} + {b} = {}", a + b);
+            proptest::prop_assert!(check(&ok).iter().all(|c| c.holds), "{}", ok);
+            let bad = format!("{a} * {b} = {}", a * b + 1);
+            proptest::prop_assert!(check(&bad).iter().any(|c| !c.holds), "{}", bad);
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! Metrics over per-item results: accuracy before/after, the flip matrix, CL/CS/RSS, cost,
+//! accuracy per turn, the ProcessBench critic metric and the BIG-Bench Mistake breakdown.
+//!
+//! Definitions (N items, Acc₁ = accuracy of the first attempt, Acc₂ = final accuracy):
+//! - flips: right→right, right→wrong (negative flips), wrong→right, wrong→wrong;
+//! - CL = P(right after | right before), CS = P(right after | wrong before), so that
+//!   Acc₂ = Acc₁·CL + (1 − Acc₁)·CS (Yang et al., "Confidence v.s. Critique");
+//! - RSS, the relative self-correction score: the change Acc₂ − Acc₁ divided by the most it
+//!   could have been in that direction: (Acc₂ − Acc₁)/(1 − Acc₁) when it rose, (Acc₂ − Acc₁)/Acc₁
+//!   when it fell; in [−1, 1];
+//! - ProcessBench: error_acc = share of erroneous samples whose earliest wrong step is named
+//!   exactly, correct_acc = share of correct samples answered -1, F1 = their harmonic mean;
+//!   an unparseable critic output is a wrong prediction and is also counted in `unparsed`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Usage;
+
+/// The outcome of one item, one line of `results.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemResult {
+    /// Item id.
+    pub id: String,
+    /// The gold answer (or label, for ProcessBench).
+    pub gold: String,
+    /// Answer of each attempt/turn in order (the first is the uncorrected attempt).
+    pub answers: Vec<Option<String>>,
+    /// Correctness of each attempt/turn.
+    pub correct_by_turn: Vec<bool>,
+    /// Final answer.
+    pub final_answer: Option<String>,
+    /// The first attempt was right.
+    pub correct_before: bool,
+    /// The final answer is right.
+    pub correct_after: bool,
+    /// ProcessBench: the critic's predicted earliest wrong step (-1 = none); `None` = unparsed.
+    #[serde(default)]
+    pub predicted_step: Option<i64>,
+    /// ProcessBench: the label.
+    #[serde(default)]
+    pub label: Option<i64>,
+    /// BIG-Bench Mistake: the trace's own answer was right.
+    #[serde(default)]
+    pub prior_right: Option<bool>,
+    /// Tokens and calls spent on this item.
+    pub usage: Usage,
+    /// Wall time in seconds.
+    pub wall_s: f64,
+    /// `TRACE_FILE#seq` of the item's first trace event.
+    #[serde(default)]
+    pub trace: Option<String>,
+    /// An error that stopped this item (counted as wrong).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The flip matrix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flips {
+    /// Right before and after.
+    pub right_to_right: u64,
+    /// Right before, wrong after (negative flip).
+    pub right_to_wrong: u64,
+    /// Wrong before, right after (fixed).
+    pub wrong_to_right: u64,
+    /// Wrong before and after.
+    pub wrong_to_wrong: u64,
+}
+
+/// Accuracy after `turn` turns.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TurnAccuracy {
+    /// 1-based turn.
+    pub turn: usize,
+    /// m1@tK: accuracy of the turn-K answer (an item that stopped earlier keeps its last answer).
+    pub m1: f64,
+    /// p1@tK: some turn ≤ K was right (oracle stopping).
+    pub p1: f64,
+    /// Majority over turns ≤ K (ties → latest) is right.
+    pub majority: f64,
+}
+
+/// Cost totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    /// Prompt tokens (including reused).
+    pub prompt_tokens: u64,
+    /// Generated tokens.
+    pub generated_tokens: u64,
+    /// Prompt tokens reused from the KV cache.
+    pub reused_tokens: u64,
+    /// Model calls.
+    pub calls: u64,
+    /// Infrastructure retries.
+    pub infra_retries: u64,
+    /// Summed item wall time, seconds.
+    pub wall_s: f64,
+    /// (prompt − reused + generated) tokens per item.
+    pub tokens_per_item: f64,
+    /// Tokens of the whole run per wrong→right flip (`None` when nothing was fixed).
+    pub tokens_per_fixed_answer: Option<f64>,
+}
+
+/// The ProcessBench metric.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CriticScores {
+    /// Accuracy on erroneous samples (exact earliest index).
+    pub error_acc: f64,
+    /// Accuracy on correct samples (must say -1).
+    pub correct_acc: f64,
+    /// Harmonic mean of the two.
+    pub f1: f64,
+    /// Outputs with no parseable index.
+    pub unparsed: u64,
+    /// Erroneous samples.
+    pub n_error: u64,
+    /// Correct samples.
+    pub n_correct: u64,
+}
+
+/// Accuracy change within one group of BIG-Bench Mistake traces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupChange {
+    /// Traces in the group.
+    pub n: u64,
+    /// Accuracy before (the trace's own answer).
+    pub accuracy_before: f64,
+    /// Accuracy after.
+    pub accuracy_after: f64,
+    /// after − before, in percentage points.
+    pub delta_pp: f64,
+}
+
+/// Tyen et al.'s table layout: traces whose own answer was right vs wrong before.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PriorBreakdown {
+    /// Traces that were right before.
+    pub right_before: GroupChange,
+    /// Traces that were wrong before.
+    pub wrong_before: GroupChange,
+}
+
+/// Everything `summary.json` holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Items with a result.
+    pub n: u64,
+    /// Items that ended in an error.
+    pub errors: u64,
+    /// Final accuracy.
+    pub accuracy: f64,
+    /// First-attempt accuracy.
+    pub accuracy_before: f64,
+    /// The flip matrix.
+    pub flips: Flips,
+    /// P(right after | right before).
+    pub cl: Option<f64>,
+    /// P(right after | wrong before).
+    pub cs: Option<f64>,
+    /// Relative self-correction score.
+    pub rss: Option<f64>,
+    /// Cost.
+    pub usage: Cost,
+    /// Accuracy per turn (multi-turn strategies; one entry otherwise).
+    pub accuracy_by_turn: Vec<TurnAccuracy>,
+    /// ProcessBench scores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_acc: Option<f64>,
+    /// ProcessBench scores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correct_acc: Option<f64>,
+    /// ProcessBench F1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub f1: Option<f64>,
+    /// ProcessBench unparseable critic outputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unparsed: Option<u64>,
+    /// BIG-Bench Mistake breakdown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_prior: Option<PriorBreakdown>,
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// The majority answer of `answers` (ties → the latest of the tied); `None` if all are `None`.
+pub fn majority(answers: &[Option<String>]) -> Option<(usize, &str)> {
+    let mut best: Option<(usize, usize, &str)> = None; // (count, last index, answer)
+    for (i, a) in answers.iter().enumerate() {
+        let Some(a) = a.as_deref() else { continue };
+        let count = answers.iter().filter(|b| b.as_deref() == Some(a)).count();
+        let last = answers
+            .iter()
+            .rposition(|b| b.as_deref() == Some(a))
+            .unwrap_or(i);
+        if best.is_none_or(|(c, l, _)| count > c || (count == c && last > l)) {
+            best = Some((count, last, a));
+        }
+    }
+    best.map(|(_, l, a)| (l, a))
+}
+
+/// Critic scores over results that carry a label.
+pub fn critic_scores(results: &[ItemResult]) -> Option<CriticScores> {
+    let labelled: Vec<&ItemResult> = results.iter().filter(|r| r.label.is_some()).collect();
+    if labelled.is_empty() {
+        return None;
+    }
+    let mut s = CriticScores::default();
+    let (mut err_ok, mut cor_ok) = (0, 0);
+    for r in labelled {
+        let label = r.label.unwrap_or(-1);
+        if r.predicted_step.is_none() {
+            s.unparsed += 1;
+        }
+        if label == -1 {
+            s.n_correct += 1;
+            cor_ok += u64::from(r.predicted_step == Some(-1));
+        } else {
+            s.n_error += 1;
+            err_ok += u64::from(r.predicted_step == Some(label));
+        }
+    }
+    s.error_acc = ratio(err_ok, s.n_error);
+    s.correct_acc = ratio(cor_ok, s.n_correct);
+    s.f1 = if s.error_acc + s.correct_acc > 0.0 {
+        2.0 * s.error_acc * s.correct_acc / (s.error_acc + s.correct_acc)
+    } else {
+        0.0
+    };
+    Some(s)
+}
+
+fn group(rs: &[&ItemResult]) -> GroupChange {
+    let n = rs.len() as u64;
+    let before = ratio(rs.iter().filter(|r| r.correct_before).count() as u64, n);
+    let after = ratio(rs.iter().filter(|r| r.correct_after).count() as u64, n);
+    GroupChange {
+        n,
+        accuracy_before: before,
+        accuracy_after: after,
+        delta_pp: (after - before) * 100.0,
+    }
+}
+
+/// Per-turn accuracies, padding short histories with their last answer.
+pub fn by_turn(results: &[ItemResult]) -> Vec<TurnAccuracy> {
+    let turns = results
+        .iter()
+        .map(|r| r.correct_by_turn.len())
+        .max()
+        .unwrap_or(0);
+    let n = results.len() as u64;
+    (1..=turns)
+        .map(|k| {
+            let (mut m1, mut p1, mut maj) = (0u64, 0u64, 0u64);
+            for r in results {
+                let upto = k.min(r.correct_by_turn.len());
+                if upto == 0 {
+                    continue;
+                }
+                m1 += u64::from(r.correct_by_turn[upto - 1]);
+                p1 += u64::from(r.correct_by_turn[..upto].iter().any(|c| *c));
+                if let Some((idx, _)) = majority(&r.answers[..upto.min(r.answers.len())]) {
+                    maj += u64::from(r.correct_by_turn.get(idx).copied().unwrap_or(false));
+                }
+            }
+            TurnAccuracy {
+                turn: k,
+                m1: ratio(m1, n),
+                p1: ratio(p1, n),
+                majority: ratio(maj, n),
+            }
+        })
+        .collect()
+}
+
+/// Compute the summary of a set of results.
+pub fn summarize(results: &[ItemResult]) -> Summary {
+    let n = results.len() as u64;
+    let mut s = Summary {
+        n,
+        ..Summary::default()
+    };
+    let mut usage = Usage::default();
+    for r in results {
+        s.errors += u64::from(r.error.is_some());
+        usage += r.usage;
+        s.usage.wall_s += r.wall_s;
+        match (r.correct_before, r.correct_after) {
+            (true, true) => s.flips.right_to_right += 1,
+            (true, false) => s.flips.right_to_wrong += 1,
+            (false, true) => s.flips.wrong_to_right += 1,
+            (false, false) => s.flips.wrong_to_wrong += 1,
+        }
+    }
+    let f = s.flips;
+    let right_before = f.right_to_right + f.right_to_wrong;
+    let wrong_before = f.wrong_to_right + f.wrong_to_wrong;
+    s.accuracy_before = ratio(right_before, n);
+    s.accuracy = ratio(f.right_to_right + f.wrong_to_right, n);
+    s.cl = (right_before > 0).then(|| ratio(f.right_to_right, right_before));
+    s.cs = (wrong_before > 0).then(|| ratio(f.wrong_to_right, wrong_before));
+    let delta = s.accuracy - s.accuracy_before;
+    s.rss = (n > 0).then(|| {
+        if delta > 0.0 {
+            delta / (1.0 - s.accuracy_before)
+        } else if delta < 0.0 {
+            delta / s.accuracy_before
+        } else {
+            0.0
+        }
+    });
+    let spent = usage.decoded_prompt_tokens() + usage.generated_tokens;
+    s.usage = Cost {
+        prompt_tokens: usage.prompt_tokens,
+        generated_tokens: usage.generated_tokens,
+        reused_tokens: usage.reused_tokens,
+        calls: usage.calls,
+        infra_retries: usage.infra_retries,
+        wall_s: s.usage.wall_s,
+        tokens_per_item: ratio(spent, n),
+        tokens_per_fixed_answer: (f.wrong_to_right > 0).then(|| ratio(spent, f.wrong_to_right)),
+    };
+    s.accuracy_by_turn = by_turn(results);
+    if let Some(c) = critic_scores(results) {
+        s.error_acc = Some(c.error_acc);
+        s.correct_acc = Some(c.correct_acc);
+        s.f1 = Some(c.f1);
+        s.unparsed = Some(c.unparsed);
+    }
+    if results.iter().any(|r| r.prior_right.is_some()) {
+        let right: Vec<&ItemResult> = results
+            .iter()
+            .filter(|r| r.prior_right == Some(true))
+            .collect();
+        let wrong: Vec<&ItemResult> = results
+            .iter()
+            .filter(|r| r.prior_right == Some(false))
+            .collect();
+        s.by_prior = Some(PriorBreakdown {
+            right_before: group(&right),
+            wrong_before: group(&wrong),
+        });
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn some(v: &[&str]) -> Vec<Option<String>> {
+        v.iter()
+            .map(|s| {
+                if s.is_empty() {
+                    None
+                } else {
+                    Some(s.to_string())
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn majority_ties_go_to_the_latest_and_skip_unparsed() {
+        assert_eq!(
+            majority(&some(&["1", "2", "1", "2"])).map(|x| x.1),
+            Some("2")
+        );
+        assert_eq!(
+            majority(&some(&["1", "", "1", "2"])).map(|x| x.1),
+            Some("1")
+        );
+        assert_eq!(majority(&some(&["", ""])), None);
+        assert_eq!(majority(&some(&["3", "", ""])).map(|x| x.1), Some("3"));
+    }
+}

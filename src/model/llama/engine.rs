@@ -1,0 +1,444 @@
+//! The decode loop of the local backend, run on the worker thread.
+//!
+//! Invariant: `cached[i]` is the token at position `i` of sequence 0 in the KV cache, for every
+//! `i < cached.len()`; sequences `1..n_seq` are empty between requests. A new prompt keeps the
+//! longest common prefix with `cached` (at least one token is always decoded so that there are
+//! logits to sample from), drops the rest, and decodes only the new tokens. For `n > 1` the
+//! prompt is copied to sequences `1..n` (a metadata-only copy in a unified KV cache) and all
+//! samples advance together, one batch per step. Sample 0 runs on sequence 0, so its text stays
+//! cached for the next turn of a conversation.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::oneshot;
+
+use super::{backend, threads, Options};
+use crate::model::{
+    FinishReason, Input, LogitsHook, ModelError, Request, Response, Sample, TokenLogprob,
+    TokenStep, Usage,
+};
+
+/// Tokens decoded per llama.cpp call when filling the prompt.
+const N_BATCH: u32 = 512;
+
+pub(super) struct Engine<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    template: Option<LlamaChatTemplate>,
+    cached: Vec<LlamaToken>,
+    n_ctx: u32,
+    max_ctx: u32,
+    n_seq: u32,
+    threads: i32,
+    /// The context computes hidden states (llama.cpp then outputs every prompt token, which
+    /// costs prompt speed), so it is on only while requests carry a hook that wants them.
+    embeddings: bool,
+}
+
+fn decode_err(e: impl std::fmt::Display) -> ModelError {
+    ModelError::Decode(e.to_string())
+}
+
+fn new_context<'m>(
+    model: &'m LlamaModel,
+    n_ctx: u32,
+    n_seq: u32,
+    threads: i32,
+    embeddings: bool,
+) -> Result<LlamaContext<'m>, ModelError> {
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_batch(N_BATCH)
+        .with_n_ubatch(N_BATCH)
+        .with_n_seq_max(n_seq)
+        .with_kv_unified(true)
+        .with_embeddings(embeddings)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    model
+        .new_context(backend()?, params)
+        .map_err(|e| ModelError::Decode(format!("cannot create a context of {n_ctx} tokens: {e}")))
+}
+
+struct Seq {
+    id: i32,
+    sampler: LlamaSampler,
+    text: String,
+    pending: Vec<u8>,
+    tokens: u32,
+    pos: i32,
+    logit_idx: i32,
+    done: Option<FinishReason>,
+    logprobs: Vec<TokenLogprob>,
+}
+
+impl Seq {
+    /// Append a token's bytes, keeping `text` valid UTF-8 across split characters.
+    fn push_bytes(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        match std::str::from_utf8(&self.pending) {
+            Ok(s) => {
+                self.text.push_str(s);
+                self.pending.clear();
+            }
+            Err(e) if e.error_len().is_none() => {
+                // An incomplete character at the end: emit the valid part, keep the rest.
+                let valid = e.valid_up_to();
+                if let Ok(s) = std::str::from_utf8(&self.pending[..valid]) {
+                    self.text.push_str(s);
+                }
+                self.pending.drain(..valid);
+            }
+            Err(_) => {
+                self.text.push_str(&String::from_utf8_lossy(&self.pending));
+                self.pending.clear();
+            }
+        }
+    }
+
+    fn finish_text(&mut self) {
+        if !self.pending.is_empty() {
+            self.text.push_str(&String::from_utf8_lossy(&self.pending));
+            self.pending.clear();
+        }
+    }
+}
+
+fn sampler_for(req: &Request, seed: u32) -> LlamaSampler {
+    if req.temperature <= 0.0 {
+        return LlamaSampler::greedy();
+    }
+    let mut chain = Vec::new();
+    if req.top_p < 1.0 {
+        chain.push(LlamaSampler::top_p(req.top_p.max(0.0), 1));
+    }
+    chain.push(LlamaSampler::temp(req.temperature));
+    chain.push(LlamaSampler::dist(seed));
+    LlamaSampler::chain_simple(chain)
+}
+
+fn log_softmax_at(logits: &[f32], idx: usize) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
+    logits
+        .get(idx)
+        .map(|l| l - max - sum.ln())
+        .unwrap_or(f32::NEG_INFINITY)
+}
+
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+impl<'m> Engine<'m> {
+    pub(super) fn new(model: &'m LlamaModel, opts: &Options) -> Result<Self, ModelError> {
+        let train = model.n_ctx_train().max(512);
+        let max_ctx = if opts.max_ctx == 0 {
+            train
+        } else {
+            opts.max_ctx.min(train)
+        };
+        let n_ctx = opts.n_ctx.clamp(256, max_ctx);
+        let n_seq = opts.n_seq.max(1);
+        let threads = threads(opts.threads);
+        let ctx = new_context(model, n_ctx, n_seq, threads, false)?;
+        Ok(Self {
+            model,
+            ctx,
+            template: model.chat_template(None).ok(),
+            cached: Vec::new(),
+            n_ctx,
+            max_ctx,
+            n_seq,
+            threads,
+            embeddings: false,
+        })
+    }
+
+    fn render(&self, req: &Request) -> Result<String, ModelError> {
+        let mut text = match &req.input {
+            Input::Raw(p) => p.clone(),
+            Input::Chat(messages) => {
+                let tmpl = self
+                    .template
+                    .as_ref()
+                    .ok_or_else(|| ModelError::Unsupported {
+                        backend: "this GGUF model".into(),
+                        what: "chat input (the file has no chat template; use a raw prompt)".into(),
+                    })?;
+                let msgs = messages
+                    .iter()
+                    .map(|m| LlamaChatMessage::new(m.role.as_str().into(), m.content.clone()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| ModelError::InvalidRequest(format!("message text: {e}")))?;
+                self.model
+                    .apply_chat_template(tmpl, &msgs, true)
+                    .map_err(|e| ModelError::InvalidRequest(format!("chat template: {e}")))?
+            }
+        };
+        if let Some(prefill) = &req.prefill {
+            text.push_str(prefill);
+        }
+        Ok(text)
+    }
+
+    /// Make sure `needed` KV cells fit (growing the context when allowed) and that the context
+    /// computes hidden states exactly when `embeddings` asks for them.
+    fn ensure_context(&mut self, needed: usize, embeddings: bool) -> Result<(), ModelError> {
+        if needed <= self.n_ctx as usize {
+            if embeddings != self.embeddings {
+                self.ctx =
+                    new_context(self.model, self.n_ctx, self.n_seq, self.threads, embeddings)?;
+                self.embeddings = embeddings;
+                self.cached.clear();
+            }
+            return Ok(());
+        }
+        if needed > self.max_ctx as usize {
+            return Err(ModelError::ContextOverflow {
+                needed,
+                max: self.max_ctx as usize,
+            });
+        }
+        let grown = (needed as u32).div_ceil(512) * 512;
+        let n_ctx = grown.min(self.max_ctx);
+        tracing::debug!(from = self.n_ctx, to = n_ctx, "growing the context");
+        self.ctx = new_context(self.model, n_ctx, self.n_seq, self.threads, embeddings)?;
+        self.n_ctx = n_ctx;
+        self.embeddings = embeddings;
+        self.cached.clear();
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.ctx.clear_kv_cache();
+        self.cached.clear();
+    }
+
+    pub(super) fn generate(
+        &mut self,
+        req: &Request,
+        reply: &oneshot::Sender<Result<Response, ModelError>>,
+    ) -> Result<Response, ModelError> {
+        let start = std::time::Instant::now();
+        let result = self.generate_inner(req, reply);
+        if result.is_err() {
+            // Whatever state a failed decode left behind is not trusted again.
+            self.reset();
+        }
+        result.map(|(samples, usage)| Response {
+            samples,
+            usage,
+            wall: start.elapsed(),
+        })
+    }
+
+    fn generate_inner(
+        &mut self,
+        req: &Request,
+        reply: &oneshot::Sender<Result<Response, ModelError>>,
+    ) -> Result<(Vec<Sample>, Usage), ModelError> {
+        let text = self.render(req)?;
+        let vocab = self.model.vocab();
+        let tokens = vocab.tokenize(text.as_bytes(), true, true);
+        if tokens.is_empty() {
+            return Err(ModelError::InvalidRequest("the prompt is empty".into()));
+        }
+        let n = req.n.max(1) as usize;
+        let want_hidden = req.hook.as_ref().is_some_and(|h| h.wants_hidden());
+        self.ensure_context(tokens.len() + n * req.max_tokens as usize, want_hidden)?;
+
+        // Keep the shared prefix; always decode at least the last prompt token.
+        let common = if req.reuse_prefix {
+            common_prefix(&self.cached, &tokens)
+        } else {
+            0
+        };
+        let keep = common.min(tokens.len() - 1);
+        for s in 1..self.n_seq as i32 {
+            self.ctx
+                .clear_kv_cache_seq(Some(s as u32), None, None)
+                .map_err(decode_err)?;
+        }
+        if keep == 0 {
+            self.ctx.clear_kv_cache();
+        } else if !self
+            .ctx
+            .clear_kv_cache_seq(Some(0), Some(keep as u32), None)
+            .map_err(decode_err)?
+        {
+            self.ctx.clear_kv_cache();
+            return Err(ModelError::Decode("could not truncate the KV cache".into()));
+        }
+        self.cached.truncate(keep);
+
+        let mut batch = LlamaBatch::new(N_BATCH.max(self.n_seq) as usize, self.n_seq as i32);
+        let mut last_idx = 0;
+        let new = &tokens[keep..];
+        for (c, chunk) in new.chunks(N_BATCH as usize).enumerate() {
+            batch.clear();
+            for (j, tok) in chunk.iter().enumerate() {
+                let pos = keep + c * N_BATCH as usize + j;
+                let is_last = pos + 1 == tokens.len();
+                batch
+                    .add(*tok, pos as i32, &[0], is_last)
+                    .map_err(decode_err)?;
+            }
+            self.ctx.decode(&mut batch).map_err(decode_err)?;
+            last_idx = batch.n_tokens() - 1;
+        }
+        self.cached.extend_from_slice(new);
+        for s in 1..n as i32 {
+            self.ctx
+                .kv_cache_seq_cp(0, s, None, None)
+                .map_err(decode_err)?;
+        }
+
+        let seed = req.seed.unwrap_or_else(rand_seed);
+        let base = (seed ^ (seed >> 32)) as u32;
+        let mut seqs: Vec<Seq> = (0..n)
+            .map(|i| Seq {
+                id: i as i32,
+                sampler: sampler_for(req, base.wrapping_add(i as u32)),
+                text: String::new(),
+                pending: Vec::new(),
+                tokens: 0,
+                pos: tokens.len() as i32,
+                logit_idx: last_idx,
+                done: (req.max_tokens == 0).then_some(FinishReason::Length),
+                logprobs: Vec::new(),
+            })
+            .collect();
+        let hook: Option<&Arc<dyn LogitsHook>> = req.hook.as_ref();
+        let mut logits_buf: Vec<f32> = Vec::new();
+        loop {
+            if reply.is_closed() {
+                return Err(ModelError::InvalidRequest("cancelled by the caller".into()));
+            }
+            batch.clear();
+            for (i, seq) in seqs.iter_mut().enumerate() {
+                if seq.done.is_some() {
+                    continue;
+                }
+                let raw = self.ctx.get_logits_ith(seq.logit_idx);
+                logits_buf.clear();
+                logits_buf.extend_from_slice(raw);
+                if let Some(hook) = hook {
+                    let hidden = if self.embeddings {
+                        self.ctx.embeddings_ith(seq.logit_idx).ok()
+                    } else {
+                        None
+                    };
+                    hook.apply(&mut TokenStep {
+                        sample: i,
+                        index: seq.tokens as usize,
+                        hidden,
+                        logits: &mut logits_buf,
+                    });
+                }
+                let mut arr = LlamaTokenDataArray::from_iter(
+                    logits_buf
+                        .iter()
+                        .enumerate()
+                        .map(|(t, &l)| LlamaTokenData::new(LlamaToken(t as i32), l, 0.0)),
+                    false,
+                );
+                arr.apply_sampler(&mut seq.sampler);
+                let tok = arr
+                    .selected_token()
+                    .ok_or_else(|| ModelError::Decode("the sampler selected no token".into()))?;
+                seq.sampler.accept(tok);
+                seq.tokens += 1;
+                if vocab.is_eog(tok) {
+                    seq.done = Some(FinishReason::Eos);
+                    continue;
+                }
+                let piece = vocab.token_to_piece(tok, false, None);
+                let before = seq.text.len();
+                seq.push_bytes(&piece);
+                if req.logprobs {
+                    seq.logprobs.push(TokenLogprob {
+                        token: String::from_utf8_lossy(&piece).into_owned(),
+                        logprob: log_softmax_at(&logits_buf, tok.0 as usize),
+                    });
+                }
+                let from =
+                    before.saturating_sub(req.stop.iter().map(String::len).max().unwrap_or(0));
+                let from = (0..=from)
+                    .rev()
+                    .find(|&b| seq.text.is_char_boundary(b))
+                    .unwrap_or(0);
+                if let Some(cut) = req
+                    .stop
+                    .iter()
+                    .filter_map(|s| seq.text[from..].find(s.as_str()))
+                    .min()
+                {
+                    seq.text.truncate(from + cut);
+                    seq.done = Some(FinishReason::Stop);
+                    continue;
+                }
+                if seq.tokens >= req.max_tokens {
+                    seq.done = Some(FinishReason::Length);
+                    continue;
+                }
+                batch
+                    .add(tok, seq.pos, &[seq.id], true)
+                    .map_err(decode_err)?;
+                seq.logit_idx = batch.n_tokens() - 1;
+                seq.pos += 1;
+                if seq.id == 0 {
+                    self.cached.push(tok);
+                }
+            }
+            if batch.n_tokens() == 0 {
+                break;
+            }
+            self.ctx.decode(&mut batch).map_err(decode_err)?;
+        }
+        for s in 1..n as i32 {
+            self.ctx
+                .clear_kv_cache_seq(Some(s as u32), None, None)
+                .map_err(decode_err)?;
+        }
+
+        let generated: u64 = seqs.iter().map(|s| u64::from(s.tokens)).sum();
+        let samples = seqs
+            .into_iter()
+            .map(|mut s| {
+                s.finish_text();
+                Sample {
+                    text: s.text,
+                    finish: s.done.unwrap_or(FinishReason::Length),
+                    tokens: s.tokens,
+                    logprobs: req.logprobs.then_some(s.logprobs),
+                }
+            })
+            .collect();
+        let usage = Usage {
+            prompt_tokens: tokens.len() as u64,
+            generated_tokens: generated,
+            reused_tokens: keep as u64,
+            calls: 1,
+            infra_retries: 0,
+        };
+        Ok((samples, usage))
+    }
+}
+
+fn rand_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ u64::from(std::process::id()).rotate_left(32)
+}

@@ -1,0 +1,254 @@
+//! The local backend: a GGUF model run in-process by llama.cpp (crate llama-cpp-2).
+//!
+//! A llama.cpp context is not `Sync` and borrows its model, so one worker thread owns both and
+//! serves requests from a channel; [`LocalModel`] is the cheap, cloneable handle to it. The
+//! worker keeps the tokens of its KV cache and reuses the longest shared prefix of every new
+//! prompt (see [`engine`]), decodes `n` samples as `n` sequences of one batch over a shared
+//! prompt (unified KV cache), and calls a [`crate::LogitsHook`] per generated token with the
+//! final hidden state and the logits.
+
+mod engine;
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, OnceLock};
+
+use async_trait::async_trait;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::{check_supported, Capabilities, Model, ModelError, Request, Response};
+
+/// Settings of a local model.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Name shown in traces and reports.
+    pub name: String,
+    /// Initial context size in tokens (shared by all sequences).
+    pub n_ctx: u32,
+    /// Largest context the worker may grow to on demand (0 = the model's training context).
+    pub max_ctx: u32,
+    /// Sequences decoded together (the most samples per request).
+    pub n_seq: u32,
+    /// CPU threads (0 = all cores).
+    pub threads: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            name: "local".into(),
+            n_ctx: 2048,
+            max_ctx: 8192,
+            n_seq: 8,
+            threads: 0,
+        }
+    }
+}
+
+/// What the loaded GGUF file says about itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct Info {
+    /// The file.
+    pub path: PathBuf,
+    /// File size in bytes.
+    pub size_bytes: u64,
+    /// Model name from the GGUF metadata, if any.
+    pub general_name: Option<String>,
+    /// Architecture from the GGUF metadata.
+    pub architecture: Option<String>,
+    /// Parameter count.
+    pub n_params: u64,
+    /// Vocabulary size.
+    pub n_vocab: i32,
+    /// Hidden size.
+    pub n_embd: i32,
+    /// Layers.
+    pub n_layer: u32,
+    /// Training context length.
+    pub n_ctx_train: u32,
+    /// The chat template stored in the file.
+    pub chat_template: Option<String>,
+}
+
+#[derive(Debug)]
+enum Job {
+    Generate(Box<Request>, oneshot::Sender<Result<Response, ModelError>>),
+}
+
+/// Handle to a local model's worker thread.
+#[derive(Clone, Debug)]
+pub struct LocalModel {
+    name: String,
+    info: Arc<Info>,
+    jobs: mpsc::Sender<Job>,
+    n_seq: u32,
+}
+
+/// The process-wide llama.cpp backend (it may be initialised only once).
+pub(crate) fn backend() -> Result<&'static LlamaBackend, ModelError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| ModelError::Decode(format!("llama.cpp backend init failed: {e}")))
+}
+
+/// Load a GGUF file with llama.cpp, with clear errors for missing and corrupt files.
+pub(crate) fn load_gguf(path: &Path) -> Result<LlamaModel, ModelError> {
+    if !path.is_file() {
+        return Err(ModelError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut magic = [0u8; 4];
+    let read = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .map_err(|e| ModelError::Load {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        });
+    if read.is_err() || &magic != b"GGUF" {
+        return Err(ModelError::Load {
+            path: path.to_path_buf(),
+            reason: "not a GGUF file (bad magic bytes)".into(),
+        });
+    }
+    let backend = backend()?;
+    LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).map_err(|e| {
+        ModelError::Load {
+            path: path.to_path_buf(),
+            reason: format!("llama.cpp refused it ({e})"),
+        }
+    })
+}
+
+pub(crate) fn model_info(path: &Path, model: &LlamaModel) -> Info {
+    Info {
+        path: path.to_path_buf(),
+        size_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        general_name: model.meta_val_str("general.name").ok(),
+        architecture: model.meta_val_str("general.architecture").ok(),
+        n_params: model.n_params(),
+        n_vocab: model.n_vocab(),
+        n_embd: model.n_embd(),
+        n_layer: model.n_layer(),
+        n_ctx_train: model.n_ctx_train(),
+        chat_template: model
+            .chat_template(None)
+            .ok()
+            .and_then(|t| t.to_string().ok()),
+    }
+}
+
+/// Threads to use: the option, else every core.
+pub(crate) fn threads(opt: u32) -> i32 {
+    if opt > 0 {
+        return i32::try_from(opt).unwrap_or(i32::MAX);
+    }
+    std::thread::available_parallelism()
+        .map(|n| n.get() as i32)
+        .unwrap_or(2)
+}
+
+impl LocalModel {
+    /// Load `path` on a new worker thread.
+    ///
+    /// # Errors
+    /// [`ModelError::NotFound`] for a missing file, [`ModelError::Load`] for one llama.cpp
+    /// cannot read, [`ModelError::Decode`] when no context can be created.
+    pub async fn load(path: &Path, opts: Options) -> Result<Self, ModelError> {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<Info, ModelError>>();
+        let path = path.to_path_buf();
+        let worker_opts = opts.clone();
+        std::thread::Builder::new()
+            .name("amend-llama".into())
+            .spawn(move || worker(path, worker_opts, rx, ready_tx))
+            .map_err(|e| ModelError::Decode(format!("cannot start the model thread: {e}")))?;
+        let info = ready_rx.await.map_err(|_| ModelError::WorkerGone)??;
+        Ok(Self {
+            name: opts.name,
+            info: Arc::new(info),
+            jobs,
+            n_seq: opts.n_seq.max(1),
+        })
+    }
+
+    /// What the GGUF file says about itself.
+    pub fn info(&self) -> &Info {
+        &self.info
+    }
+}
+
+fn worker(
+    path: PathBuf,
+    opts: Options,
+    jobs: mpsc::Receiver<Job>,
+    ready: oneshot::Sender<Result<Info, ModelError>>,
+) {
+    let model = match load_gguf(&path) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let info = model_info(&path, &model);
+    let mut engine = match engine::Engine::new(&model, &opts) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    if ready.send(Ok(info)).is_err() {
+        return;
+    }
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Generate(req, reply) => {
+                let result = engine.generate(&req, &reply);
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Model for LocalModel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            logprobs: true,
+            logits_hidden: true,
+            kv_prefix_reuse: true,
+            assistant_prefill: true,
+            parallel_samples: true,
+            raw_prompt: true,
+        }
+    }
+
+    async fn generate(&self, request: Request) -> Result<Response, ModelError> {
+        check_supported(&self.capabilities(), &self.name, &request)?;
+        if request.n > self.n_seq {
+            return Err(ModelError::InvalidRequest(format!(
+                "n = {} exceeds the {} parallel sequences this model was loaded with",
+                request.n, self.n_seq
+            )));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Generate(Box::new(request), tx))
+            .map_err(|_| ModelError::WorkerGone)?;
+        rx.await.map_err(|_| ModelError::WorkerGone)?
+    }
+}

@@ -1,0 +1,160 @@
+//! The `amend` binary end to end.
+
+mod common;
+
+use assert_cmd::Command;
+
+fn amend() -> Command {
+    let mut c = Command::cargo_bin("amend").expect("binary");
+    c.env_remove("AMEND_MODEL").env_remove("AMEND_BASE_URL");
+    c
+}
+
+#[cfg(feature = "local")]
+fn model_arg() -> String {
+    common::model_path().display().to_string()
+}
+
+#[cfg(feature = "local")]
+#[test]
+fn solve_prints_json_and_writes_a_trace_that_trace_show_reads() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let trace = dir.path().join("t.jsonl");
+    let out = amend()
+        .args([
+            "solve",
+            "Tom has 3 apples and buys 4 more. How many apples does he have?",
+            "--json",
+        ])
+        .args(["--model", &model_arg(), "--max-tokens", "96", "--trace"])
+        .arg(&trace)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(v["solution"]["strategy"], "baseline");
+    assert!(v["solution"]["attempts"][0]["text"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
+    assert!(v["solution"]["usage"]["generated_tokens"]
+        .as_u64()
+        .is_some_and(|n| n > 0));
+    assert_eq!(v["trace"].as_str(), Some(trace.to_str().expect("utf8")));
+
+    let events = amend::trace::read(&trace).expect("trace parses");
+    assert_eq!(events[0].kind, "header");
+    assert_eq!(events[0].data["schema"], 1);
+    assert!(events.iter().any(|e| e.kind == "call"));
+    assert!(events.iter().any(|e| e.kind == "solve"));
+    assert!(events.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+
+    let show = amend()
+        .args(["trace", "show"])
+        .arg(&trace)
+        .output()
+        .expect("show");
+    assert!(show.status.success());
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(text.contains("total: 1 calls"), "{text}");
+
+    let show = amend()
+        .args(["trace", "show", "--json"])
+        .arg(&trace)
+        .output()
+        .expect("show json");
+    let v: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
+    assert_eq!(v["summary"]["usage"]["calls"], 1);
+}
+
+#[cfg(feature = "local")]
+#[test]
+fn model_info_reads_the_gguf() {
+    let out = amend()
+        .args(["model", "info", &model_arg(), "--json"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["capabilities"]["kv_prefix_reuse"], true);
+    assert_eq!(v["file"]["n_embd"], 576);
+    assert!(v["file"]["chat_template"]
+        .as_str()
+        .is_some_and(|t| t.contains("im_start")));
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let out = amend()
+        .args(["solve", "1+1?", "--model", "/nonexistent/m.gguf"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("model file not found: /nonexistent/m.gguf"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+
+    let out = amend()
+        .args(["solve", "1+1?", "--model", "hf:only-owner"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid model spec"), "{err}");
+
+    let out = amend()
+        .args(["solve", "1+1?", "--model", "openai:gpt"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--base-url"), "{err}");
+
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("solve.tera"), "{{ broken").expect("write");
+    let out = amend()
+        .args(["solve", "1+1?", "--prompts"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("solve.tera") && err.contains("invalid"),
+        "{err}"
+    );
+
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"type\":\"header\"}\nnot json\n").expect("write");
+    let out = amend()
+        .args(["trace", "show"])
+        .arg(&bad)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 1") || err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn hf_specs_fail_clearly_when_offline() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = amend()
+        .args(["model", "info", "hf:nobody-here/no-repo/model.gguf"])
+        .env("HF_HOME", dir.path())
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("hf:nobody-here/no-repo/model.gguf") && err.contains("offline"),
+        "{err}"
+    );
+}

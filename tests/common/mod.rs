@@ -1,0 +1,94 @@
+//! Helpers shared by the integration tests: the real default model, and the real
+//! OpenAI-compatible server (llama-cpp-python) started as a child process.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The default model, fetched into amend's cache when missing (`AMEND_TEST_MODEL` overrides).
+pub fn model_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("AMEND_TEST_MODEL") {
+        return PathBuf::from(p);
+    }
+    match amend::model::spec::fetch_default() {
+        Ok(p) => p,
+        Err(e) => panic!("tests need the default model: {e}\n(run scripts/test, which fetches it)"),
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// The real OpenAI-compatible server of llama-cpp-python, serving the default model.
+pub struct Server {
+    child: Child,
+    /// Base URL, e.g. `http://127.0.0.1:PORT/v1`.
+    pub base_url: String,
+}
+
+impl Server {
+    /// Start it and wait until it answers (up to 120 s).
+    pub fn start() -> Server {
+        let port = free_port();
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        let child = Command::new(&python)
+            .args(["-m", "llama_cpp.server", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--n_ctx", "2048", "--model_alias", "smollm2"])
+            .arg("--model")
+            .arg(model_path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start llama-cpp-python's server ({python} -m llama_cpp.server): {e}; run scripts/setup server")
+            });
+        let mut server = Server {
+            child,
+            base_url: format!("http://127.0.0.1:{port}/v1"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("llama-cpp-python's server exited early ({status}); is `llama-cpp-python[server]` installed? run scripts/setup server");
+            }
+            if http_ok(port, "/v1/models") {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "llama-cpp-python's server did not come up in 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Does `GET path` on loopback answer 200?
+pub fn http_ok(port: u16, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    s.read(&mut buf)
+        .map(|n| String::from_utf8_lossy(&buf[..n]).contains(" 200"))
+        .unwrap_or(false)
+}

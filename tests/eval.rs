@@ -1,0 +1,316 @@
+//! The evaluation harness: metrics on known outcomes, malformed data, resume after a kill, and
+//! concurrency against the real OpenAI-compatible server.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use amend::eval::metrics::summarize;
+use amend::eval::runner::read_results;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+#[test]
+fn metrics_match_hand_computed_values() {
+    let rs = read_results(&fixture("results_answers.jsonl")).expect("fixture");
+    let s = summarize(&rs);
+    assert_eq!(s.n, 10);
+    assert_eq!(
+        (
+            s.flips.right_to_right,
+            s.flips.right_to_wrong,
+            s.flips.wrong_to_right,
+            s.flips.wrong_to_wrong
+        ),
+        (4, 1, 2, 3)
+    );
+    assert!(close(s.accuracy_before, 0.5) && close(s.accuracy, 0.6));
+    assert!(close(s.cl.unwrap_or(-1.0), 0.8));
+    assert!(close(s.cs.unwrap_or(-1.0), 0.4));
+    assert!(close(s.rss.unwrap_or(-1.0), 0.2));
+    // Acc2 = Acc1·CL + (1 − Acc1)·CS
+    assert!(close(s.accuracy, 0.5 * 0.8 + 0.5 * 0.4));
+    assert_eq!(s.accuracy_by_turn.len(), 2);
+    let (t1, t2) = (s.accuracy_by_turn[0], s.accuracy_by_turn[1]);
+    assert!(close(t1.m1, 0.5) && close(t1.p1, 0.5) && close(t1.majority, 0.5));
+    assert!(close(t2.m1, 0.6) && close(t2.p1, 0.7) && close(t2.majority, 0.6));
+    assert_eq!(
+        (
+            s.usage.prompt_tokens,
+            s.usage.reused_tokens,
+            s.usage.generated_tokens
+        ),
+        (1000, 400, 500)
+    );
+    assert_eq!(s.usage.calls, 20);
+    assert!(close(s.usage.tokens_per_item, 110.0));
+    assert!(close(s.usage.tokens_per_fixed_answer.unwrap_or(0.0), 550.0));
+
+    let pb = summarize(&read_results(&fixture("results_processbench.jsonl")).expect("fixture"));
+    assert!(close(pb.error_acc.unwrap_or(-1.0), 1.0 / 3.0));
+    assert!(close(pb.correct_acc.unwrap_or(-1.0), 1.0 / 3.0));
+    assert!(close(pb.f1.unwrap_or(-1.0), 1.0 / 3.0));
+    assert_eq!(pb.unparsed, Some(2));
+}
+
+fn amend() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_amend"));
+    c.env_remove("AMEND_MODEL").env_remove("AMEND_BASE_URL");
+    c
+}
+
+#[test]
+fn malformed_lines_give_the_documented_error() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = amend()
+        .args([
+            "eval",
+            "--task",
+            "gsm8k",
+            "--model",
+            "/nonexistent.gguf",
+            "--data",
+        ])
+        .arg(fixture("gsm8k_bad.jsonl"))
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("gsm8k_bad.jsonl, line 2") && err.contains("--skip-bad"),
+        "{err}"
+    );
+
+    let loaded =
+        amend::eval::data::load(amend::eval::Task::Gsm8k, &fixture("gsm8k_bad.jsonl"), true)
+            .expect("skip");
+    assert_eq!(loaded.items.len(), 2);
+    assert_eq!(loaded.skipped.len(), 2);
+    assert!(loaded.skipped[1].contains("line 4"));
+
+    let bad_pb = dir.path().join("pb.json");
+    std::fs::write(&bad_pb, r#"[{"problem": "p", "steps": ["a"], "label": 0}, {"problem": "p", "steps": ["a"], "label": 3}]"#)
+        .expect("write");
+    let err = amend::eval::data::load(amend::eval::Task::Processbench, &bad_pb, false)
+        .expect_err("bad label");
+    assert!(
+        err.to_string().contains("record 1") && err.to_string().contains("label 3"),
+        "{err}"
+    );
+}
+
+#[cfg(feature = "local")]
+#[test]
+fn processbench_with_the_gold_critic_scores_perfectly() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out_dir = dir.path().join("pb");
+    let out = amend()
+        .args([
+            "eval",
+            "--task",
+            "processbench",
+            "--critic",
+            "gold",
+            "--json",
+            "--model",
+        ])
+        .arg(common::model_path())
+        .arg("--data")
+        .arg(fixture("processbench.json"))
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(s["n"], 6);
+    assert_eq!(s["f1"], 1.0);
+    assert_eq!(s["unparsed"], 0);
+    for f in [
+        "results.jsonl",
+        "summary.json",
+        "report.md",
+        "report.html",
+        "config.json",
+    ] {
+        assert!(out_dir.join(f).is_file(), "{f} missing");
+    }
+}
+
+#[cfg(feature = "local")]
+#[test]
+fn resume_after_a_kill_loses_nothing_and_redoes_nothing() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("tmp");
+    let out_dir = dir.path().join("run");
+    let args = |c: &mut std::process::Command| {
+        c.args([
+            "eval",
+            "--task",
+            "gsm8k",
+            "--max-tokens",
+            "48",
+            "--json",
+            "--model",
+        ])
+        .arg(common::model_path())
+        .arg("--data")
+        .arg(fixture("gsm8k.jsonl"))
+        .arg("--out")
+        .arg(&out_dir);
+    };
+    let mut cmd = amend();
+    args(&mut cmd);
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let results = out_dir.join("results.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let n = std::fs::read_to_string(&results)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if n >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no results after 300 s");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    let before = read_results(&results).expect("read after kill");
+    assert!(
+        before.len() >= 2 && before.len() < 8,
+        "{} results at kill time",
+        before.len()
+    );
+
+    let mut cmd = amend();
+    args(&mut cmd);
+    let out = cmd.output().expect("resume");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = read_results(&results).expect("read after resume");
+    let mut ids: Vec<&str> = after.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 8, "every item exactly once");
+    assert_eq!(after.len(), 8);
+    assert_eq!(
+        &after[..before.len()],
+        &before[..],
+        "finished results kept as they were"
+    );
+    // The resumed run traced only the items it still had to do.
+    let traces: Vec<_> = std::fs::read_dir(out_dir.join("traces"))
+        .expect("traces")
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(traces.len(), 2, "one trace per invocation");
+    let item_events: Vec<usize> = traces
+        .iter()
+        .map(|t| {
+            amend::trace::read(&t.path())
+                .expect("trace")
+                .iter()
+                .filter(|e| e.kind == "item")
+                .count()
+        })
+        .collect();
+    assert!(
+        item_events.contains(&(8 - before.len())),
+        "{item_events:?} vs {} done before",
+        before.len()
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(s["n"], 8);
+}
+
+#[test]
+fn api_eval_runs_at_the_configured_concurrency() {
+    let server = common::Server::start();
+    let dir = tempfile::tempdir().expect("tmp");
+    let overlap = |jobs: &str, name: &str| -> usize {
+        let out_dir = dir.path().join(name);
+        let out = amend()
+            .args([
+                "eval",
+                "--task",
+                "gsm8k",
+                "--strategy",
+                "baseline",
+                "--max-tokens",
+                "24",
+                "--json",
+            ])
+            .args([
+                "--model",
+                "openai:smollm2",
+                "--base-url",
+                &server.base_url,
+                "--jobs",
+                jobs,
+                "--limit",
+                "6",
+            ])
+            .arg("--data")
+            .arg(fixture("gsm8k.jsonl"))
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let trace = std::fs::read_dir(out_dir.join("traces"))
+            .expect("dir")
+            .filter_map(Result::ok)
+            .next()
+            .expect("trace");
+        let calls: Vec<(f64, f64)> = amend::trace::read(&trace.path())
+            .expect("read")
+            .iter()
+            .filter(|e| e.kind == "call")
+            .map(|e| {
+                let start = e.data["start_ms"].as_f64().expect("start_ms");
+                (start, start + e.data["wall_ms"].as_f64().expect("wall_ms"))
+            })
+            .collect();
+        assert_eq!(calls.len(), 6);
+        // The most calls in flight at any call's start.
+        calls
+            .iter()
+            .map(|(s, _)| calls.iter().filter(|(a, b)| a <= s && s < b).count())
+            .max()
+            .unwrap_or(0)
+    };
+    assert_eq!(overlap("1", "seq"), 1, "--jobs 1 never overlaps");
+    let par = overlap("3", "par");
+    assert!((2..=3).contains(&par), "--jobs 3 overlapped {par} requests");
+}
