@@ -184,7 +184,7 @@ pub fn long_document() -> String {
         "apples", "marbles", "books", "coins", "stamps", "shells", "pencils", "cards",
     ];
     let mut s = String::from("Reference notes for the questions that follow.\n");
-    for i in 0..60 {
+    for i in 0..48 {
         let a = names[i % names.len()];
         let b = names[(i * 3 + 1) % names.len()];
         let t = things[i % things.len()];
@@ -266,7 +266,7 @@ pub async fn parallel(
         threads,
     };
     let model = LocalModel::load(path, opts).await?;
-    let req = Request::chat(vec![Message::user("Write a short poem about the sea.")])
+    let req = Request::chat(vec![Message::user(DECODE_PROMPT)])
         .with_sampling(0.8, 0.95)
         .with_max_tokens(128)
         .with_seed(7);

@@ -15,16 +15,13 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
-use llama_cpp_2::sampling::LlamaSampler;
-use llama_cpp_2::token::data::LlamaTokenData;
-use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::oneshot;
 
+use super::sample::{pick_all, Job, Picked, Picker};
 use super::{backend, threads, Options};
 use crate::model::{
-    FinishReason, Input, LogitsHook, ModelError, Request, Response, Sample, TokenLogprob,
-    TokenStep, Usage,
+    FinishReason, Input, LogitsHook, ModelError, Request, Response, Sample, TokenLogprob, Usage,
 };
 
 /// Tokens decoded per llama.cpp call when filling the prompt.
@@ -56,11 +53,11 @@ fn new_context<'m>(
     embeddings: bool,
 ) -> Result<LlamaContext<'m>, ModelError> {
     let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_ctx(NonZeroU32::new(n_ctx * n_seq))
         .with_n_batch(N_BATCH)
         .with_n_ubatch(N_BATCH)
         .with_n_seq_max(n_seq)
-        .with_kv_unified(true)
+        .with_kv_unified(false)
         .with_embeddings(embeddings)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
@@ -71,7 +68,7 @@ fn new_context<'m>(
 
 struct Seq {
     id: i32,
-    sampler: LlamaSampler,
+    picker: Picker,
     text: String,
     pending: Vec<u8>,
     tokens: u32,
@@ -111,28 +108,6 @@ impl Seq {
             self.pending.clear();
         }
     }
-}
-
-fn sampler_for(req: &Request, seed: u32) -> LlamaSampler {
-    if req.temperature <= 0.0 {
-        return LlamaSampler::greedy();
-    }
-    let mut chain = Vec::new();
-    if req.top_p < 1.0 {
-        chain.push(LlamaSampler::top_p(req.top_p.max(0.0), 1));
-    }
-    chain.push(LlamaSampler::temp(req.temperature));
-    chain.push(LlamaSampler::dist(seed));
-    LlamaSampler::chain_simple(chain)
-}
-
-fn log_softmax_at(logits: &[f32], idx: usize) -> f32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
-    logits
-        .get(idx)
-        .map(|l| l - max - sum.ln())
-        .unwrap_or(f32::NEG_INFINITY)
 }
 
 fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
@@ -255,7 +230,7 @@ impl<'m> Engine<'m> {
         }
         let n = req.n.max(1) as usize;
         let want_hidden = req.hook.as_ref().is_some_and(|h| h.wants_hidden());
-        self.ensure_context(tokens.len() + n * req.max_tokens as usize, want_hidden)?;
+        self.ensure_context(tokens.len() + req.max_tokens as usize, want_hidden)?;
 
         // Keep the shared prefix; always decode at least the last prompt token.
         let common = if req.reuse_prefix {
@@ -308,7 +283,7 @@ impl<'m> Engine<'m> {
         let mut seqs: Vec<Seq> = (0..n)
             .map(|i| Seq {
                 id: i as i32,
-                sampler: sampler_for(req, base.wrapping_add(i as u32)),
+                picker: Picker::new(req.temperature, req.top_p, base.wrapping_add(i as u32)),
                 text: String::new(),
                 pending: Vec::new(),
                 tokens: 0,
@@ -319,44 +294,43 @@ impl<'m> Engine<'m> {
             })
             .collect();
         let hook: Option<&Arc<dyn LogitsHook>> = req.hook.as_ref();
-        let mut logits_buf: Vec<f32> = Vec::new();
+        let parallel = req.temperature > 0.0 || hook.is_some();
         loop {
             if reply.is_closed() {
                 return Err(ModelError::InvalidRequest("cancelled by the caller".into()));
             }
-            batch.clear();
+            let mut jobs: Vec<Job<'_>> = Vec::new();
             for (i, seq) in seqs.iter_mut().enumerate() {
                 if seq.done.is_some() {
                     continue;
                 }
-                let raw = self.ctx.get_logits_ith(seq.logit_idx);
-                logits_buf.clear();
-                logits_buf.extend_from_slice(raw);
-                if let Some(hook) = hook {
-                    let hidden = if self.embeddings {
-                        self.ctx.embeddings_ith(seq.logit_idx).ok()
-                    } else {
-                        None
-                    };
-                    hook.apply(&mut TokenStep {
-                        sample: i,
-                        index: seq.tokens as usize,
-                        hidden,
-                        logits: &mut logits_buf,
-                    });
-                }
-                let mut arr = LlamaTokenDataArray::from_iter(
-                    logits_buf
-                        .iter()
-                        .enumerate()
-                        .map(|(t, &l)| LlamaTokenData::new(LlamaToken(t as i32), l, 0.0)),
-                    false,
-                );
-                arr.apply_sampler(&mut seq.sampler);
-                let tok = arr
-                    .selected_token()
-                    .ok_or_else(|| ModelError::Decode("the sampler selected no token".into()))?;
-                seq.sampler.accept(tok);
+                let hidden = if self.embeddings && hook.is_some() {
+                    self.ctx.embeddings_ith(seq.logit_idx).ok()
+                } else {
+                    None
+                };
+                jobs.push(Job {
+                    logits: self.ctx.get_logits_ith(seq.logit_idx),
+                    hidden,
+                    picker: &mut seq.picker,
+                    sample: i,
+                    index: seq.tokens as usize,
+                    out: None,
+                });
+            }
+            pick_all(&mut jobs, hook, req.logprobs, parallel);
+            let picked: Vec<(usize, Option<Picked>)> =
+                jobs.into_iter().map(|j| (j.sample, j.out)).collect();
+            batch.clear();
+            for (i, p) in picked {
+                let seq = &mut seqs[i];
+                let Some(Picked {
+                    token: tok,
+                    logprob,
+                }) = p
+                else {
+                    return Err(ModelError::Decode("the sampler selected no token".into()));
+                };
                 seq.tokens += 1;
                 if vocab.is_eog(tok) {
                     seq.done = Some(FinishReason::Eos);
@@ -365,10 +339,10 @@ impl<'m> Engine<'m> {
                 let piece = vocab.token_to_piece(tok, false, None);
                 let before = seq.text.len();
                 seq.push_bytes(&piece);
-                if req.logprobs {
+                if let Some(lp) = logprob {
                     seq.logprobs.push(TokenLogprob {
                         token: String::from_utf8_lossy(&piece).into_owned(),
-                        logprob: log_softmax_at(&logits_buf, tok.0 as usize),
+                        logprob: lp,
                     });
                 }
                 let from =

@@ -8,6 +8,7 @@
 //! final hidden state and the logits.
 
 mod engine;
+mod sample;
 
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, OnceLock};
