@@ -53,11 +53,11 @@ fn new_context<'m>(
     embeddings: bool,
 ) -> Result<LlamaContext<'m>, ModelError> {
     let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(n_ctx * n_seq))
+        .with_n_ctx(NonZeroU32::new(n_ctx))
         .with_n_batch(N_BATCH)
         .with_n_ubatch(N_BATCH)
         .with_n_seq_max(n_seq)
-        .with_kv_unified(false)
+        .with_kv_unified(true)
         .with_embeddings(embeddings)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
@@ -230,7 +230,7 @@ impl<'m> Engine<'m> {
         }
         let n = req.n.max(1) as usize;
         let want_hidden = req.hook.as_ref().is_some_and(|h| h.wants_hidden());
-        self.ensure_context(tokens.len() + req.max_tokens as usize, want_hidden)?;
+        self.ensure_context(tokens.len() + n * req.max_tokens as usize, want_hidden)?;
 
         // Keep the shared prefix; always decode at least the last prompt token.
         let common = if req.reuse_prefix {
