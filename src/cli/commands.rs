@@ -73,13 +73,24 @@ async fn context(
         trace: Some(writer),
         max_tokens,
         style: Default::default(),
+        budget: Default::default(),
     })
 }
 
 fn print_solution(s: &Solution) {
-    if let Some(first) = s.attempts.first() {
-        println!("{}", first.text.trim());
+    for (i, a) in s.attempts.iter().enumerate() {
+        if s.attempts.len() > 1 {
+            println!(
+                "--- attempt {} (answer {})",
+                i + 1,
+                a.answer.as_deref().unwrap_or("none")
+            );
+        }
+        println!("{}", a.text.trim());
         println!();
+    }
+    if let Some(why) = &s.budget_stop {
+        println!("budget: stopped early: {why}");
     }
     println!("answer: {}", s.answer.as_deref().unwrap_or("(none found)"));
     let u = &s.usage;
@@ -102,14 +113,17 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Solve {
             question,
             strategy,
+            critic,
+            strategy_args,
             max_tokens,
             prompts,
             trace,
             model,
             out,
         } => {
-            let strat = strategy::by_name(&strategy)?;
-            let cx = context(
+            let opts = strategy_args.options(critic)?;
+            let strat = strategy::by_name(&strategy, &opts)?;
+            let mut cx = context(
                 &model,
                 prompts.as_deref(),
                 trace.as_deref(),
@@ -117,7 +131,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 max_tokens,
             )
             .await?;
-            let sol = strat.solve(&cx, &question).await?;
+            cx.budget = opts.budget;
+            let sol = strat.solve(&cx, &strategy::Problem::new(&question)).await?;
             let trace_path = cx.trace.as_ref().map(|t| t.path().display().to_string());
             if out.json {
                 println!("{}", json!({"solution": sol, "trace": trace_path}));
@@ -209,7 +224,7 @@ async fn demo(
     let mut rows = Vec::new();
     let mut right = 0;
     for (i, (q, gold)) in DEMO_PROBLEMS.iter().enumerate() {
-        let sol = amend::Strategy::solve(&strat, &cx, q).await?;
+        let sol = amend::Strategy::solve(&strat, &cx, &strategy::Problem::new(q)).await?;
         let ok = sol
             .answer
             .as_deref()

@@ -46,6 +46,50 @@ pub struct ModelArgs {
     pub threads: u32,
 }
 
+/// Settings of the correction strategies.
+#[derive(Debug, Clone, Args)]
+pub struct StrategyArgs {
+    /// Self-consistency: samples.
+    #[arg(long, default_value_t = 5)]
+    pub samples: u32,
+    /// Self-consistency: sampling temperature.
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f32,
+    /// RISE: turns.
+    #[arg(long, default_value_t = 5)]
+    pub turns: usize,
+    /// RISE: previous attempts kept in the conversation.
+    #[arg(long, default_value_t = 2)]
+    pub window: usize,
+    /// RISE: oracle, majority or critic.
+    #[arg(long, default_value = "majority")]
+    pub rise_mode: String,
+    /// Cap on the tokens (decoded prompt + generated) one solve may spend.
+    #[arg(long)]
+    pub max_tokens_total: Option<u64>,
+    /// Cap on the model calls one solve may make.
+    #[arg(long)]
+    pub max_calls: Option<u64>,
+}
+
+impl StrategyArgs {
+    /// The library's strategy options.
+    pub fn options(&self, critic: Option<String>) -> anyhow::Result<amend::strategy::Options> {
+        Ok(amend::strategy::Options {
+            samples: self.samples,
+            temperature: self.temperature,
+            turns: self.turns,
+            window: self.window,
+            rise_mode: self.rise_mode.parse().map_err(anyhow::Error::msg)?,
+            critic,
+            budget: amend::strategy::Budget {
+                max_tokens_total: self.max_tokens_total,
+                max_calls: self.max_calls,
+            },
+        })
+    }
+}
+
 /// Output and logging options shared by commands.
 #[derive(Debug, Clone, Args)]
 pub struct OutArgs {
@@ -60,9 +104,14 @@ pub enum Command {
     Solve {
         /// The question.
         question: String,
-        /// Strategy.
+        /// Strategy: baseline, self-consistency, rise or wait.
         #[arg(long, default_value = "baseline")]
         strategy: String,
+        /// Critic used by the strategy (rise critic/oracle modes): llm, arith.
+        #[arg(long)]
+        critic: Option<String>,
+        #[command(flatten)]
+        strategy_args: StrategyArgs,
         /// Token limit of one attempt.
         #[arg(long, default_value_t = 384)]
         max_tokens: u32,
@@ -206,9 +255,11 @@ pub struct EvalRun {
     /// Dataset file.
     #[arg(long, required = true)]
     pub data: Option<PathBuf>,
-    /// Strategy.
+    /// Strategy: baseline, self-consistency, rise or wait.
     #[arg(long, default_value = "baseline")]
     pub strategy: String,
+    #[command(flatten)]
+    pub strategy_args: StrategyArgs,
     /// Critic (processbench defaults to `llm`).
     #[arg(long)]
     pub critic: Option<String>,

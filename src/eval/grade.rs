@@ -6,7 +6,7 @@ use super::data::{Gold, Item};
 use super::metrics::ItemResult;
 use crate::answer::{self, Number};
 use crate::critic::{Critic, Critique};
-use crate::strategy::{Context, Shot, Strategy};
+use crate::strategy::{Context, Problem, Shot, Strategy};
 
 /// Strip GSM8K calculator annotations (`<<48/2=24>>`).
 pub fn strip_annotations(text: &str) -> String {
@@ -128,6 +128,7 @@ pub async fn item(
         wall_s: 0.0,
         trace,
         error: None,
+        budget_stop: None,
     };
     match &item.gold {
         Gold::Steps { steps, label } => {
@@ -158,7 +159,11 @@ pub async fn item(
         }
         Gold::Answer { answer: gold, .. } => {
             r.gold = gold.clone();
-            match strategy.solve(cx, &item.question).await {
+            let problem = Problem {
+                question: &item.question,
+                gold: Some(gold),
+            };
+            match strategy.solve(cx, &problem).await {
                 Ok(sol) => {
                     r.usage = sol.usage;
                     r.answers = sol.attempts.iter().map(|a| a.answer.clone()).collect();
@@ -169,6 +174,7 @@ pub async fn item(
                     r.correct_before = r.correct_by_turn.first().copied().unwrap_or(false);
                     r.correct_after = ok(&sol.answer);
                     r.final_answer = sol.answer;
+                    r.budget_stop = sol.budget_stop;
                 }
                 Err(e) => r.error = Some(e.to_string()),
             }
@@ -182,7 +188,7 @@ pub async fn item(
             let prior = bb_match(own, target);
             r.prior_right = Some(prior);
             r.correct_before = prior;
-            match strategy.solve(cx, &item.question).await {
+            match strategy.solve(cx, &Problem::new(&item.question)).await {
                 Ok(sol) => {
                     r.usage = sol.usage;
                     r.answers = sol
@@ -197,6 +203,7 @@ pub async fn item(
                         .collect();
                     r.correct_after = r.correct_by_turn.last().copied().unwrap_or(false);
                     r.final_answer = r.answers.last().cloned().flatten();
+                    r.budget_stop = sol.budget_stop;
                 }
                 Err(e) => r.error = Some(e.to_string()),
             }

@@ -52,6 +52,9 @@ pub struct ItemResult {
     /// An error that stopped this item (counted as wrong).
     #[serde(default)]
     pub error: Option<String>,
+    /// A budget cut the strategy short on this item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_stop: Option<String>,
 }
 
 /// The flip matrix.
@@ -147,6 +150,9 @@ pub struct Summary {
     pub n: u64,
     /// Items that ended in an error.
     pub errors: u64,
+    /// Items a budget cut short.
+    #[serde(default)]
+    pub budget_stops: u64,
     /// Final accuracy.
     pub accuracy: f64,
     /// First-attempt accuracy.
@@ -290,6 +296,7 @@ pub fn summarize(results: &[ItemResult]) -> Summary {
     let mut usage = Usage::default();
     for r in results {
         s.errors += u64::from(r.error.is_some());
+        s.budget_stops += u64::from(r.budget_stop.is_some());
         usage += r.usage;
         s.usage.wall_s += r.wall_s;
         match (r.correct_before, r.correct_after) {

@@ -57,6 +57,8 @@ pub struct Config {
     pub format: Format,
     /// Token limit of one attempt.
     pub max_tokens: u32,
+    /// Strategy settings (samples, turns, window, mode, budget).
+    pub options: strategy::Options,
     /// Show a progress bar on stderr.
     #[serde(skip)]
     pub progress: bool,
@@ -67,7 +69,7 @@ impl Config {
         serde_json::json!({
             "task": self.task, "data": self.data, "strategy": self.strategy, "critic": self.critic,
             "model": self.model, "shots": self.shots, "fewshot": self.fewshot, "format": self.format,
-            "max_tokens": self.max_tokens, "shuffle": self.shuffle,
+            "max_tokens": self.max_tokens, "shuffle": self.shuffle, "options": self.options,
         })
     }
 }
@@ -214,7 +216,11 @@ pub fn prepare(cfg: &Config) -> Result<Plan, EvalError> {
     let loaded = data::load(cfg.task, &cfg.data, cfg.skip_bad)?;
     let items = data::select(loaded.items, cfg.shuffle, cfg.offset, cfg.limit);
     let shots = load_shots(cfg)?;
-    let strategy: Box<dyn Strategy> = strategy::by_name(&cfg.strategy)?;
+    let mut options = cfg.options.clone();
+    if cfg.task != Task::Processbench {
+        options.critic = cfg.critic.clone();
+    }
+    let strategy: Box<dyn Strategy> = strategy::by_name(&cfg.strategy, &options)?;
     let critic_name = match (cfg.task, &cfg.critic) {
         (Task::Processbench, None) => Some("llm".to_string()),
         (_, c) => c.clone(),
@@ -286,6 +292,7 @@ pub async fn execute(
             format: cfg.format,
             shots: Arc::new(shots),
         },
+        budget: cfg.options.budget,
     };
 
     let mut file = std::fs::OpenOptions::new()

@@ -358,6 +358,8 @@ pub struct Capabilities {
     pub assistant_prefill: bool,
     /// `n > 1` samples are generated together rather than one call each.
     pub parallel_samples: bool,
+    /// Most samples one call may ask for (0 = no limit).
+    pub max_samples_per_call: u32,
     /// Raw (plain-completion) prompts are accepted.
     pub raw_prompt: bool,
 }

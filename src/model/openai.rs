@@ -216,6 +216,7 @@ impl Model for ApiModel {
             kv_prefix_reuse: false,
             assistant_prefill: self.opts.assistant_prefill,
             parallel_samples: true,
+            max_samples_per_call: 128,
             raw_prompt: false,
         }
     }

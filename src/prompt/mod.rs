@@ -17,6 +17,10 @@ const DEFAULTS: &[(&str, &str)] = &[
         "critic_processbench",
         include_str!("../../prompts/critic_processbench.tera"),
     ),
+    (
+        "rise_feedback",
+        include_str!("../../prompts/rise_feedback.tera"),
+    ),
 ];
 
 /// A template failed to load or render.

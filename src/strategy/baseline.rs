@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{Attempt, Context, Solution, Strategy, StrategyError};
+use super::{Attempt, Context, Problem, Solution, Strategy, StrategyError};
 use crate::answer;
 
 /// One chain-of-thought pass at T=0.
@@ -16,7 +16,8 @@ impl Strategy for Baseline {
         "baseline"
     }
 
-    async fn solve(&self, cx: &Context, question: &str) -> Result<Solution, StrategyError> {
+    async fn solve(&self, cx: &Context, problem: &Problem<'_>) -> Result<Solution, StrategyError> {
+        let question = problem.question;
         let start = std::time::Instant::now();
         let req = super::solve_request(cx, question)?;
         let resp = cx.model.generate(req).await?;
@@ -32,6 +33,7 @@ impl Strategy for Baseline {
             attempts: vec![Attempt { text, answer: ans }],
             usage: resp.usage,
             wall: start.elapsed(),
+            budget_stop: None,
         })
     }
 }

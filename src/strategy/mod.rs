@@ -5,6 +5,9 @@
 //! `model.capabilities()` and never ask which backend they run on.
 
 mod baseline;
+mod rise;
+mod sc;
+mod wait;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +16,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use baseline::Baseline;
+pub use rise::{Rise, RiseMode};
+pub use sc::SelfConsistency;
+pub use wait::Wait;
 
 use crate::model::{Message, Model, ModelError, Request, Usage};
 use crate::prompt::{CompletionContext, PromptError, Prompts, SolveContext};
@@ -28,8 +34,11 @@ pub enum StrategyError {
     #[error(transparent)]
     Prompt(#[from] PromptError),
     /// No strategy by that name.
-    #[error("unknown strategy {0:?}; available: baseline")]
+    #[error("unknown strategy {0:?}; available: baseline, self-consistency, rise, wait")]
     Unknown(String),
+    /// Strategy options that do not fit together.
+    #[error("{0}")]
+    Options(String),
     /// No critic by that name.
     #[error("unknown critic {0:?}; available: llm, arith, gold")]
     UnknownCritic(String),
@@ -48,6 +57,115 @@ pub struct Context {
     pub max_tokens: u32,
     /// How solve prompts are laid out (chat or plain completion, worked examples).
     pub style: PromptStyle,
+    /// Caps on what one `solve` may spend.
+    pub budget: Budget,
+}
+
+/// Caps on one `solve` call. Infrastructure retries do not count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    /// Most tokens (decoded prompt + generated) the whole strategy may spend.
+    pub max_tokens_total: Option<u64>,
+    /// Most model calls the whole strategy may make.
+    pub max_calls: Option<u64>,
+}
+
+/// Running spend against a [`Budget`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ledger {
+    budget: Budget,
+    /// Spent so far.
+    pub usage: Usage,
+}
+
+impl Ledger {
+    /// A ledger for `budget`.
+    pub fn new(budget: Budget) -> Self {
+        Self {
+            budget,
+            usage: Usage::default(),
+        }
+    }
+    /// Record a call's usage.
+    pub fn add(&mut self, u: Usage) {
+        self.usage += u;
+    }
+    /// Tokens spent so far (decoded prompt + generated).
+    pub fn tokens(&self) -> u64 {
+        self.usage.decoded_prompt_tokens() + self.usage.generated_tokens
+    }
+    /// Why another call is not allowed, if it is not.
+    pub fn exhausted(&self) -> Option<String> {
+        if let Some(max) = self.budget.max_calls {
+            if self.usage.calls >= max {
+                return Some(format!(
+                    "--max-calls {max} reached after {} calls",
+                    self.usage.calls
+                ));
+            }
+        }
+        if let Some(max) = self.budget.max_tokens_total {
+            if self.tokens() >= max {
+                return Some(format!(
+                    "--max-tokens-total {max} reached ({} tokens spent)",
+                    self.tokens()
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// A question, and what a verifier may check answers against.
+#[derive(Debug, Clone, Copy)]
+pub struct Problem<'a> {
+    /// The question.
+    pub question: &'a str,
+    /// The gold answer, when known (evaluation): oracle strategies may stop on it.
+    pub gold: Option<&'a str>,
+}
+
+impl<'a> Problem<'a> {
+    /// A problem with no known answer.
+    pub fn new(question: &'a str) -> Self {
+        Self {
+            question,
+            gold: None,
+        }
+    }
+}
+
+/// Settings of the strategies, as the CLI and the eval config carry them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Options {
+    /// Samples for self-consistency.
+    pub samples: u32,
+    /// Sampling temperature for self-consistency.
+    pub temperature: f32,
+    /// Turns for RISE.
+    pub turns: usize,
+    /// Previous attempts RISE keeps in the conversation.
+    pub window: usize,
+    /// RISE mode.
+    pub rise_mode: RiseMode,
+    /// Critic for RISE critic mode (and oracle mode without a gold answer).
+    pub critic: Option<String>,
+    /// Budget.
+    pub budget: Budget,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            samples: 5,
+            temperature: 0.7,
+            turns: 5,
+            window: 2,
+            rise_mode: RiseMode::Majority,
+            critic: None,
+            budget: Budget::default(),
+        }
+    }
 }
 
 /// Chat or plain-completion prompting.
@@ -150,6 +268,9 @@ pub struct Solution {
     /// Wall time.
     #[serde(with = "secs")]
     pub wall: Duration,
+    /// Set when a budget cut the strategy short: which one and where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_stop: Option<String>,
 }
 
 /// A way of answering a question.
@@ -157,22 +278,62 @@ pub struct Solution {
 pub trait Strategy: Send + Sync {
     /// The strategy's name.
     fn name(&self) -> &str;
-    /// Answer `question`.
+    /// Answer `problem`.
     ///
     /// # Errors
     /// [`StrategyError`] when the model or a prompt fails.
-    async fn solve(&self, cx: &Context, question: &str) -> Result<Solution, StrategyError>;
+    async fn solve(&self, cx: &Context, problem: &Problem<'_>) -> Result<Solution, StrategyError>;
 }
 
-/// The strategy registered under `name`.
+/// The strategy registered under `name`, configured by `opts`.
 ///
 /// # Errors
-/// [`StrategyError::Unknown`].
-pub fn by_name(name: &str) -> Result<Box<dyn Strategy>, StrategyError> {
+/// [`StrategyError::Unknown`], or [`StrategyError::UnknownCritic`] / [`StrategyError::Options`]
+/// for options that do not fit.
+pub fn by_name(name: &str, opts: &Options) -> Result<Box<dyn Strategy>, StrategyError> {
     match name {
         "baseline" => Ok(Box::new(Baseline)),
+        "self-consistency" | "sc" => {
+            if opts.samples == 0 {
+                return Err(StrategyError::Options(
+                    "--samples must be at least 1".into(),
+                ));
+            }
+            Ok(Box::new(SelfConsistency {
+                samples: opts.samples,
+                temperature: opts.temperature,
+            }))
+        }
+        "wait" => Ok(Box::new(Wait)),
+        "rise" => {
+            let critic = opts
+                .critic
+                .as_deref()
+                .map(crate::critic::by_name)
+                .transpose()?;
+            if opts.rise_mode == RiseMode::Critic && critic.is_none() {
+                return Err(StrategyError::Options(
+                    "--rise-mode critic needs --critic NAME (e.g. arith)".into(),
+                ));
+            }
+            if opts.turns == 0 {
+                return Err(StrategyError::Options("--turns must be at least 1".into()));
+            }
+            Ok(Box::new(Rise {
+                turns: opts.turns,
+                window: opts.window,
+                mode: opts.rise_mode,
+                critic,
+            }))
+        }
         other => Err(StrategyError::Unknown(other.to_string())),
     }
+}
+
+/// The answer texts of attempts, and the majority over them (ties → latest).
+pub fn majority_answer(attempts: &[Attempt]) -> Option<String> {
+    let answers: Vec<Option<String>> = attempts.iter().map(|a| a.answer.clone()).collect();
+    crate::eval::metrics::majority(&answers).map(|(_, a)| a.to_string())
 }
 
 mod secs {

@@ -234,6 +234,7 @@ impl Model for LocalModel {
             kv_prefix_reuse: true,
             assistant_prefill: true,
             parallel_samples: true,
+            max_samples_per_call: self.n_seq,
             raw_prompt: true,
         }
     }

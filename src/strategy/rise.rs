@@ -1,0 +1,220 @@
+//! RISE inference (Qu et al. 2024): after each attempt a feedback turn is appended ("that is
+//! incorrect, try again" with the question, or a critic's located step and rationale) and the
+//! model answers again, for N turns, keeping the last W attempts in the conversation.
+//!
+//! Modes: `oracle` stops at the first turn a verifier accepts (the gold answer in evaluation, a
+//! critic otherwise); `majority` always runs N turns and answers with the majority over turns
+//! (ties → latest); `critic` feeds the critic's verdict back and stops when it finds no mistake.
+//! On the local backend each turn extends the previous conversation, so its KV cache is reused
+//! (until the window starts dropping old attempts).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{
+    majority_answer, solve_request, Attempt, Context, Format, Ledger, Problem, Solution, Strategy,
+    StrategyError,
+};
+use crate::answer;
+use crate::critic::{Critic, Critique};
+use crate::model::{Input, Message, Request};
+
+/// How RISE decides when to stop and what to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RiseMode {
+    /// Stop at the first verified turn.
+    Oracle,
+    /// Run every turn; majority answer.
+    Majority,
+    /// Critic feedback; stop when the critic accepts.
+    Critic,
+}
+
+impl std::str::FromStr for RiseMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "oracle" => Ok(Self::Oracle),
+            "majority" => Ok(Self::Majority),
+            "critic" => Ok(Self::Critic),
+            o => Err(format!(
+                "unknown RISE mode {o:?}; use oracle, majority or critic"
+            )),
+        }
+    }
+}
+
+/// Multi-turn "try again".
+pub struct Rise {
+    /// Turns.
+    pub turns: usize,
+    /// Previous attempts kept in the conversation.
+    pub window: usize,
+    /// Mode.
+    pub mode: RiseMode,
+    /// Critic for `critic` mode, and the verifier of `oracle` mode when no gold answer is known.
+    pub critic: Option<Box<dyn Critic>>,
+}
+
+#[derive(Serialize)]
+struct FeedbackCx<'a> {
+    question: &'a str,
+    step: Option<usize>,
+    rationale: Option<&'a str>,
+}
+
+/// The conversation of the next turn: the opening messages, then the last `window`
+/// (attempt, feedback) pairs.
+pub fn window_messages(
+    base: &[Message],
+    history: &[(String, String)],
+    window: usize,
+) -> Vec<Message> {
+    let mut msgs = base.to_vec();
+    let from = history.len().saturating_sub(window);
+    for (attempt, feedback) in &history[from..] {
+        msgs.push(Message::assistant(attempt.clone()));
+        msgs.push(Message::user(feedback.clone()));
+    }
+    msgs
+}
+
+impl Rise {
+    async fn judge(
+        &self,
+        cx: &Context,
+        problem: &Problem<'_>,
+        text: &str,
+    ) -> Result<Option<crate::critic::Verdict>, StrategyError> {
+        let Some(critic) = &self.critic else {
+            return Ok(None);
+        };
+        let steps = crate::steps::split(text);
+        let v = critic
+            .locate(
+                cx,
+                &Critique {
+                    problem: problem.question,
+                    steps: &steps,
+                    gold: None,
+                },
+            )
+            .await?;
+        Ok(Some(v))
+    }
+}
+
+#[async_trait]
+impl Strategy for Rise {
+    fn name(&self) -> &str {
+        "rise"
+    }
+
+    async fn solve(&self, cx: &Context, problem: &Problem<'_>) -> Result<Solution, StrategyError> {
+        if cx.style.format != Format::Chat {
+            return Err(StrategyError::Options(
+                "rise is multi-turn: it needs --format chat".into(),
+            ));
+        }
+        if self.mode == RiseMode::Oracle && problem.gold.is_none() && self.critic.is_none() {
+            return Err(StrategyError::Options(
+                "rise oracle mode needs a verifier: a gold answer (eval) or --critic NAME".into(),
+            ));
+        }
+        let start = std::time::Instant::now();
+        let Input::Chat(base) = solve_request(cx, problem.question)?.input else {
+            return Err(StrategyError::Options("rise needs chat prompting".into()));
+        };
+        let mut ledger = Ledger::new(cx.budget);
+        let mut history: Vec<(String, String)> = Vec::new();
+        let mut attempts: Vec<Attempt> = Vec::new();
+        let mut accepted: Option<usize> = None;
+        let mut budget_stop = None;
+        for turn in 0..self.turns {
+            if let Some(why) = ledger.exhausted() {
+                budget_stop = Some(format!("{why}; stopped before turn {}", turn + 1));
+                break;
+            }
+            let msgs = window_messages(&base, &history, self.window);
+            let resp = cx
+                .model
+                .generate(Request::chat(msgs).with_max_tokens(cx.max_tokens))
+                .await?;
+            ledger.add(resp.usage);
+            let text = resp.text().trim_end().to_string();
+            let ans = answer::extract_str(&text);
+            attempts.push(Attempt {
+                text: text.clone(),
+                answer: ans.clone(),
+            });
+            let verdict = match (self.mode, problem.gold) {
+                (RiseMode::Oracle, Some(gold)) => {
+                    if ans.as_deref().is_some_and(|a| answer::same_number(a, gold)) {
+                        accepted = Some(turn);
+                        break;
+                    }
+                    None
+                }
+                (RiseMode::Oracle | RiseMode::Critic, _) => {
+                    let v = self.judge(cx, problem, &text).await?;
+                    if v.as_ref().is_some_and(|v| v.parsed && v.step.is_none()) {
+                        accepted = Some(turn);
+                        break;
+                    }
+                    v
+                }
+                (RiseMode::Majority, _) => None,
+            };
+            let (step, rationale) = match (&verdict, self.mode) {
+                (Some(v), RiseMode::Critic) if v.parsed => (v.step, Some(v.rationale.as_str())),
+                _ => (None, None),
+            };
+            let feedback = cx.prompts.render(
+                "rise_feedback",
+                &FeedbackCx {
+                    question: problem.question,
+                    step,
+                    rationale,
+                },
+            )?;
+            history.push((text, feedback));
+        }
+        let answer = match (self.mode, accepted) {
+            (_, Some(t)) => attempts[t].answer.clone(),
+            (RiseMode::Majority, None) => majority_answer(&attempts),
+            (_, None) => attempts.last().and_then(|a| a.answer.clone()),
+        };
+        cx.record(
+            "solve",
+            json!({"strategy": "rise", "mode": self.mode, "turns": attempts.len(), "accepted_turn": accepted, "answer": answer, "budget_stop": budget_stop}),
+        );
+        Ok(Solution {
+            strategy: self.name().into(),
+            answer,
+            attempts,
+            usage: ledger.usage,
+            wall: start.elapsed(),
+            budget_stop,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_keeps_the_opening_and_the_last_attempts() {
+        let base = vec![Message::user("Q")];
+        let h: Vec<(String, String)> = (1..=4)
+            .map(|i| (format!("a{i}"), format!("f{i}")))
+            .collect();
+        let m = window_messages(&base, &h, 2);
+        let texts: Vec<&str> = m.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(texts, vec!["Q", "a3", "f3", "a4", "f4"]);
+        assert_eq!(window_messages(&base, &h[..1], 2).len(), 3);
+        assert_eq!(window_messages(&base, &h, 0), base);
+    }
+}

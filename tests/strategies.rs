@@ -1,0 +1,261 @@
+//! RISE, Wait and self-consistency with the real default model.
+#![cfg(feature = "local")]
+
+mod common;
+
+use std::sync::Arc;
+
+use amend::model::llama::{LocalModel, Options as LocalOptions};
+use amend::model::openai::{ApiModel, Options as ApiOptions};
+use amend::strategy::{self, Budget, Context, Options, Problem, RiseMode};
+use amend::trace::{Traced, Writer};
+use amend::{Model, Prompts};
+
+const Q: &str =
+    "Sara had 20 stickers and gave 8 to her brother. How many stickers does she have left?";
+
+async fn context(dir: &std::path::Path, n_seq: u32) -> (Context, Arc<Writer>) {
+    let opts = LocalOptions {
+        name: "test".into(),
+        n_ctx: 2048,
+        max_ctx: 8192,
+        n_seq,
+        threads: 1,
+    };
+    let local = LocalModel::load(&common::model_path(), opts)
+        .await
+        .expect("model");
+    let writer = Arc::new(Writer::create(&dir.join("t.jsonl"), "test").expect("trace"));
+    let model: Arc<dyn Model> = Arc::new(Traced::new(Arc::new(local), writer.clone()));
+    let cx = Context {
+        model,
+        prompts: Arc::new(Prompts::builtin().expect("prompts")),
+        trace: Some(writer.clone()),
+        max_tokens: 96,
+        style: Default::default(),
+        budget: Budget::default(),
+    };
+    (cx, writer)
+}
+
+fn rise(mode: RiseMode, turns: usize) -> Box<dyn amend::Strategy> {
+    let opts = Options {
+        turns,
+        window: 2,
+        rise_mode: mode,
+        ..Options::default()
+    };
+    strategy::by_name("rise", &opts).expect("rise")
+}
+
+#[tokio::test]
+async fn rise_oracle_stops_at_the_first_accepted_turn() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cx, _) = context(dir.path(), 1).await;
+    let first = rise(RiseMode::Majority, 1)
+        .solve(&cx, &Problem::new(Q))
+        .await
+        .expect("one turn");
+    let said = first.answer.clone().expect("the model gave some number");
+    // Decoding a prompt in one batch or reusing all but its last token can differ in the last
+    // float bits, so put something else in the cache: turn 1 then decodes cold, as above.
+    cx.model
+        .generate(amend::Request::raw("Unrelated.").with_max_tokens(1))
+        .await
+        .expect("flush");
+    // The verifier accepts what the model says at turn 1: RISE stops there.
+    let sol = rise(RiseMode::Oracle, 4)
+        .solve(
+            &cx,
+            &Problem {
+                question: Q,
+                gold: Some(&said),
+            },
+        )
+        .await
+        .expect("rise");
+    assert_eq!(sol.attempts.len(), 1);
+    assert_eq!(sol.answer.as_deref(), Some(said.as_str()));
+    // A verifier that accepts nothing: every turn runs, and turns after the first reuse the cache.
+    let sol = rise(RiseMode::Oracle, 3)
+        .solve(
+            &cx,
+            &Problem {
+                question: Q,
+                gold: Some("-98765"),
+            },
+        )
+        .await
+        .expect("rise");
+    assert_eq!(sol.attempts.len(), 3);
+    assert_eq!(sol.usage.calls, 3);
+    assert!(
+        sol.usage.reused_tokens > 0,
+        "later turns extend the cached conversation"
+    );
+}
+
+#[tokio::test]
+async fn budgets_stop_the_loop_and_say_so() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut cx, _) = context(dir.path(), 8).await;
+    cx.budget = Budget {
+        max_calls: Some(2),
+        max_tokens_total: None,
+    };
+    let sol = rise(RiseMode::Majority, 5)
+        .solve(&cx, &Problem::new(Q))
+        .await
+        .expect("rise");
+    assert_eq!(sol.attempts.len(), 2);
+    let why = sol.budget_stop.clone().expect("the budget is reported");
+    assert!(
+        why.contains("--max-calls 2") && why.contains("turn 3"),
+        "{why}"
+    );
+
+    cx.budget = Budget {
+        max_calls: None,
+        max_tokens_total: Some(10),
+    };
+    let sol = rise(RiseMode::Majority, 5)
+        .solve(&cx, &Problem::new(Q))
+        .await
+        .expect("rise");
+    assert_eq!(sol.attempts.len(), 1);
+    assert!(sol
+        .budget_stop
+        .is_some_and(|w| w.contains("--max-tokens-total 10")));
+
+    cx.budget = Budget {
+        max_calls: Some(1),
+        max_tokens_total: None,
+    };
+    let sc = strategy::by_name(
+        "self-consistency",
+        &Options {
+            samples: 12,
+            ..Options::default()
+        },
+    )
+    .expect("sc");
+    let sol = sc.solve(&cx, &Problem::new(Q)).await.expect("sc");
+    assert_eq!(
+        sol.attempts.len(),
+        8,
+        "one batched call of 8, then the budget"
+    );
+    assert!(sol
+        .budget_stop
+        .is_some_and(|w| w.contains("8 of 12 samples")));
+}
+
+#[tokio::test]
+async fn rise_critic_mode_feeds_the_located_step_back() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cx, writer) = context(dir.path(), 1).await;
+    let opts = Options {
+        turns: 3,
+        rise_mode: RiseMode::Critic,
+        critic: Some("arith".into()),
+        ..Options::default()
+    };
+    let sol = strategy::by_name("rise", &opts)
+        .expect("rise")
+        .solve(&cx, &Problem::new(Q))
+        .await
+        .expect("rise");
+    assert!(!sol.attempts.is_empty() && sol.attempts.len() <= 3);
+    let events = amend::trace::read(writer.path()).expect("trace");
+    let calls: Vec<_> = events.iter().filter(|e| e.kind == "call").collect();
+    assert_eq!(calls.len(), sol.attempts.len());
+    if sol.attempts.len() > 1 {
+        // The second turn carries a feedback message after the first attempt.
+        let msgs = calls[1].data["request"]["input"]["value"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let last = msgs
+            .last()
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("");
+        assert!(
+            last.contains("Your answer is incorrect") && last.contains(Q),
+            "{last}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn wait_continues_the_same_assistant_message() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cx, writer) = context(dir.path(), 1).await;
+    let sol = strategy::by_name("wait", &Options::default())
+        .expect("wait")
+        .solve(&cx, &Problem::new(Q))
+        .await
+        .expect("wait");
+    assert_eq!(sol.attempts.len(), 2);
+    let draft = &sol.attempts[0].text;
+    assert!(sol.attempts[1].text.starts_with(&format!("{draft} Wait")));
+    let events = amend::trace::read(writer.path()).expect("trace");
+    let calls: Vec<_> = events.iter().filter(|e| e.kind == "call").collect();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        calls[1].data["request"]["prefill"].as_str(),
+        Some(format!("{draft} Wait").as_str())
+    );
+    assert!(
+        calls[1].data["usage"]["reused_tokens"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "the draft's tokens come from the cache"
+    );
+
+    // A backend without assistant prefill gets a clear "unsupported".
+    let api = ApiModel::new(
+        "m",
+        ApiOptions {
+            base_url: "http://127.0.0.1:9/v1".into(),
+            ..ApiOptions::default()
+        },
+    )
+    .expect("api");
+    let cx2 = Context {
+        model: Arc::new(api),
+        ..cx.clone()
+    };
+    let err = strategy::by_name("wait", &Options::default())
+        .expect("wait")
+        .solve(&cx2, &Problem::new(Q))
+        .await
+        .expect_err("unsupported");
+    assert!(
+        err.to_string()
+            .contains("does not support assistant prefill"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn self_consistency_votes_over_batched_samples() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cx, writer) = context(dir.path(), 8).await;
+    let sc = strategy::by_name(
+        "self-consistency",
+        &Options {
+            samples: 5,
+            ..Options::default()
+        },
+    )
+    .expect("sc");
+    let sol = sc.solve(&cx, &Problem::new(Q)).await.expect("sc");
+    assert_eq!(sol.attempts.len(), 5);
+    assert_eq!(sol.usage.calls, 1, "five samples in one batched call");
+    assert_eq!(sol.answer, strategy::majority_answer(&sol.attempts));
+    let events = amend::trace::read(writer.path()).expect("trace");
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "call" && e.data["request"]["n"] == 5));
+}
