@@ -289,3 +289,101 @@ pub async fn parallel(
         samples,
     })
 }
+
+/// Result of [`rise`].
+#[derive(Debug, Clone, Serialize)]
+pub struct RiseReport {
+    /// Seconds for 5-turn RISE with KV reuse.
+    pub reuse_s: f64,
+    /// Seconds for the same turns re-decoding the whole conversation each time.
+    pub cold_s: f64,
+    /// cold / reuse.
+    pub speedup: f64,
+    /// Prompt tokens decoded with reuse.
+    pub decoded_prompt_reuse: u64,
+    /// Prompt tokens decoded cold.
+    pub decoded_prompt_cold: u64,
+    /// Turns run.
+    pub turns: usize,
+    /// Previous attempts kept in the conversation.
+    pub window: usize,
+}
+
+/// Forwards to a model with prefix reuse switched off.
+struct Cold(std::sync::Arc<dyn Model>);
+
+#[async_trait::async_trait]
+impl Model for Cold {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn capabilities(&self) -> crate::model::Capabilities {
+        self.0.capabilities()
+    }
+    async fn generate(&self, req: Request) -> Result<crate::model::Response, ModelError> {
+        self.0.generate(req.with_prefix_reuse(false)).await
+    }
+}
+
+/// 5-turn RISE (majority mode, `window` previous attempts kept) with KV reuse vs re-decoding
+/// every turn. Once the window slides, the conversation's middle changes and less is reused.
+///
+/// # Errors
+/// Any model or prompt error.
+pub async fn rise(
+    path: &Path,
+    threads: u32,
+    window: usize,
+) -> Result<RiseReport, crate::strategy::StrategyError> {
+    use crate::strategy::{Context, Options, Problem, RiseMode};
+    use std::sync::Arc;
+    let opts = llama::Options {
+        name: "bench".into(),
+        n_ctx: 4096,
+        max_ctx: 8192,
+        n_seq: 1,
+        threads,
+    };
+    let local: Arc<dyn Model> = Arc::new(LocalModel::load(path, opts).await?);
+    let prompts = Arc::new(crate::Prompts::builtin()?);
+    let strat = crate::strategy::by_name(
+        "rise",
+        &Options {
+            turns: 5,
+            window,
+            rise_mode: RiseMode::Majority,
+            ..Options::default()
+        },
+    )?;
+    let q = "A baker makes 48 rolls and packs them in bags of 6. He sells 5 bags. How many rolls are left?";
+    let cx = |model: Arc<dyn Model>| Context {
+        model,
+        prompts: prompts.clone(),
+        trace: None,
+        max_tokens: 160,
+        style: Default::default(),
+        budget: Default::default(),
+    };
+    let warm = cx(local.clone());
+    let cold = cx(Arc::new(Cold(local.clone())));
+    let (mut reuse, mut coldt) = (Vec::new(), Vec::new());
+    let (mut dr, mut dc) = (0, 0);
+    for _ in 0..3 {
+        let a = strat.solve(&warm, &Problem::new(q)).await?;
+        reuse.push(a.wall.as_secs_f64());
+        dr = a.usage.decoded_prompt_tokens();
+        let b = strat.solve(&cold, &Problem::new(q)).await?;
+        coldt.push(b.wall.as_secs_f64());
+        dc = b.usage.decoded_prompt_tokens();
+    }
+    let (reuse_s, cold_s) = (median(reuse), median(coldt));
+    Ok(RiseReport {
+        reuse_s,
+        cold_s,
+        speedup: cold_s / reuse_s.max(1e-9),
+        decoded_prompt_reuse: dr,
+        decoded_prompt_cold: dc,
+        turns: 5,
+        window,
+    })
+}

@@ -314,3 +314,106 @@ fn api_eval_runs_at_the_configured_concurrency() {
     let par = overlap("3", "par");
     assert!((2..=3).contains(&par), "--jobs 3 overlapped {par} requests");
 }
+
+#[cfg(feature = "local")]
+fn run_eval(out_dir: &Path, extra: &[&str], data: &str, task: &str) -> serde_json::Value {
+    let out = amend()
+        .args([
+            "eval",
+            "--task",
+            task,
+            "--max-tokens",
+            "32",
+            "--json",
+            "--threads",
+            "1",
+            "--model",
+        ])
+        .arg(common::model_path())
+        .arg("--data")
+        .arg(fixture(data))
+        .arg("--out")
+        .arg(out_dir)
+        .args(extra)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json summary")
+}
+
+#[cfg(feature = "local")]
+#[test]
+fn bbmistake_runs_report_the_prior_breakdown() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = run_eval(&dir.path().join("bb"), &[], "bbmistake.jsonl", "bbmistake");
+    assert_eq!(s["n"], 4);
+    // Traces 0 and 2 were right before (their own answer matches the target), 1 and 3 wrong.
+    assert_eq!(s["by_prior"]["right_before"]["n"], 2);
+    assert_eq!(s["by_prior"]["wrong_before"]["n"], 2);
+    assert_eq!(s["accuracy_before"], 0.5);
+}
+
+#[cfg(feature = "local")]
+#[test]
+fn few_shot_completion_prompts_carry_the_worked_examples() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out_dir = dir.path().join("fs");
+    let s = run_eval(
+        &out_dir,
+        &[
+            "--shots",
+            "2",
+            "--fewshot",
+            fixture("gsm8k.jsonl").to_str().expect("utf8"),
+            "--format",
+            "completion",
+            "--offset",
+            "6",
+        ],
+        "gsm8k.jsonl",
+        "gsm8k",
+    );
+    assert_eq!(s["n"], 2);
+    let trace = std::fs::read_dir(out_dir.join("traces"))
+        .expect("dir")
+        .filter_map(Result::ok)
+        .next()
+        .expect("trace");
+    let events = amend::trace::read(&trace.path()).expect("read");
+    let call = events.iter().find(|e| e.kind == "call").expect("a call");
+    assert_eq!(call.data["request"]["input"]["type"], "raw");
+    let prompt = call.data["request"]["input"]["value"]
+        .as_str()
+        .unwrap_or("");
+    assert_eq!(
+        prompt.matches("Question:").count(),
+        3,
+        "two worked examples and the question: {prompt}"
+    );
+    assert!(
+        prompt.contains("The answer is 7.") && !prompt.contains("<<"),
+        "{prompt}"
+    );
+
+    let err = amend()
+        .args([
+            "eval",
+            "--task",
+            "gsm8k",
+            "--shots",
+            "2",
+            "--model",
+            "/nonexistent.gguf",
+            "--data",
+        ])
+        .arg(fixture("gsm8k.jsonl"))
+        .arg("--out")
+        .arg(dir.path().join("x"))
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&err.stderr).contains("--fewshot"));
+}

@@ -181,6 +181,22 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Eval { action: None, run } => super::eval::run(*run).await?,
+        Command::Eval {
+            action: Some(EvalAction::Report { dir, out }),
+            ..
+        } => {
+            let s = amend::eval::runner::rereport(&dir)?;
+            if out.json {
+                println!("{}", serde_json::to_string(&s)?);
+            } else {
+                println!(
+                    "{} items, accuracy {:.1}%; wrote {}",
+                    s.n,
+                    s.accuracy * 100.0,
+                    dir.join("report.md").display()
+                );
+            }
+        }
         Command::Data {
             action:
                 DataAction::Synth {
@@ -376,6 +392,11 @@ async fn bench(which: BenchKind) -> Result<()> {
         BenchKind::Prefix { common } => {
             let p = bench_path(&common.model).await?;
             let r = bench::prefix(&p, common.threads).await?;
+            (common, serde_json::to_value(r)?)
+        }
+        BenchKind::Rise { window, common } => {
+            let p = bench_path(&common.model).await?;
+            let r = bench::rise(&p, common.threads, window).await?;
             (common, serde_json::to_value(r)?)
         }
         BenchKind::Parallel { samples, common } => {

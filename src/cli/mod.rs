@@ -213,6 +213,14 @@ pub enum BenchKind {
         #[command(flatten)]
         common: BenchArgs,
     },
+    /// 5-turn RISE with KV reuse vs re-decoding the conversation every turn.
+    Rise {
+        /// Previous attempts kept in the conversation.
+        #[arg(long, default_value_t = 2)]
+        window: usize,
+        #[command(flatten)]
+        common: BenchArgs,
+    },
     /// 8 samples as one batch vs 8 sequential runs.
     Parallel {
         /// Samples.
@@ -237,6 +245,13 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum EvalAction {
+    /// Recompute summary.json and the reports of a run directory from its results.
+    Report {
+        /// The run's output directory.
+        dir: PathBuf,
+        #[command(flatten)]
+        out: OutArgs,
+    },
     /// Put several runs side by side on the items they share.
     Compare {
         /// Output directories of earlier runs.

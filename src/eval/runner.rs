@@ -58,6 +58,7 @@ pub struct Config {
     /// Token limit of one attempt.
     pub max_tokens: u32,
     /// Strategy settings (samples, turns, window, mode, budget).
+    #[serde(default)]
     pub options: strategy::Options,
     /// Show a progress bar on stderr.
     #[serde(skip)]
@@ -368,4 +369,28 @@ fn progress_bar(show: bool, len: u64, done: u64) -> indicatif::ProgressBar {
     }
     bar.set_position(done);
     bar
+}
+
+/// Recompute `summary.json`, `report.md` and `report.html` of an existing run directory from
+/// its `config.json` and `results.jsonl` (after an upgrade, or to look again).
+///
+/// # Errors
+/// [`EvalError`] when the files are missing or malformed.
+pub fn rereport(out: &Path) -> Result<Summary, EvalError> {
+    let path = out.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| io_err(&path, e))?;
+    let mut cfg: Config = serde_json::from_value(doc.get("config").cloned().unwrap_or_default())
+        .map_err(|e| io_err(&path, e))?;
+    cfg.out = out.to_path_buf();
+    let results = read_results(&out.join("results.jsonl"))?;
+    let summary = metrics::summarize(&results);
+    let summary_path = out.join("summary.json");
+    std::fs::write(
+        &summary_path,
+        serde_json::to_vec_pretty(&summary).map_err(|e| io_err(&summary_path, e))?,
+    )
+    .map_err(|e| io_err(&summary_path, e))?;
+    report::write(&cfg, &summary, &results)?;
+    Ok(summary)
 }
