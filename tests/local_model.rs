@@ -15,7 +15,7 @@ async fn model(n_seq: u32) -> LocalModel {
         n_ctx: 1024,
         max_ctx: 4096,
         n_seq,
-        threads: 0,
+        threads: 1,
     };
     LocalModel::load(&common::model_path(), opts)
         .await
@@ -284,7 +284,7 @@ async fn context_overflow_is_an_error_not_a_crash() {
         n_ctx: 512,
         max_ctx: 512,
         n_seq: 1,
-        threads: 0,
+        threads: 1,
     };
     let m = LocalModel::load(&common::model_path(), opts)
         .await

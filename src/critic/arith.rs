@@ -316,6 +316,7 @@ impl Critic for Arith {
                     "step {i}: `{}` is false; the left side is {}",
                     c.text, c.value
                 ),
+                usage: Default::default(),
             },
             None => {
                 let n: usize = input.steps.iter().map(|s| check(s).len()).sum();
@@ -324,6 +325,7 @@ impl Critic for Arith {
                     parsed: true,
                     confidence: 1.0,
                     rationale: format!("all {n} arithmetic claims hold"),
+                    usage: Default::default(),
                 }
             }
         })

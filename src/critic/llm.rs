@@ -72,12 +72,14 @@ impl Critic for Llm {
                 parsed: true,
                 confidence: 1.0,
                 rationale: text,
+                usage: resp.usage,
             },
             None => Verdict {
                 step: None,
                 parsed: false,
                 confidence: 0.0,
                 rationale: text,
+                usage: resp.usage,
             },
         })
     }

@@ -39,6 +39,9 @@ pub struct Verdict {
     pub confidence: f32,
     /// Why, in the critic's words.
     pub rationale: String,
+    /// Tokens and calls the critic spent.
+    #[serde(default)]
+    pub usage: crate::model::Usage,
 }
 
 impl Verdict {
@@ -80,12 +83,14 @@ impl Critic for Gold {
                 parsed: true,
                 confidence: 1.0,
                 rationale: "dataset label".into(),
+                usage: Default::default(),
             },
             None => Verdict {
                 step: None,
                 parsed: false,
                 confidence: 0.0,
                 rationale: "this item has no gold label".into(),
+                usage: Default::default(),
             },
         })
     }

@@ -146,6 +146,7 @@ pub async fn item(
             };
             match critic.locate(cx, &input).await {
                 Ok(v) => {
+                    r.usage = v.usage;
                     r.predicted_step = v.as_label();
                     let ok = r.predicted_step == Some(*label);
                     r.answers = vec![r.predicted_step.map(|p| p.to_string())];

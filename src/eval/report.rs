@@ -51,17 +51,22 @@ fn num(args: &HashMap<String, Value>) -> tera::Result<Value> {
     }))
 }
 
-/// A trace link relative to the output directory: `traces/RUN.jsonl#seq`.
+/// A trace link relative to the output directory: `traces/RUN.jsonl#Lseq`. Runs keep their
+/// traces in `OUT/traces/`, so the link survives moving the directory.
 fn link(out: &Path, trace: &str) -> String {
     let (file, seq) = trace.rsplit_once('#').unwrap_or((trace, ""));
-    let rel = Path::new(file)
-        .strip_prefix(out)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| file.to_string());
-    if seq.is_empty() {
-        rel
-    } else {
-        format!("{rel}#L{seq}")
+    let path = Path::new(file);
+    let rel = match (path.parent().and_then(|p| p.file_name()), path.file_name()) {
+        (Some(dir), Some(name)) if dir == "traces" => format!("traces/{}", name.to_string_lossy()),
+        _ => path
+            .strip_prefix(out)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| file.to_string()),
+    };
+    // Event `seq` n is on line n + 1 (the header is event 0, on line 1).
+    match seq.parse::<u64>() {
+        Ok(n) => format!("{rel}#L{}", n + 1),
+        Err(_) => rel,
     }
 }
 

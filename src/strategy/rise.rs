@@ -159,6 +159,9 @@ impl Strategy for Rise {
                 }
                 (RiseMode::Oracle | RiseMode::Critic, _) => {
                     let v = self.judge(cx, problem, &text).await?;
+                    if let Some(v) = &v {
+                        ledger.add(v.usage);
+                    }
                     if v.as_ref().is_some_and(|v| v.parsed && v.step.is_none()) {
                         accepted = Some(turn);
                         break;
