@@ -12,6 +12,7 @@
 //! - [`critic`]: critics that locate the first wrong step of a solution.
 //! - [`eval`]: the evaluation harness (datasets, metrics, resumable runs, reports).
 //! - [`synth`]: synthetic arithmetic word problems of controlled difficulty.
+//! - [`inject`]: critic test data made by planting errors in correct solutions.
 //! - [`home`]: where amend keeps its caches.
 //! - [`bench`]: the measurements behind `amend bench` (local backend).
 
@@ -21,6 +22,7 @@ pub mod bench;
 pub mod critic;
 pub mod eval;
 pub mod home;
+pub mod inject;
 pub mod model;
 pub mod prompt;
 pub mod steps;

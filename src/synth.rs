@@ -34,10 +34,15 @@ impl Rng {
         }
         lo + self.next_u64() % (hi - lo + 1)
     }
-    /// A random element (the slice must not be empty; returns the first on empty input).
-    pub fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+    /// A random element; `None` for an empty slice.
+    pub fn pick<'a, T>(&mut self, xs: &'a [T]) -> Option<&'a T> {
         let i = self.range(0, xs.len().saturating_sub(1) as u64) as usize;
-        &xs[i.min(xs.len().saturating_sub(1))]
+        xs.get(i)
+    }
+
+    /// A random element, or `T::default()` for an empty slice.
+    pub fn choose<T: Copy + Default>(&mut self, xs: &[T]) -> T {
+        self.pick(xs).copied().unwrap_or_default()
     }
 }
 
@@ -111,8 +116,9 @@ const SPEND_ON: &[&str] = &[
     "a book", "lunch", "a ticket", "paint", "a plant", "a scarf", "snacks", "a puzzle",
 ];
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 enum Op {
+    #[default]
     Add,
     Sub,
     Mul,
@@ -139,8 +145,8 @@ fn divisors(n: u64) -> Vec<u64> {
 
 /// Generate one problem of exactly `steps` operations.
 pub fn problem(rng: &mut Rng, steps: usize) -> Problem {
-    let (name, pron) = *rng.pick(PEOPLE);
-    let (thing, container) = *rng.pick(THINGS);
+    let (name, pron) = rng.choose(PEOPLE);
+    let (thing, container) = rng.choose(THINGS);
     let money = rng.range(0, 3) == 0;
     let s = Setting { pron, money };
     let mut q_parts: Vec<String> = Vec::new();
@@ -183,7 +189,7 @@ pub fn problem(rng: &mut Rng, steps: usize) -> Problem {
         if value > 200 {
             ops.retain(|o| !matches!(o, Op::Mul));
         }
-        let op = *rng.pick(&ops);
+        let op = rng.choose(&ops);
         let before = value;
         let (sentence, line) = match op {
             Op::Add => {
@@ -208,8 +214,8 @@ pub fn problem(rng: &mut Rng, steps: usize) -> Problem {
                 let n = rng.range(1, before - 1);
                 value -= n;
                 let sent = match (s.money, rng.range(0, 2)) {
-                    (true, 0) => format!("{} spends ${n} on {}.", s.cap(), rng.pick(SPEND_ON)),
-                    (true, 1) => format!("{name} pays ${n} for {}.", rng.pick(SPEND_ON)),
+                    (true, 0) => format!("{} spends ${n} on {}.", s.cap(), rng.choose(SPEND_ON)),
+                    (true, 1) => format!("{name} pays ${n} for {}.", rng.choose(SPEND_ON)),
                     (true, _) => format!("Then {pron} lends ${n} to a friend."),
                     (false, 0) => format!("{} gives away {n} of the {thing}.", s.cap()),
                     (false, 1) => format!("Sadly, {n} of the {thing} get lost."),
@@ -241,7 +247,7 @@ pub fn problem(rng: &mut Rng, steps: usize) -> Problem {
                 )
             }
             Op::Div => {
-                let d = *rng.pick(&divisors(before));
+                let d = rng.choose(&divisors(before)).max(1);
                 value = before / d;
                 let sent = match rng.range(0, 2) {
                     0 => format!("{} splits everything into {d} equal parts and keeps only one part.", s.cap()),

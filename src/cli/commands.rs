@@ -199,6 +199,30 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Data {
             action:
+                DataAction::Inject {
+                    data,
+                    out,
+                    limit,
+                    seed,
+                },
+        } => {
+            let loaded = amend::eval::data::load(amend::eval::Task::Gsm8k, &data, false)?;
+            let mut made = amend::inject::inject(&loaded.items, seed);
+            if let Some(n) = limit {
+                made.truncate(n);
+            }
+            let errors = made.iter().filter(|r| r.label >= 0).count();
+            std::fs::write(&out, serde_json::to_vec_pretty(&made)?)
+                .with_context(|| format!("writing {}", out.display()))?;
+            eprintln!(
+                "wrote {} items ({errors} with a planted error, {} untouched) to {}",
+                made.len(),
+                made.len() - errors,
+                out.display()
+            );
+        }
+        Command::Data {
+            action:
                 DataAction::Synth {
                     steps,
                     n,

@@ -319,6 +319,22 @@ pub struct EvalRun {
 
 #[derive(Debug, Subcommand)]
 pub enum DataAction {
+    /// ProcessBench-format critic test items: one planted error in half of the correct GSM8K
+    /// solutions (label = the planted step), the other half untouched (label -1).
+    Inject {
+        /// GSM8K-format JSONL with correct solutions.
+        #[arg(long)]
+        data: PathBuf,
+        /// Output JSON file (ProcessBench format).
+        #[arg(long)]
+        out: PathBuf,
+        /// Items to write.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Synthetic multi-step arithmetic word problems in GSM8K format.
     Synth {
         /// Step counts, e.g. `1..3` or `2`.

@@ -227,6 +227,11 @@ fn agrees(value: Number, claimed: Number, decimals: Option<u32>) -> bool {
         .is_some_and(|n| n <= diff.den)
 }
 
+/// The exact value of an arithmetic expression (`48/2`, `(3 + 4) * -2`), if it is one.
+pub fn eval(expr: &str) -> Option<Number> {
+    parse_all(&tokenize(expr)).map(|(v, _, _)| v)
+}
+
 /// One checked claim.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claim {

@@ -12,7 +12,7 @@ mod llm;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use arith::{check as check_arith, first_false, Arith, Claim};
+pub use arith::{check as check_arith, eval as eval_arith, first_false, Arith, Claim};
 pub use llm::Llm;
 
 use crate::strategy::{Context, StrategyError};
