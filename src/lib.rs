@@ -13,6 +13,7 @@
 //! - [`eval`]: the evaluation harness (datasets, metrics, resumable runs, reports).
 //! - [`synth`]: synthetic arithmetic word problems of controlled difficulty.
 //! - [`inject`]: critic test data made by planting errors in correct solutions.
+//! - [`log`]: the seam where located mistakes are recorded.
 //! - [`home`]: where amend keeps its caches.
 //! - [`bench`]: the measurements behind `amend bench` (local backend).
 
@@ -23,6 +24,7 @@ pub mod critic;
 pub mod eval;
 pub mod home;
 pub mod inject;
+pub mod log;
 pub mod model;
 pub mod prompt;
 pub mod steps;

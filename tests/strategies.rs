@@ -68,8 +68,8 @@ async fn rise_oracle_stops_at_the_first_accepted_turn() {
         .solve(
             &cx,
             &Problem {
-                question: Q,
                 gold: Some(&said),
+                ..Problem::new(Q)
             },
         )
         .await
@@ -81,8 +81,8 @@ async fn rise_oracle_stops_at_the_first_accepted_turn() {
         .solve(
             &cx,
             &Problem {
-                question: Q,
                 gold: Some("-98765"),
+                ..Problem::new(Q)
             },
         )
         .await
@@ -258,4 +258,80 @@ async fn self_consistency_votes_over_batched_samples() {
     assert!(events
         .iter()
         .any(|e| e.kind == "call" && e.data["request"]["n"] == 5));
+}
+
+#[tokio::test]
+async fn backtracking_keeps_the_prefix_and_decodes_only_the_suffix() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cx, writer) = context(dir.path(), 8).await;
+    let draft: Vec<String> = vec![
+        "Each box holds 6 eggs.".into(),
+        "There are 5 boxes.".into(),
+        "So 5 boxes hold 5 * 6 = 35 eggs.".into(),
+        "The answer is 35.".into(),
+    ];
+    let q = "A box holds 6 eggs. How many eggs are in 5 boxes?";
+    let opts = Options {
+        critic: Some("gold".into()),
+        ..Options::default()
+    };
+    let bt = strategy::by_name("backtrack", &opts).expect("backtrack");
+    let problem = Problem {
+        draft: Some(&draft),
+        gold_step: Some(Some(2)),
+        ..Problem::new(q)
+    };
+    let sol = bt.solve(&cx, &problem).await.expect("backtrack");
+    assert_eq!(sol.attempts.len(), 2, "one backtrack");
+    let revised = amend::steps::split(&sol.attempts[1].text);
+    assert_eq!(
+        &revised[..2],
+        &draft[..2],
+        "the steps before the mistake are kept byte for byte"
+    );
+    assert!(
+        strategy::differs(&revised[2], &draft[2]),
+        "step 2 was regenerated: {:?}",
+        revised[2]
+    );
+
+    let events = amend::trace::read(writer.path()).expect("trace");
+    let calls: Vec<_> = events.iter().filter(|e| e.kind == "call").collect();
+    assert_eq!(calls.len(), 2, "one batched resample, one continuation");
+    let prefix = strategy::prefix_text(&draft, 2);
+    assert_eq!(
+        calls[0].data["request"]["prefill"].as_str(),
+        Some(prefix.as_str())
+    );
+    assert_eq!(calls[0].data["request"]["temperature"].as_f64(), Some(1.0));
+    assert_eq!(calls[0].data["request"]["n"], 8);
+    let cont_prefill = format!("{prefix}{}\n", revised[2]);
+    assert_eq!(
+        calls[1].data["request"]["prefill"].as_str(),
+        Some(cont_prefill.as_str())
+    );
+    // The continuation re-decodes none of the prompt and kept steps: everything up to the
+    // resampled step comes from the KV cache.
+    let prompt = calls[1].data["usage"]["prompt_tokens"]
+        .as_u64()
+        .expect("prompt");
+    let reused = calls[1].data["usage"]["reused_tokens"]
+        .as_u64()
+        .expect("reused");
+    let first_prompt = calls[0].data["usage"]["prompt_tokens"]
+        .as_u64()
+        .expect("first prompt");
+    assert!(
+        reused >= first_prompt - 1,
+        "reused {reused} of the {first_prompt} tokens up to the mistake"
+    );
+    assert!(
+        prompt - reused <= prompt - first_prompt + 2,
+        "decoded {} tokens for a {}-token new step",
+        prompt - reused,
+        prompt - first_prompt
+    );
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "mistake" && e.data["step"] == 2 && e.data["critic"] == "gold"));
 }

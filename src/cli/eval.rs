@@ -57,7 +57,7 @@ pub async fn run(a: EvalRun) -> Result<()> {
         fewshot: a.fewshot.clone(),
         format,
         max_tokens: a.max_tokens,
-        options: a.strategy_args.options(None)?,
+        options: a.strategy_args.options(a.critic.clone())?,
         progress: !a.out_args.json,
     };
     let parsed: Spec = cfg.model.parse()?;

@@ -70,6 +70,20 @@ pub struct StrategyArgs {
     /// Cap on the model calls one solve may make.
     #[arg(long)]
     pub max_calls: Option<u64>,
+    /// Backtrack: most backtracks per solve.
+    #[arg(long, default_value_t = 1)]
+    pub max_backtracks: usize,
+    /// Backtrack: `differs` (resample the wrong step until it differs) or `accepted` (until
+    /// the critic accepts it).
+    #[arg(long, default_value = "differs")]
+    pub resample_until: String,
+    /// Backtrack: `always` keeps every revision; `verified` keeps one only when --verifier
+    /// (default: the critic) does not flag it.
+    #[arg(long, default_value = "always")]
+    pub accept: String,
+    /// Backtrack: the verifier of `--accept verified`.
+    #[arg(long)]
+    pub verifier: Option<String>,
 }
 
 impl StrategyArgs {
@@ -81,7 +95,27 @@ impl StrategyArgs {
             turns: self.turns,
             window: self.window,
             rise_mode: self.rise_mode.parse().map_err(anyhow::Error::msg)?,
-            critic,
+            critic: critic.clone(),
+            max_backtracks: self.max_backtracks,
+            until_accepted: match self.resample_until.as_str() {
+                "differs" => false,
+                "accepted" => true,
+                o => anyhow::bail!("--resample-until must be differs or accepted, got {o:?}"),
+            },
+            verifier: match self.accept.as_str() {
+                "always" => None,
+                "verified" => Some(
+                    self.verifier
+                        .clone()
+                        .or_else(|| critic.clone())
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--accept verified needs --verifier NAME or --critic NAME"
+                            )
+                        })?,
+                ),
+                o => anyhow::bail!("--accept must be always or verified, got {o:?}"),
+            },
             budget: amend::strategy::Budget {
                 max_tokens_total: self.max_tokens_total,
                 max_calls: self.max_calls,
@@ -104,14 +138,14 @@ pub enum Command {
     Solve {
         /// The question.
         question: String,
-        /// Strategy: baseline, self-consistency, rise or wait.
+        /// Strategy: baseline, self-consistency, rise, wait or backtrack.
         #[arg(long, default_value = "baseline")]
         strategy: String,
-        /// Critic used by the strategy (rise critic/oracle modes): llm, arith.
+        /// Critic used by the strategy (backtrack; rise critic/oracle modes): llm, arith, gold.
         #[arg(long)]
         critic: Option<String>,
         #[command(flatten)]
-        strategy_args: StrategyArgs,
+        strategy_args: Box<StrategyArgs>,
         /// Token limit of one attempt.
         #[arg(long, default_value_t = 384)]
         max_tokens: u32,
@@ -270,7 +304,7 @@ pub struct EvalRun {
     /// Dataset file.
     #[arg(long, required = true)]
     pub data: Option<PathBuf>,
-    /// Strategy: baseline, self-consistency, rise or wait.
+    /// Strategy: baseline, self-consistency, rise, wait or backtrack.
     #[arg(long, default_value = "baseline")]
     pub strategy: String,
     #[command(flatten)]

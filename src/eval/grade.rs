@@ -161,8 +161,8 @@ pub async fn item(
         Gold::Answer { answer: gold, .. } => {
             r.gold = gold.clone();
             let problem = Problem {
-                question: &item.question,
                 gold: Some(gold),
+                ..Problem::new(&item.question)
             };
             match strategy.solve(cx, &problem).await {
                 Ok(sol) => {
@@ -183,13 +183,19 @@ pub async fn item(
         Gold::Trace {
             answer: own,
             target,
-            ..
+            steps,
+            mistake_index,
         } => {
             r.gold = target.clone();
             let prior = bb_match(own, target);
             r.prior_right = Some(prior);
             r.correct_before = prior;
-            match strategy.solve(cx, &Problem::new(&item.question)).await {
+            let problem = Problem {
+                draft: Some(steps),
+                gold_step: Some(*mistake_index),
+                ..Problem::new(&item.question)
+            };
+            match strategy.solve(cx, &problem).await {
                 Ok(sol) => {
                     r.usage = sol.usage;
                     r.answers = sol

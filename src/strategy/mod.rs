@@ -4,6 +4,7 @@
 //! evaluation harness and a future proxy all call it the same way. Strategies read
 //! `model.capabilities()` and never ask which backend they run on.
 
+mod backtrack;
 mod baseline;
 mod rise;
 mod sc;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use backtrack::{differs, prefix_text, Backtrack};
 pub use baseline::Baseline;
 pub use rise::{Rise, RiseMode};
 pub use sc::SelfConsistency;
@@ -34,7 +36,9 @@ pub enum StrategyError {
     #[error(transparent)]
     Prompt(#[from] PromptError),
     /// No strategy by that name.
-    #[error("unknown strategy {0:?}; available: baseline, self-consistency, rise, wait")]
+    #[error(
+        "unknown strategy {0:?}; available: baseline, self-consistency, rise, wait, backtrack"
+    )]
     Unknown(String),
     /// Strategy options that do not fit together.
     #[error("{0}")]
@@ -123,6 +127,12 @@ pub struct Problem<'a> {
     pub question: &'a str,
     /// The gold answer, when known (evaluation): oracle strategies may stop on it.
     pub gold: Option<&'a str>,
+    /// A given first attempt, as steps (BIG-Bench Mistake traces): strategies that correct
+    /// an attempt start from it instead of generating one.
+    pub draft: Option<&'a [String]>,
+    /// The label of the draft's first wrong step, when known (`Some(None)` = no mistake);
+    /// only the `gold` critic reads it.
+    pub gold_step: Option<Option<usize>>,
 }
 
 impl<'a> Problem<'a> {
@@ -131,6 +141,8 @@ impl<'a> Problem<'a> {
         Self {
             question,
             gold: None,
+            draft: None,
+            gold_step: None,
         }
     }
 }
@@ -152,6 +164,19 @@ pub struct Options {
     pub critic: Option<String>,
     /// Budget.
     pub budget: Budget,
+    /// Backtracking: most backtracks per solve.
+    #[serde(default = "one")]
+    pub max_backtracks: usize,
+    /// Backtracking: resample until the critic accepts the step, not just until it differs.
+    #[serde(default)]
+    pub until_accepted: bool,
+    /// Backtracking: keep a revision only when this verifier does not flag it.
+    #[serde(default)]
+    pub verifier: Option<String>,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for Options {
@@ -164,6 +189,9 @@ impl Default for Options {
             rise_mode: RiseMode::Majority,
             critic: None,
             budget: Budget::default(),
+            max_backtracks: 1,
+            until_accepted: false,
+            verifier: None,
         }
     }
 }
@@ -305,6 +333,22 @@ pub fn by_name(name: &str, opts: &Options) -> Result<Box<dyn Strategy>, Strategy
             }))
         }
         "wait" => Ok(Box::new(Wait)),
+        "backtrack" => {
+            let name = opts.critic.as_deref().ok_or_else(|| {
+                StrategyError::Options("backtrack needs --critic NAME (gold, arith or llm)".into())
+            })?;
+            Ok(Box::new(Backtrack {
+                critic: crate::critic::by_name(name)?,
+                max_backtracks: opts.max_backtracks.max(1),
+                until_accepted: opts.until_accepted,
+                verifier: opts
+                    .verifier
+                    .as_deref()
+                    .map(crate::critic::by_name)
+                    .transpose()?,
+                store: Arc::new(crate::log::Discard),
+            }))
+        }
         "rise" => {
             let critic = opts
                 .critic
