@@ -260,31 +260,56 @@ async fn demo(
         eprintln!("fetching the default model (SmolLM2-135M-Instruct, ~100 MB) ...");
     }
     let cx = context(m, prompts, trace, true, 256).await?;
-    let strat = strategy::Baseline;
+    // Backtracking with the exact arithmetic verifier: the first attempt, the step it flags,
+    // and the corrected answer.
+    let opts = strategy::Options {
+        critic: Some("arith".into()),
+        max_backtracks: 2,
+        ..strategy::Options::default()
+    };
+    let strat = strategy::by_name("backtrack", &opts)?;
     let mut rows = Vec::new();
-    let mut right = 0;
+    let (mut right_before, mut right) = (0, 0);
     for (i, (q, gold)) in DEMO_PROBLEMS.iter().enumerate() {
-        let sol = amend::Strategy::solve(&strat, &cx, &strategy::Problem::new(q)).await?;
-        let ok = sol
-            .answer
-            .as_deref()
-            .is_some_and(|a| answer::same_number(a, gold));
+        let sol = strat.solve(&cx, &strategy::Problem::new(q)).await?;
+        let is_right = |a: Option<&str>| a.is_some_and(|a| answer::same_number(a, gold));
+        let first_answer = sol.attempts.first().and_then(|a| a.answer.clone());
+        let ok_before = is_right(first_answer.as_deref());
+        let ok = is_right(sol.answer.as_deref());
+        right_before += usize::from(ok_before);
         right += usize::from(ok);
         if !json_out {
             println!("[{}] {q}", i + 1);
-            let first = sol
-                .attempts
-                .first()
-                .map(|a| a.text.trim().replace('\n', "\n    "))
-                .unwrap_or_default();
-            println!("    {first}");
+            let show = |t: &str| t.trim().replace('\n', "\n    ");
+            if let Some(first) = sol.attempts.first() {
+                println!("  first attempt:\n    {}", show(&first.text));
+            }
             println!(
-                "    => answer {} (expected {gold}) {}\n",
+                "  first answer: {}",
+                first_answer.as_deref().unwrap_or("none")
+            );
+            for l in &sol.located {
+                println!(
+                    "  critic `{}` located a mistake in step {}: {}",
+                    l.critic, l.step, l.rationale
+                );
+            }
+            if sol.located.is_empty() {
+                println!("  critic `arith` found no false arithmetic claim");
+            }
+            if sol.attempts.len() > 1 {
+                if let Some(last) = sol.attempts.last() {
+                    println!("  corrected attempt:\n    {}", show(&last.text));
+                }
+            }
+            println!(
+                "  => answer {} (expected {gold}) {}\n",
                 sol.answer.as_deref().unwrap_or("none"),
                 if ok { "right" } else { "wrong" }
             );
         }
-        rows.push(json!({"question": q, "expected": gold, "answer": sol.answer, "right": ok, "usage": sol.usage}));
+        rows.push(json!({"question": q, "expected": gold, "first_answer": first_answer, "answer": sol.answer,
+            "right_before": ok_before, "right": ok, "located": sol.located, "usage": sol.usage}));
     }
     let trace_path = cx
         .trace
@@ -294,13 +319,13 @@ async fn demo(
     if json_out {
         println!(
             "{}",
-            json!({"model": cx.model.name(), "problems": rows, "right": right, "trace": trace_path})
+            json!({"model": cx.model.name(), "problems": rows, "right_before": right_before, "right": right, "trace": trace_path})
         );
     } else {
         println!(
-            "{right}/{} right with {} (baseline, one greedy pass)",
-            DEMO_PROBLEMS.len(),
-            cx.model.name()
+            "{right_before}/{n} right on the first attempt, {right}/{n} after backtracking with the `arith` critic ({})",
+            cx.model.name(),
+            n = DEMO_PROBLEMS.len(),
         );
         println!("trace: {trace_path}  (read it with `amend trace show {trace_path}`)");
     }

@@ -95,6 +95,7 @@ impl Strategy for Backtrack {
             text: first,
         }];
         let mut budget_stop = None;
+        let mut located = Vec::new();
         for round in 0..self.max_backtracks {
             let gold = if round == 0 { problem.gold_step } else { None };
             let verdict = self
@@ -115,6 +116,12 @@ impl Strategy for Backtrack {
             if k >= current.len() {
                 break;
             }
+            located.push(super::Located {
+                step: k,
+                text: current[k].clone(),
+                critic: self.critic.name().into(),
+                rationale: verdict.rationale.chars().take(300).collect(),
+            });
             if let Some(why) = ledger.exhausted() {
                 budget_stop = Some(format!("{why}; mistake at step {k} left as it is"));
                 break;
@@ -222,6 +229,7 @@ impl Strategy for Backtrack {
             usage: ledger.usage,
             wall: start.elapsed(),
             budget_stop,
+            located,
         })
     }
 }

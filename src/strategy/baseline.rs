@@ -34,6 +34,7 @@ impl Strategy for Baseline {
             usage: resp.usage,
             wall: start.elapsed(),
             budget_stop: None,
+            located: Vec::new(),
         })
     }
 }

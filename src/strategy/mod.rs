@@ -299,6 +299,22 @@ pub struct Solution {
     /// Set when a budget cut the strategy short: which one and where.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_stop: Option<String>,
+    /// Mistakes a critic located along the way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub located: Vec<Located>,
+}
+
+/// A mistake a critic located.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Located {
+    /// Index of the first wrong step.
+    pub step: usize,
+    /// The step as written.
+    pub text: String,
+    /// Which critic found it.
+    pub critic: String,
+    /// Its rationale.
+    pub rationale: String,
 }
 
 /// A way of answering a question.

@@ -200,6 +200,7 @@ impl Strategy for Rise {
             usage: ledger.usage,
             wall: start.elapsed(),
             budget_stop,
+            located: Vec::new(),
         })
     }
 }

@@ -76,6 +76,7 @@ impl Strategy for SelfConsistency {
             usage: ledger.usage,
             wall: start.elapsed(),
             budget_stop,
+            located: Vec::new(),
         })
     }
 }

@@ -70,6 +70,7 @@ impl Strategy for Wait {
             usage: ledger.usage,
             wall: start.elapsed(),
             budget_stop,
+            located: Vec::new(),
         })
     }
 }
