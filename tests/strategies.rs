@@ -335,3 +335,64 @@ async fn backtracking_keeps_the_prefix_and_decodes_only_the_suffix() {
         .iter()
         .any(|e| e.kind == "mistake" && e.data["step"] == 2 && e.data["critic"] == "gold"));
 }
+
+#[tokio::test]
+async fn critics_vote_ask_per_step_and_chain() {
+    use amend::critic::{self, Critique};
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cx, writer) = context(dir.path(), 8).await;
+    let steps: Vec<String> = vec![
+        "Each box has 6 eggs.".into(),
+        "5 boxes hold 5 * 6 = 35 eggs.".into(),
+        "The answer is 35.".into(),
+    ];
+    let input = Critique {
+        problem: "A box holds 6 eggs. How many eggs are in 5 boxes?",
+        steps: &steps,
+        gold: None,
+    };
+
+    let v = critic::build("llm", 3)
+        .expect("llm")
+        .locate(&cx, &input)
+        .await
+        .expect("votes");
+    assert_eq!(v.usage.calls, 1, "three critiques in one batched call");
+    assert!([0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0]
+        .iter()
+        .any(|c| (v.confidence - c).abs() < 1e-6));
+    let events = amend::trace::read(writer.path()).expect("trace");
+    let votes = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == "critic")
+        .expect("critic event");
+    assert_eq!(votes.data["votes"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        v.parsed,
+        !votes.data["winner"].is_null() || votes.data["parsed"] == true
+    );
+
+    let v = critic::build("llm-step", 1)
+        .expect("llm-step")
+        .locate(&cx, &input)
+        .await
+        .expect("step");
+    assert!(v.usage.calls >= 1 && v.usage.calls <= 3);
+    if let Some(k) = v.step {
+        assert_eq!(v.usage.calls, k as u64 + 1, "stops at the first no");
+    }
+
+    let v = critic::build("chain:arith,llm", 1)
+        .expect("chain")
+        .locate(&cx, &input)
+        .await
+        .expect("chain");
+    assert_eq!(v.step, Some(1));
+    assert!(v.rationale.starts_with("arith:"), "{}", v.rationale);
+    assert_eq!(
+        v.usage.calls, 0,
+        "the exact verifier decided; the llm was not asked"
+    );
+    assert!(critic::build("nope", 1).is_err());
+}

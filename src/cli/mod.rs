@@ -70,6 +70,9 @@ pub struct StrategyArgs {
     /// Cap on the model calls one solve may make.
     #[arg(long)]
     pub max_calls: Option<u64>,
+    /// Critiques an `llm` critic draws and votes over.
+    #[arg(long, default_value_t = 1)]
+    pub critic_votes: u32,
     /// Backtrack: most backtracks per solve.
     #[arg(long, default_value_t = 1)]
     pub max_backtracks: usize,
@@ -97,6 +100,7 @@ impl StrategyArgs {
             rise_mode: self.rise_mode.parse().map_err(anyhow::Error::msg)?,
             critic: critic.clone(),
             max_backtracks: self.max_backtracks,
+            critic_votes: self.critic_votes.max(1),
             until_accepted: match self.resample_until.as_str() {
                 "differs" => false,
                 "accepted" => true,

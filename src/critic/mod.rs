@@ -3,17 +3,20 @@
 //! A critic returns a [`Verdict`]: the index of the first wrong step or none, whether its
 //! output could be read at all, a confidence and a rationale. An unparseable critic output is
 //! "no prediction" (`parsed = false`), never a guess. Implementations: [`Llm`] (the
-//! ProcessBench-style critique prompt, in a fresh context), [`Arith`] (an exact arithmetic
-//! verifier) and [`Gold`] (the dataset's label).
+//! ProcessBench-style critique prompt, in a fresh context, optionally with majority voting),
+//! [`LlmStep`] (one yes/no question per step), [`Arith`] (an exact arithmetic verifier),
+//! [`Gold`] (the dataset's label) and [`Chain`] (several in order).
 
 mod arith;
 mod llm;
+mod step;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use arith::{check as check_arith, eval as eval_arith, first_false, Arith, Claim};
-pub use llm::Llm;
+pub use llm::{vote, Llm};
+pub use step::{yes_no, Chain, LlmStep};
 
 use crate::strategy::{Context, StrategyError};
 
@@ -96,14 +99,40 @@ impl Critic for Gold {
     }
 }
 
-/// The critic registered under `name`.
+/// The critic registered under `name`, with one critique per judgement.
 ///
 /// # Errors
 /// [`StrategyError::UnknownCritic`].
 pub fn by_name(name: &str) -> Result<Box<dyn Critic>, StrategyError> {
-    match name {
+    build(name, 1)
+}
+
+/// The critic a spec names: `gold`, `arith`, `llm` (majority over `votes` critiques),
+/// `llm-step`, or `chain:A,B,...` (those critics in order).
+///
+/// # Errors
+/// [`StrategyError::UnknownCritic`].
+pub fn build(spec: &str, votes: u32) -> Result<Box<dyn Critic>, StrategyError> {
+    if let Some(list) = spec.strip_prefix("chain:") {
+        let critics = list
+            .split(',')
+            .map(|n| build(n.trim(), votes))
+            .collect::<Result<Vec<_>, _>>()?;
+        if critics.is_empty() {
+            return Err(StrategyError::UnknownCritic(spec.to_string()));
+        }
+        return Ok(Box::new(Chain {
+            critics,
+            name: spec.to_string(),
+        }));
+    }
+    match spec {
         "gold" => Ok(Box::new(Gold)),
-        "llm" => Ok(Box::new(Llm::default())),
+        "llm" => Ok(Box::new(Llm {
+            votes: votes.max(1),
+            ..Llm::default()
+        })),
+        "llm-step" => Ok(Box::new(LlmStep)),
         "arith" => Ok(Box::new(Arith)),
         other => Err(StrategyError::UnknownCritic(other.to_string())),
     }

@@ -226,8 +226,10 @@ pub fn prepare(cfg: &Config) -> Result<Plan, EvalError> {
         (Task::Processbench, None) => Some("llm".to_string()),
         (_, c) => c.clone(),
     };
-    let critic: Option<Box<dyn Critic>> =
-        critic_name.as_deref().map(critic::by_name).transpose()?;
+    let critic: Option<Box<dyn Critic>> = critic_name
+        .as_deref()
+        .map(|c| critic::build(c, cfg.options.critic_votes))
+        .transpose()?;
     std::fs::create_dir_all(&cfg.out).map_err(|e| io_err(&cfg.out, e))?;
     check_config(cfg)?;
     Ok(Plan {

@@ -21,6 +21,10 @@ const DEFAULTS: &[(&str, &str)] = &[
         "rise_feedback",
         include_str!("../../prompts/rise_feedback.tera"),
     ),
+    (
+        "critic_step",
+        include_str!("../../prompts/critic_step.tera"),
+    ),
 ];
 
 /// A template failed to load or render.
@@ -232,6 +236,60 @@ mod tests {
             .ok()
         });
         insta::assert_snapshot!("completion", completion.unwrap_or_default());
+    }
+
+    #[test]
+    fn step_and_feedback_snapshots() {
+        let p = Prompts::builtin().ok();
+        #[derive(Serialize)]
+        struct Step<'a> {
+            problem: &'a str,
+            previous: &'a [String],
+            step: &'a str,
+        }
+        let prev = vec!["Each box has 6 eggs.".to_string()];
+        let step = p.as_ref().and_then(|p| {
+            p.render(
+                "critic_step",
+                &Step {
+                    problem: "6 eggs a box; 5 boxes?",
+                    previous: &prev,
+                    step: "5 * 6 = 35.",
+                },
+            )
+            .ok()
+        });
+        insta::assert_snapshot!("critic_step", step.unwrap_or_default());
+        #[derive(Serialize)]
+        struct Fb<'a> {
+            question: &'a str,
+            step: Option<usize>,
+            rationale: Option<&'a str>,
+        }
+        let generic = p.as_ref().and_then(|p| {
+            p.render(
+                "rise_feedback",
+                &Fb {
+                    question: "2 + 2?",
+                    step: None,
+                    rationale: None,
+                },
+            )
+            .ok()
+        });
+        insta::assert_snapshot!("rise_feedback_generic", generic.unwrap_or_default());
+        let critic = p.and_then(|p| {
+            p.render(
+                "rise_feedback",
+                &Fb {
+                    question: "2 + 2?",
+                    step: Some(0),
+                    rationale: Some("2 + 2 = 5 is false."),
+                },
+            )
+            .ok()
+        });
+        insta::assert_snapshot!("rise_feedback_critic", critic.unwrap_or_default());
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub enum StrategyError {
     #[error("{0}")]
     Options(String),
     /// No critic by that name.
-    #[error("unknown critic {0:?}; available: llm, arith, gold")]
+    #[error("unknown critic {0:?}; available: llm, llm-step, arith, gold, chain:A,B")]
     UnknownCritic(String),
 }
 
@@ -173,6 +173,13 @@ pub struct Options {
     /// Backtracking: keep a revision only when this verifier does not flag it.
     #[serde(default)]
     pub verifier: Option<String>,
+    /// Critiques an `llm` critic votes over.
+    #[serde(default = "one_u32")]
+    pub critic_votes: u32,
+}
+
+fn one_u32() -> u32 {
+    1
 }
 
 fn one() -> usize {
@@ -192,6 +199,7 @@ impl Default for Options {
             max_backtracks: 1,
             until_accepted: false,
             verifier: None,
+            critic_votes: 1,
         }
     }
 }
@@ -354,13 +362,13 @@ pub fn by_name(name: &str, opts: &Options) -> Result<Box<dyn Strategy>, Strategy
                 StrategyError::Options("backtrack needs --critic NAME (gold, arith or llm)".into())
             })?;
             Ok(Box::new(Backtrack {
-                critic: crate::critic::by_name(name)?,
+                critic: crate::critic::build(name, opts.critic_votes)?,
                 max_backtracks: opts.max_backtracks.max(1),
                 until_accepted: opts.until_accepted,
                 verifier: opts
                     .verifier
                     .as_deref()
-                    .map(crate::critic::by_name)
+                    .map(|c| crate::critic::build(c, opts.critic_votes))
                     .transpose()?,
                 store: Arc::new(crate::log::Discard),
             }))
@@ -369,7 +377,7 @@ pub fn by_name(name: &str, opts: &Options) -> Result<Box<dyn Strategy>, Strategy
             let critic = opts
                 .critic
                 .as_deref()
-                .map(crate::critic::by_name)
+                .map(|c| crate::critic::build(c, opts.critic_votes))
                 .transpose()?;
             if opts.rise_mode == RiseMode::Critic && critic.is_none() {
                 return Err(StrategyError::Options(
