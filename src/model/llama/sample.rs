@@ -1,8 +1,9 @@
 //! Choosing the next token of each sample: the logits hook, the sampler chain, log-probs.
 //!
-//! Sampling a 49k-token vocabulary (softmax, top-p sort, draw) costs about as much per sample
-//! as a tenth of a decode step, so with several samples in flight the work is split over two
-//! threads while the decode threads are idle.
+//! Sampling a 49k-token vocabulary (softmax, top-p sort, draw) costs about a tenth of a decode
+//! step per sample. [`pick_all`] can split it over two threads, but with llama.cpp's OpenMP
+//! workers spinning between decodes that measured slower on two cores, so the engine samples
+//! on its own thread.
 
 use std::sync::Arc;
 
