@@ -294,9 +294,6 @@ impl<'m> Engine<'m> {
             })
             .collect();
         let hook: Option<&Arc<dyn LogitsHook>> = req.hook.as_ref();
-        // Sampling on a second thread measured slower (bench parallel: 1.38 vs 1.81): llama.cpp's
-        // OpenMP workers still spin between decodes and take the other core.
-        let parallel = false;
         loop {
             if reply.is_closed() {
                 return Err(ModelError::InvalidRequest("cancelled by the caller".into()));
@@ -320,7 +317,7 @@ impl<'m> Engine<'m> {
                     out: None,
                 });
             }
-            pick_all(&mut jobs, hook, req.logprobs, parallel);
+            pick_all(&mut jobs, hook, req.logprobs);
             let picked: Vec<(usize, Option<Picked>)> =
                 jobs.into_iter().map(|j| (j.sample, j.out)).collect();
             batch.clear();

@@ -1,9 +1,9 @@
 //! Choosing the next token of each sample: the logits hook, the sampler chain, log-probs.
 //!
 //! Sampling a 49k-token vocabulary (softmax, top-p sort, draw) costs about a tenth of a decode
-//! step per sample. [`pick_all`] can split it over two threads, but with llama.cpp's OpenMP
-//! workers spinning between decodes that measured slower on two cores, so the engine samples
-//! on its own thread.
+//! step per sample. It runs on the engine thread: splitting it over a second thread measured
+//! slower on two cores (`bench parallel` 1.38 vs 1.73), because llama.cpp's OpenMP workers keep
+//! spinning between decodes.
 
 use std::sync::Arc;
 
@@ -110,28 +110,11 @@ impl Picker {
     }
 }
 
-/// Choose a token for every job, on two threads when `parallel` and there are several.
-pub(super) fn pick_all(
-    jobs: &mut [Job<'_>],
-    hook: Option<&Arc<dyn LogitsHook>>,
-    logprob: bool,
-    parallel: bool,
-) {
-    let run = |chunk: &mut [Job<'_>]| {
-        for j in chunk.iter_mut() {
-            j.out = j
-                .picker
-                .pick(j.logits, j.hidden, hook, j.sample, j.index, logprob);
-        }
-    };
-    if parallel && jobs.len() >= 2 {
-        let mid = jobs.len() / 2;
-        let (a, b) = jobs.split_at_mut(mid);
-        std::thread::scope(|s| {
-            s.spawn(|| run(a));
-            run(b);
-        });
-    } else {
-        run(jobs);
+/// Choose a token for every job, one after the other on the engine thread.
+pub(super) fn pick_all(jobs: &mut [Job<'_>], hook: Option<&Arc<dyn LogitsHook>>, logprob: bool) {
+    for j in jobs.iter_mut() {
+        j.out = j
+            .picker
+            .pick(j.logits, j.hidden, hook, j.sample, j.index, logprob);
     }
 }
