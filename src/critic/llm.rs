@@ -121,10 +121,7 @@ impl Llm {
         req: Request,
         n_steps: usize,
     ) -> Result<Verdict, StrategyError> {
-        let per_call = match cx.model.capabilities().max_samples_per_call {
-            0 => self.votes,
-            m => m,
-        };
+        let per_call = cx.model.capabilities().samples_per_call(self.votes);
         let mut texts = Vec::new();
         let mut usage = crate::model::Usage::default();
         while (texts.len() as u32) < self.votes {

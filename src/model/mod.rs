@@ -364,6 +364,17 @@ pub struct Capabilities {
     pub raw_prompt: bool,
 }
 
+impl Capabilities {
+    /// How many of `wanted` samples one call may ask for (at least 1).
+    pub fn samples_per_call(&self, wanted: u32) -> u32 {
+        match self.max_samples_per_call {
+            0 => wanted,
+            m => m.min(wanted),
+        }
+        .max(1)
+    }
+}
+
 /// A language model: local or remote, one interface.
 #[async_trait]
 pub trait Model: Send + Sync {

@@ -47,6 +47,37 @@ pub fn differs(candidate: &str, original: &str) -> bool {
 }
 
 impl Backtrack {
+    /// Record a located mistake and its outcome: a `mistake` trace event and the mistake store.
+    #[allow(clippy::too_many_arguments)]
+    fn note(
+        &self,
+        cx: &Context,
+        problem: &Problem<'_>,
+        steps: &[String],
+        k: usize,
+        rationale: &str,
+        correction: Option<&str>,
+        outcome: Outcome,
+        detail: serde_json::Value,
+    ) {
+        cx.record(
+            "mistake",
+            json!({"step": k, "critic": self.critic.name(), "rationale": rationale, "resampled": correction, "outcome": outcome, "detail": detail}),
+        );
+        let mistake = Mistake {
+            input: problem.question.into(),
+            steps: steps.to_vec(),
+            step: k,
+            critic: self.critic.name().into(),
+            rationale: rationale.into(),
+            correction: correction.map(str::to_string),
+            outcome,
+        };
+        if let Err(e) = self.store.record(&mistake) {
+            tracing::error!(error = %e, "could not record a located mistake");
+        }
+    }
+
     async fn accepts(
         &self,
         cx: &Context,
@@ -127,10 +158,7 @@ impl Strategy for Backtrack {
                 break;
             }
             let prefix = prefix_text(&current, k);
-            let n = match cx.model.capabilities().max_samples_per_call {
-                0 => TRIES,
-                m => m.min(TRIES),
-            };
+            let n = cx.model.capabilities().samples_per_call(TRIES);
             let mut chosen = None;
             let mut tried = 0;
             while tried < TRIES && chosen.is_none() {
@@ -158,16 +186,16 @@ impl Strategy for Backtrack {
                 }
             }
             let Some(new_step) = chosen else {
-                cx.record("mistake", json!({"step": k, "critic": self.critic.name(), "rationale": verdict.rationale, "outcome": "kept", "why": format!("no different step in {tried} tries")}));
-                let _ = self.store.record(&Mistake {
-                    input: problem.question.into(),
-                    steps: current.clone(),
-                    step: k,
-                    critic: self.critic.name().into(),
-                    rationale: verdict.rationale.clone(),
-                    correction: None,
-                    outcome: Outcome::Kept,
-                });
+                self.note(
+                    cx,
+                    problem,
+                    &current,
+                    k,
+                    &verdict.rationale,
+                    None,
+                    Outcome::Kept,
+                    json!({"why": format!("no different step in {tried} tries")}),
+                );
                 break;
             };
             let cont_prefill = format!("{prefix}{new_step}\n");
@@ -201,16 +229,16 @@ impl Strategy for Backtrack {
             } else {
                 Outcome::Revised
             };
-            cx.record("mistake", json!({"step": k, "critic": self.critic.name(), "rationale": verdict.rationale, "resampled": new_step, "tries": tried, "outcome": outcome, "verifier_refused": refused}));
-            let _ = self.store.record(&Mistake {
-                input: problem.question.into(),
-                steps: current.clone(),
-                step: k,
-                critic: self.critic.name().into(),
-                rationale: verdict.rationale.clone(),
-                correction: Some(new_step),
+            self.note(
+                cx,
+                problem,
+                &current,
+                k,
+                &verdict.rationale,
+                Some(&new_step),
                 outcome,
-            });
+                json!({"tries": tried, "verifier_refused": refused}),
+            );
             if refused {
                 break;
             }

@@ -30,10 +30,7 @@ impl Strategy for SelfConsistency {
         let mut ledger = Ledger::new(cx.budget);
         let mut attempts = Vec::new();
         let mut budget_stop = None;
-        let chunk = match cx.model.capabilities().max_samples_per_call {
-            0 => self.samples,
-            n => n,
-        };
+        let chunk = cx.model.capabilities().samples_per_call(self.samples);
         let seed = problem
             .question
             .bytes()
