@@ -273,17 +273,11 @@ pub fn select(
     limit: Option<usize>,
 ) -> Vec<Item> {
     if let Some(seed) = shuffle {
-        // Fisher-Yates with a splitmix64 stream: stable across platforms and versions.
-        let mut state = seed;
-        let mut next = || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
+        // Fisher-Yates over the same SplitMix64 stream as the synthetic generator: stable
+        // across platforms and versions.
+        let mut rng = crate::synth::Rng::new(seed);
         for i in (1..items.len()).rev() {
-            let j = (next() % (i as u64 + 1)) as usize;
+            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
             items.swap(i, j);
         }
     }
