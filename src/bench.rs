@@ -363,6 +363,7 @@ pub async fn rise(
         max_tokens: 160,
         style: Default::default(),
         budget: Default::default(),
+        log: None,
     };
     let warm = cx(local.clone());
     let cold = cx(Arc::new(Cold(local.clone())));

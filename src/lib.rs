@@ -13,7 +13,8 @@
 //! - [`eval`]: the evaluation harness (datasets, metrics, resumable runs, reports).
 //! - [`synth`]: synthetic arithmetic word problems of controlled difficulty.
 //! - [`inject`]: critic test data made by planting errors in correct solutions.
-//! - [`log`]: the seam where located mistakes are recorded.
+//! - [`log`]: the mistake log (sled): every located mistake and its outcome.
+//! - [`leap`]: LEAP principle learning from mistakes, and the promotion gate.
 //! - [`home`]: where amend keeps its caches.
 //! - [`bench`]: the measurements behind `amend bench` (local backend).
 
@@ -24,6 +25,7 @@ pub mod critic;
 pub mod eval;
 pub mod home;
 pub mod inject;
+pub mod leap;
 pub mod log;
 pub mod model;
 pub mod prompt;

@@ -6,7 +6,9 @@ use assert_cmd::Command;
 
 fn amend() -> Command {
     let mut c = Command::cargo_bin("amend").expect("binary");
-    c.env_remove("AMEND_MODEL").env_remove("AMEND_BASE_URL");
+    c.env_remove("AMEND_MODEL")
+        .env_remove("AMEND_BASE_URL")
+        .env("AMEND_LOG", common::scratch_log());
     c
 }
 

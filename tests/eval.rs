@@ -63,7 +63,9 @@ fn metrics_match_hand_computed_values() {
 
 fn amend() -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_amend"));
-    c.env_remove("AMEND_MODEL").env_remove("AMEND_BASE_URL");
+    c.env_remove("AMEND_MODEL")
+        .env_remove("AMEND_BASE_URL")
+        .env("AMEND_LOG", common::scratch_log());
     c
 }
 

@@ -34,6 +34,7 @@ async fn context(dir: &std::path::Path, n_seq: u32) -> (Context, Arc<Writer>) {
         max_tokens: 96,
         style: Default::default(),
         budget: Budget::default(),
+        log: None,
     };
     (cx, writer)
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use serde_json::json;
 
+use super::mistakes::LogArgs;
 use super::{BenchKind, Cli, Command, DataAction, EvalAction, ModelAction, ModelArgs, TraceAction};
+use amend::log::{MistakeStore, Sink};
 use amend::model::{spec, LoadOptions, Model, RetryPolicy, Spec};
 use amend::strategy::{self, Context, Solution};
 use amend::trace::{self, Traced, Writer};
@@ -55,7 +57,7 @@ fn trace_writer(path: Option<&Path>) -> Result<Arc<Writer>> {
     Ok(Arc::new(w))
 }
 
-async fn context(
+pub(super) async fn context(
     m: &ModelArgs,
     prompts: Option<&Path>,
     trace: Option<&Path>,
@@ -74,6 +76,7 @@ async fn context(
         max_tokens,
         style: Default::default(),
         budget: Default::default(),
+        log: None,
     })
 }
 
@@ -118,11 +121,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             max_tokens,
             prompts,
             trace,
+            principles,
+            log,
             model,
             out,
         } => {
             let opts = strategy_args.options(critic)?;
             let strat = strategy::by_name(&strategy, &opts)?;
+            let texts = principles.texts()?;
+            let store = log.open()?;
             let mut cx = context(
                 &model,
                 prompts.as_deref(),
@@ -132,6 +139,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             )
             .await?;
             cx.budget = opts.budget;
+            cx.style.principles = Arc::new(texts);
+            cx.log = sink(store, "solve", &model, &cx);
             let sol = strat.solve(&cx, &strategy::Problem::new(&question)).await?;
             let trace_path = cx.trace.as_ref().map(|t| t.path().display().to_string());
             if out.json {
@@ -144,9 +153,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Demo {
             prompts,
             trace,
+            log,
             model,
             out,
-        } => demo(&model, prompts.as_deref(), trace.as_deref(), out.json).await?,
+        } => demo(&model, prompts.as_deref(), trace.as_deref(), &log, out.json).await?,
+        Command::Mistakes { action } => super::mistakes::run(action)?,
+        Command::Leap { action } => super::leap::run(action).await?,
         Command::Model {
             action: ModelAction::Fetch { out },
         } => {
@@ -168,6 +180,25 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Trace {
             action: TraceAction::Show { file, out },
         } => show_trace(&file, out.json)?,
+        Command::Bench {
+            which:
+                BenchKind::Log {
+                    records,
+                    batch,
+                    lookups,
+                    out,
+                },
+        } => {
+            let dir = std::env::temp_dir().join(format!("amend-bench-log-{}", std::process::id()));
+            let r = amend::log::bench::run(&dir, records, batch, lookups);
+            let _ = std::fs::remove_dir_all(&dir);
+            let r = r?;
+            if out.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+        }
         Command::Bench { which } => bench(which).await?,
         Command::Eval {
             action: Some(EvalAction::Compare { dirs, out }),
@@ -250,16 +281,34 @@ pub async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// Tag records of a context with the task, model and trace run.
+fn sink(
+    store: Option<Arc<dyn MistakeStore>>,
+    task: &str,
+    m: &ModelArgs,
+    cx: &Context,
+) -> Option<Sink> {
+    store.map(|store| Sink {
+        store,
+        task: task.into(),
+        model: m.model.clone(),
+        run: cx.trace.as_ref().map(|t| t.run_id().to_string()),
+    })
+}
+
 async fn demo(
     m: &ModelArgs,
     prompts: Option<&Path>,
     trace: Option<&Path>,
+    log: &LogArgs,
     json_out: bool,
 ) -> Result<()> {
+    let store = log.open()?;
     if !json_out && m.model == "default" && !spec::default_path().is_file() {
         eprintln!("fetching the default model (SmolLM2-135M-Instruct, ~100 MB) ...");
     }
-    let cx = context(m, prompts, trace, true, 256).await?;
+    let mut cx = context(m, prompts, trace, true, 256).await?;
+    cx.log = sink(store, "demo", m, &cx);
     // Backtracking with the exact arithmetic verifier: the first attempt, the step it flags,
     // and the corrected answer.
     let opts = strategy::Options {
@@ -271,7 +320,11 @@ async fn demo(
     let mut rows = Vec::new();
     let (mut right_before, mut right) = (0, 0);
     for (i, (q, gold)) in DEMO_PROBLEMS.iter().enumerate() {
-        let sol = strat.solve(&cx, &strategy::Problem::new(q)).await?;
+        let problem = strategy::Problem {
+            gold: Some(gold),
+            ..strategy::Problem::new(q)
+        };
+        let sol = strat.solve(&cx, &problem).await?;
         let is_right = |a: Option<&str>| a.is_some_and(|a| answer::same_number(a, gold));
         let first_answer = sol.attempts.first().and_then(|a| a.answer.clone());
         let ok_before = is_right(first_answer.as_deref());
@@ -453,6 +506,7 @@ async fn bench(which: BenchKind) -> Result<()> {
             let r = bench::parallel(&p, common.threads, samples).await?;
             (common, serde_json::to_value(r)?)
         }
+        BenchKind::Log { .. } => anyhow::bail!("bench log is run before the model benchmarks"),
     };
     if common.out.json {
         println!("{value}");

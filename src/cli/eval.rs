@@ -58,13 +58,16 @@ pub async fn run(a: EvalRun) -> Result<()> {
         format,
         max_tokens: a.max_tokens,
         options: a.strategy_args.options(a.critic.clone())?,
+        principles: a.principles.principles.clone(),
+        principles_level: a.principles.level()?,
         progress: !a.out_args.json,
     };
     let parsed: Spec = cfg.model.parse()?;
     let prompts = Arc::new(Prompts::load(a.prompts.as_deref())?);
     let plan = eval::runner::prepare(&cfg)?;
+    let log = a.log.open()?;
     let model = spec::load(&parsed, &super::commands::load_options(&a.model, false)).await?;
-    let outcome = eval::runner::execute(&cfg, plan, model, prompts).await?;
+    let outcome = eval::runner::execute(&cfg, plan, model, prompts, log).await?;
     if a.out_args.json {
         println!("{}", serde_json::to_string(&outcome.summary)?);
         return Ok(());

@@ -2,6 +2,8 @@
 
 mod commands;
 mod eval;
+mod leap;
+mod mistakes;
 
 use std::path::PathBuf;
 
@@ -160,6 +162,10 @@ pub enum Command {
         #[arg(long)]
         trace: Option<PathBuf>,
         #[command(flatten)]
+        principles: PrinciplesArgs,
+        #[command(flatten)]
+        log: mistakes::LogArgs,
+        #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
         out: OutArgs,
@@ -172,6 +178,8 @@ pub enum Command {
         /// Trace file (default: traces/RUN_ID.jsonl).
         #[arg(long)]
         trace: Option<PathBuf>,
+        #[command(flatten)]
+        log: mistakes::LogArgs,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
@@ -200,7 +208,17 @@ pub enum Command {
         #[command(subcommand)]
         action: DataAction,
     },
-    /// Benchmarks of the local backend (each against a baseline in the same run).
+    /// The mistake log: list, show, stats, export, import.
+    Mistakes {
+        #[command(subcommand)]
+        action: mistakes::MistakesAction,
+    },
+    /// LEAP: learn principles from mistakes, and gate them before use.
+    Leap {
+        #[command(subcommand)]
+        action: leap::LeapAction,
+    },
+    /// Benchmarks (each against a baseline in the same run).
     Bench {
         #[command(subcommand)]
         which: BenchKind,
@@ -258,6 +276,21 @@ pub enum BenchKind {
         window: usize,
         #[command(flatten)]
         common: BenchArgs,
+    },
+    /// Mistake log: appends/s (flushed per batch) and lookup latency at N records, against
+    /// bare sled writes and reads of the same bytes.
+    Log {
+        /// Records to append.
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+        /// Records per flushed batch.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Random lookups timed.
+        #[arg(long, default_value_t = 10_000)]
+        lookups: usize,
+        #[command(flatten)]
+        out: OutArgs,
     },
     /// 8 samples as one batch vs 8 sequential runs.
     Parallel {
@@ -350,9 +383,40 @@ pub struct EvalRun {
     #[arg(long)]
     pub prompts: Option<PathBuf>,
     #[command(flatten)]
+    pub principles: PrinciplesArgs,
+    #[command(flatten)]
+    pub log: mistakes::LogArgs,
+    #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
     pub out_args: OutArgs,
+}
+
+/// Principles (from `amend leap learn`) to put into the prompt.
+#[derive(Debug, Clone, Args)]
+pub struct PrinciplesArgs {
+    /// Principles file (TOML, from `amend leap learn`), put before the worked examples.
+    #[arg(long)]
+    pub principles: Option<PathBuf>,
+    /// Which of its principles: high (the condensed list) or low (one per mistake).
+    #[arg(long, default_value = "high")]
+    pub principles_level: String,
+}
+
+impl PrinciplesArgs {
+    /// The level, checked.
+    pub fn level(&self) -> anyhow::Result<amend::leap::Level> {
+        self.principles_level.parse().map_err(anyhow::Error::msg)
+    }
+
+    /// The principle texts, if a file was given.
+    pub fn texts(&self) -> anyhow::Result<Vec<String>> {
+        let level = self.level()?;
+        Ok(match &self.principles {
+            Some(p) => amend::leap::PrincipleSet::load(p)?.texts(level),
+            None => Vec::new(),
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]

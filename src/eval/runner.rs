@@ -19,6 +19,7 @@ use super::data::{self, Task};
 use super::metrics::{self, ItemResult, Summary};
 use super::{grade, report, EvalError};
 use crate::critic::{self, Critic};
+use crate::log::{MistakeStore, Sink};
 use crate::model::Model;
 use crate::prompt::Prompts;
 use crate::strategy::{self, Context, Format, PromptStyle, Strategy};
@@ -60,6 +61,12 @@ pub struct Config {
     /// Strategy settings (samples, turns, window, mode, budget).
     #[serde(default)]
     pub options: strategy::Options,
+    /// Principles file put into the prompt (LEAP).
+    #[serde(default)]
+    pub principles: Option<PathBuf>,
+    /// Which of its principles.
+    #[serde(default)]
+    pub principles_level: crate::leap::Level,
     /// Show a progress bar on stderr.
     #[serde(skip)]
     pub progress: bool,
@@ -71,6 +78,7 @@ impl Config {
             "task": self.task, "data": self.data, "strategy": self.strategy, "critic": self.critic,
             "model": self.model, "shots": self.shots, "fewshot": self.fewshot, "format": self.format,
             "max_tokens": self.max_tokens, "shuffle": self.shuffle, "options": self.options,
+            "principles": self.principles, "principles_level": self.principles_level,
         })
     }
 }
@@ -251,7 +259,7 @@ pub async fn run(
     prompts: Arc<Prompts>,
 ) -> Result<Outcome, EvalError> {
     let plan = prepare(cfg)?;
-    execute(cfg, plan, model, prompts).await
+    execute(cfg, plan, model, prompts, None).await
 }
 
 /// Execute a prepared run.
@@ -264,6 +272,7 @@ pub async fn execute(
     plan: Plan,
     model: Arc<dyn Model>,
     prompts: Arc<Prompts>,
+    log: Option<Arc<dyn MistakeStore>>,
 ) -> Result<Outcome, EvalError> {
     let Plan {
         items,
@@ -286,6 +295,13 @@ pub async fn execute(
     let traces = cfg.out.join("traces");
     let writer = Arc::new(Writer::in_dir(&traces).map_err(|e| io_err(&traces, e))?);
     let traced: Arc<dyn Model> = Arc::new(crate::trace::Traced::new(model, writer.clone()));
+    let run_id = writer.run_id().to_string();
+    let principles = match &cfg.principles {
+        Some(p) => crate::leap::PrincipleSet::load(p)
+            .map_err(|e| EvalError::Usage(e.to_string()))?
+            .texts(cfg.principles_level),
+        None => Vec::new(),
+    };
     let cx = Context {
         model: traced,
         prompts,
@@ -294,8 +310,15 @@ pub async fn execute(
         style: PromptStyle {
             format: cfg.format,
             shots: Arc::new(shots),
+            principles: Arc::new(principles),
         },
         budget: cfg.options.budget,
+        log: log.map(|store| Sink {
+            store,
+            task: cfg.task.to_string(),
+            model: cfg.model.clone(),
+            run: Some(run_id),
+        }),
     };
 
     let mut file = std::fs::OpenOptions::new()

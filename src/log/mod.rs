@@ -1,58 +1,384 @@
-//! The mistake log's seam: every located mistake and its outcome is handed to a
-//! [`MistakeStore`]. The persistent sled store comes with the mistake-log work; until then
-//! [`Discard`] is the store, and the trace holds the same record (event `mistake`).
+//! The mistake log: every located mistake and what became of it, kept across runs.
+//!
+//! Strategies hand records to a [`MistakeStore`] through the [`Sink`] in their context; the
+//! persistent store is [`SledStore`] (sled, one tree per index, versioned key layout),
+//! [`Discard`] keeps nothing. Records travel as JSON Lines ([`export`] / [`parse_import`]);
+//! LEAP reads them back to learn principles.
+
+pub mod bench;
+mod records;
+mod sled_store;
+mod tokens;
+
+use std::sync::Arc;
+
+pub use records::{parse_import, stats, write_export, ImportError, Stats};
+pub use sled_store::{SledStore, SCHEMA_VERSION};
+pub use tokens::TokenRecord;
 
 use serde::{Deserialize, Serialize};
 
 /// What became of a located mistake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// The revision was kept and the critic/verifier accepted it.
-    Revised,
-    /// No different step could be sampled, or the revision was refused: the original stands.
-    Kept,
+    /// A correction was kept and the answer is now right (checked against a reference).
+    Fixed,
+    /// No correction was kept, or the corrected answer is still wrong.
+    NotFixed,
+    /// The answer was right before the correction and wrong after it.
+    MadeWorse,
+    /// A correction was kept but there is no reference answer to judge it by.
+    Unverified,
 }
 
-/// One located mistake and what the strategy did about it.
+impl Outcome {
+    /// The name used on the command line and in keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fixed => "fixed",
+            Self::NotFixed => "not_fixed",
+            Self::MadeWorse => "made_worse",
+            Self::Unverified => "unverified",
+        }
+    }
+
+    /// Judge a correction: `before`/`after` are the answers, `reference` the known right
+    /// answer, `kept` whether a correction was kept at all.
+    pub fn judge(
+        kept: bool,
+        before: Option<&str>,
+        after: Option<&str>,
+        reference: Option<&str>,
+    ) -> Self {
+        let right = |a: Option<&str>, r: &str| a.is_some_and(|a| crate::answer::same_number(a, r));
+        match (kept, reference) {
+            (false, _) => Self::NotFixed,
+            (true, None) => Self::Unverified,
+            (true, Some(r)) if right(after, r) => Self::Fixed,
+            (true, Some(r)) if right(before, r) => Self::MadeWorse,
+            (true, Some(_)) => Self::NotFixed,
+        }
+    }
+}
+
+impl std::str::FromStr for Outcome {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.replace('-', "_").as_str() {
+            "fixed" => Ok(Self::Fixed),
+            "not_fixed" => Ok(Self::NotFixed),
+            "made_worse" => Ok(Self::MadeWorse),
+            "unverified" => Ok(Self::Unverified),
+            o => Err(format!(
+                "unknown outcome {o:?}; use fixed, not_fixed, made_worse or unverified"
+            )),
+        }
+    }
+}
+
+/// One located mistake and what the strategy did about it. Every field is written on export
+/// (none is skipped), so export → import → export is byte-identical.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Mistake {
+    /// Unique id; generated ids are UUID v7, so they sort by time.
+    pub id: String,
+    /// When it was recorded (RFC 3339, UTC).
+    pub time: String,
+    /// Task (e.g. `gsm8k`, `bbmistake`, or `solve` outside an evaluation).
+    pub task: String,
+    /// The model that made the mistake.
+    pub model: String,
+    /// The evaluation run that found it, if any.
+    pub run: Option<String>,
     /// The problem.
     pub input: String,
-    /// The attempt's steps.
+    /// The known right answer, if any.
+    pub reference: Option<String>,
+    /// The wrong attempt's steps.
     pub steps: Vec<String>,
-    /// Index of the first wrong step.
-    pub step: usize,
-    /// Which critic located it.
+    /// Index of the first wrong step, when a critic located one (`None`: only the final
+    /// answer is known to be wrong).
+    pub step: Option<usize>,
+    /// Which critic located it (`answer` when only a reference answer showed it).
     pub critic: String,
     /// The critic's rationale.
     pub rationale: String,
-    /// The replacement step, if one was kept.
+    /// The correction that was kept (the replacement step and what followed), if any.
     pub correction: Option<String>,
-    /// Outcome.
+    /// The answer before the correction.
+    pub answer_before: Option<String>,
+    /// The answer after it.
+    pub answer_after: Option<String>,
+    /// What became of it.
     pub outcome: Outcome,
+    /// Tokens the strategy spent on the problem up to this record.
+    pub tokens: u64,
+    /// Where in the traces it is (`FILE#SEQ`), if traced.
+    pub trace: Option<String>,
+}
+
+/// The names of every field of a [`Mistake`], in export order.
+pub const FIELDS: &[&str] = &[
+    "id",
+    "time",
+    "task",
+    "model",
+    "run",
+    "input",
+    "reference",
+    "steps",
+    "step",
+    "critic",
+    "rationale",
+    "correction",
+    "answer_before",
+    "answer_after",
+    "outcome",
+    "tokens",
+    "trace",
+];
+
+/// A fresh time-ordered record id.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The current time as the log writes it.
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// A store failed.
 #[derive(Debug, thiserror::Error)]
-#[error("mistake log: {0}")]
-pub struct LogError(pub String);
+pub enum LogError {
+    /// The store could not be opened.
+    #[error("cannot open the mistake log at {path}: {reason}")]
+    Open {
+        /// The store's directory.
+        path: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// The store was written by a newer amend.
+    #[error("the mistake log at {path} has schema version {found}, newer than this amend understands ({supported}); upgrade amend, or point --log elsewhere")]
+    TooNew {
+        /// The store's directory.
+        path: String,
+        /// Its version.
+        found: u32,
+        /// The newest this binary reads.
+        supported: u32,
+    },
+    /// The store is older than any version this binary can migrate.
+    #[error("the mistake log at {path} has schema version {found}, which this amend cannot migrate (it migrates from {oldest} up); export it with the amend that wrote it and import the file here")]
+    TooOld {
+        /// The store's directory.
+        path: String,
+        /// Its version.
+        found: u32,
+        /// The oldest version with a migration.
+        oldest: u32,
+    },
+    /// A read or write failed.
+    #[error("mistake log: {0}")]
+    Io(String),
+    /// A stored record does not decode.
+    #[error("mistake log: record {key} is unreadable ({reason}); the store may be damaged: export what is readable with `amend mistakes export` and import it into a new log")]
+    Corrupt {
+        /// Its key.
+        key: String,
+        /// The decoder's message.
+        reason: String,
+    },
+}
+
+impl From<sled::Error> for LogError {
+    fn from(e: sled::Error) -> Self {
+        Self::Io(e.to_string())
+    }
+}
+
+/// Which records to list.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this task.
+    pub task: Option<String>,
+    /// Only this model.
+    pub model: Option<String>,
+    /// Only this outcome.
+    pub outcome: Option<Outcome>,
+    /// Only records at or after this time.
+    pub since: Option<time::OffsetDateTime>,
+    /// Only this evaluation run.
+    pub run: Option<String>,
+}
+
+impl Filter {
+    /// Does `m` pass?
+    pub fn matches(&self, m: &Mistake) -> bool {
+        self.task.as_ref().is_none_or(|t| &m.task == t)
+            && self.model.as_ref().is_none_or(|t| &m.model == t)
+            && self.outcome.is_none_or(|o| m.outcome == o)
+            && self.run.as_ref().is_none_or(|r| m.run.as_ref() == Some(r))
+            && self.since.is_none_or(|s| {
+                time::OffsetDateTime::parse(&m.time, &time::format_description::well_known::Rfc3339)
+                    .is_ok_and(|t| t >= s)
+            })
+    }
+}
 
 /// Where located mistakes go.
 pub trait MistakeStore: Send + Sync {
+    /// Record mistakes; returns only once all of them are durable (flushed).
+    ///
+    /// # Errors
+    /// [`LogError`] when they could not be recorded; then none is reported written.
+    fn record_batch(&self, mistakes: &[Mistake]) -> Result<(), LogError>;
+
     /// Record one mistake; returns only once it is durable.
     ///
     /// # Errors
     /// [`LogError`] when it could not be recorded.
-    fn record(&self, mistake: &Mistake) -> Result<(), LogError>;
+    fn record(&self, mistake: &Mistake) -> Result<(), LogError> {
+        self.record_batch(std::slice::from_ref(mistake))
+    }
+
+    /// The record with this id.
+    ///
+    /// # Errors
+    /// [`LogError`] when the store cannot be read.
+    fn get(&self, id: &str) -> Result<Option<Mistake>, LogError>;
+
+    /// Records passing `filter`, oldest first.
+    ///
+    /// # Errors
+    /// [`LogError`] when the store cannot be read.
+    fn list(&self, filter: &Filter) -> Result<Vec<Mistake>, LogError>;
 }
 
-/// A store that keeps nothing (the default until a persistent log is configured).
+/// A store that keeps nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Discard;
 
 impl MistakeStore for Discard {
-    fn record(&self, _mistake: &Mistake) -> Result<(), LogError> {
+    fn record_batch(&self, _mistakes: &[Mistake]) -> Result<(), LogError> {
         Ok(())
+    }
+    fn get(&self, _id: &str) -> Result<Option<Mistake>, LogError> {
+        Ok(None)
+    }
+    fn list(&self, _filter: &Filter) -> Result<Vec<Mistake>, LogError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A store plus the tags every record written through it carries: what strategies get in
+/// their context.
+#[derive(Clone)]
+pub struct Sink {
+    /// The store.
+    pub store: Arc<dyn MistakeStore>,
+    /// Task tag.
+    pub task: String,
+    /// Model tag.
+    pub model: String,
+    /// Evaluation run tag.
+    pub run: Option<String>,
+}
+
+impl Sink {
+    /// A blank record with this sink's tags, a fresh id and the current time.
+    pub fn blank(&self, input: &str, reference: Option<&str>) -> Mistake {
+        Mistake {
+            id: new_id(),
+            time: now(),
+            task: self.task.clone(),
+            model: self.model.clone(),
+            run: self.run.clone(),
+            input: input.into(),
+            reference: reference.map(str::to_string),
+            steps: Vec::new(),
+            step: None,
+            critic: String::new(),
+            rationale: String::new(),
+            correction: None,
+            answer_before: None,
+            answer_after: None,
+            outcome: Outcome::NotFixed,
+            tokens: 0,
+            trace: None,
+        }
+    }
+
+    /// Record `m`, logging (never failing) when the store refuses it: a strategy's answer
+    /// is not lost because the log is unwritable.
+    pub fn write(&self, m: &Mistake) {
+        if let Err(e) = self.store.record(m) {
+            tracing::error!(error = %e, id = %m.id, "could not record a located mistake");
+        }
+    }
+}
+
+/// The default store location: `$AMEND_HOME/mistakes` or `~/.amend/mistakes`.
+pub fn default_path() -> std::path::PathBuf {
+    crate::home::dir().join("mistakes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_are_judged_against_the_reference() {
+        assert_eq!(
+            Outcome::judge(false, Some("3"), Some("4"), Some("4")),
+            Outcome::NotFixed
+        );
+        assert_eq!(
+            Outcome::judge(true, Some("3"), Some("4"), None),
+            Outcome::Unverified
+        );
+        assert_eq!(
+            Outcome::judge(true, Some("3"), Some("4.0"), Some("4")),
+            Outcome::Fixed
+        );
+        assert_eq!(
+            Outcome::judge(true, Some("4"), Some("5"), Some("4")),
+            Outcome::MadeWorse
+        );
+        assert_eq!(
+            Outcome::judge(true, Some("3"), None, Some("4")),
+            Outcome::NotFixed
+        );
+        for o in ["fixed", "not-fixed", "made_worse", "unverified"] {
+            assert_eq!(
+                o.parse::<Outcome>().map(|x| x.as_str().replace('_', "-")),
+                Ok(o.replace('_', "-"))
+            );
+        }
+    }
+
+    #[test]
+    fn the_field_list_is_the_export_order() {
+        let s = Sink {
+            store: Arc::new(Discard),
+            task: "t".into(),
+            model: "m".into(),
+            run: None,
+        };
+        let v = serde_json::to_value(s.blank("q", None)).unwrap_or_default();
+        let keys: Vec<&str> = v
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut want = FIELDS.to_vec();
+        want.sort_unstable();
+        let mut got = keys.clone();
+        got.sort_unstable();
+        assert_eq!(got, want);
     }
 }

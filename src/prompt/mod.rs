@@ -25,6 +25,9 @@ const DEFAULTS: &[(&str, &str)] = &[
         "critic_step",
         include_str!("../../prompts/critic_step.tera"),
     ),
+    ("principles", include_str!("../../prompts/principles.tera")),
+    ("leap_low", include_str!("../../prompts/leap_low.tera")),
+    ("leap_high", include_str!("../../prompts/leap_high.tera")),
 ];
 
 /// A template failed to load or render.
@@ -70,6 +73,37 @@ fn chain(e: &tera::Error) -> String {
         src = s.source();
     }
     msg
+}
+
+/// The context of the `principles` template (a block put before the worked examples).
+#[derive(Debug, Clone, Serialize)]
+pub struct PrinciplesContext<'a> {
+    /// The principles, one sentence each.
+    pub principles: &'a [String],
+}
+
+/// The context of the `leap_low` template: one mistake to turn into a principle.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeapLowContext<'a> {
+    /// The problem.
+    pub question: &'a str,
+    /// The wrong reasoning.
+    pub wrong: &'a str,
+    /// Its final answer (or "none").
+    pub wrong_answer: &'a str,
+    /// A correct reasoning, when one is known.
+    pub correct: Option<&'a str>,
+    /// The correct final answer.
+    pub answer: &'a str,
+}
+
+/// The context of the `leap_high` template: principles to condense.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeapHighContext<'a> {
+    /// The low-level principles.
+    pub principles: &'a [String],
+    /// Most principles to write.
+    pub max: usize,
 }
 
 /// The context of the `solve` template.

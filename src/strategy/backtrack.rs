@@ -4,15 +4,13 @@
 //! greedily from there. The kept steps go back as an assistant prefill, so on the local
 //! backend the KV cache already holds them and only the new suffix is decoded.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use serde_json::json;
 
 use super::{solve_request, Attempt, Context, Ledger, Problem, Solution, Strategy, StrategyError};
 use crate::answer;
 use crate::critic::{Critic, Critique};
-use crate::log::{Mistake, MistakeStore, Outcome};
+use crate::log::Outcome;
 use crate::steps;
 
 /// Candidates for the resampled step.
@@ -28,8 +26,6 @@ pub struct Backtrack {
     pub until_accepted: bool,
     /// Keep a revision only when this verifier does not flag it.
     pub verifier: Option<Box<dyn Critic>>,
-    /// Where located mistakes go.
-    pub store: Arc<dyn MistakeStore>,
 }
 
 /// The text that re-opens a solution at step `k`: steps `0..k`, each ending in a newline.
@@ -47,34 +43,48 @@ pub fn differs(candidate: &str, original: &str) -> bool {
 }
 
 impl Backtrack {
-    /// Record a located mistake and its outcome: a `mistake` trace event and the mistake store.
+    /// Record a located mistake and its outcome: a `mistake` trace event and, when the
+    /// context has a log, a record in it. `revision` is the revised attempt, `kept` whether
+    /// it replaced the original.
     #[allow(clippy::too_many_arguments)]
     fn note(
         &self,
         cx: &Context,
         problem: &Problem<'_>,
+        ledger: &Ledger,
         steps: &[String],
         k: usize,
         rationale: &str,
-        correction: Option<&str>,
-        outcome: Outcome,
+        revision: Option<&[String]>,
+        kept: bool,
         detail: serde_json::Value,
     ) {
-        cx.record(
-            "mistake",
-            json!({"step": k, "critic": self.critic.name(), "rationale": rationale, "resampled": correction, "outcome": outcome, "detail": detail}),
-        );
-        let mistake = Mistake {
-            input: problem.question.into(),
-            steps: steps.to_vec(),
-            step: k,
-            critic: self.critic.name().into(),
-            rationale: rationale.into(),
-            correction: correction.map(str::to_string),
-            outcome,
+        let before = answer::extract_str(&steps::join(steps));
+        let after = match revision {
+            Some(r) if kept => answer::extract_str(&steps::join(r)),
+            _ => before.clone(),
         };
-        if let Err(e) = self.store.record(&mistake) {
-            tracing::error!(error = %e, "could not record a located mistake");
+        let outcome = Outcome::judge(kept, before.as_deref(), after.as_deref(), problem.gold);
+        let correction = revision
+            .filter(|_| kept)
+            .map(|r| steps::join(&r[k.min(r.len())..]));
+        let trace = cx.record(
+            "mistake",
+            json!({"step": k, "critic": self.critic.name(), "rationale": rationale, "revision": revision.map(|r| r.get(k)), "kept": kept, "outcome": outcome, "answer_before": before, "answer_after": after, "detail": detail}),
+        );
+        if let Some(sink) = &cx.log {
+            let mut m = sink.blank(problem.question, problem.gold);
+            m.steps = steps.to_vec();
+            m.step = Some(k);
+            m.critic = self.critic.name().into();
+            m.rationale = rationale.into();
+            m.correction = correction;
+            m.answer_before = before;
+            m.answer_after = after;
+            m.outcome = outcome;
+            m.tokens = ledger.tokens();
+            m.trace = trace;
+            sink.write(&m);
         }
     }
 
@@ -189,11 +199,12 @@ impl Strategy for Backtrack {
                 self.note(
                     cx,
                     problem,
+                    &ledger,
                     &current,
                     k,
                     &verdict.rationale,
                     None,
-                    Outcome::Kept,
+                    false,
                     json!({"why": format!("no different step in {tried} tries")}),
                 );
                 break;
@@ -224,19 +235,15 @@ impl Strategy for Backtrack {
                 }
                 None => false,
             };
-            let outcome = if refused {
-                Outcome::Kept
-            } else {
-                Outcome::Revised
-            };
             self.note(
                 cx,
                 problem,
+                &ledger,
                 &current,
                 k,
                 &verdict.rationale,
-                Some(&new_step),
-                outcome,
+                Some(&revised),
+                !refused,
                 json!({"tries": tried, "verifier_refused": refused}),
             );
             if refused {

@@ -63,6 +63,8 @@ pub struct Context {
     pub style: PromptStyle,
     /// Caps on what one `solve` may spend.
     pub budget: Budget,
+    /// Where located mistakes are recorded, if anywhere.
+    pub log: Option<crate::log::Sink>,
 }
 
 /// Caps on one `solve` call. Infrastructure retries do not count.
@@ -231,6 +233,21 @@ pub struct PromptStyle {
     pub format: Format,
     /// Worked examples (zero-shot when empty).
     pub shots: Arc<Vec<Shot>>,
+    /// Principles put before the worked examples (LEAP), none when empty.
+    pub principles: Arc<Vec<String>>,
+}
+
+/// The principles block of `cx`, rendered, if it has principles.
+fn principles_block(cx: &Context) -> Result<Option<String>, StrategyError> {
+    if cx.style.principles.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(cx.prompts.render(
+        "principles",
+        &crate::prompt::PrinciplesContext {
+            principles: &cx.style.principles,
+        },
+    )?))
 }
 
 /// The request of one chain-of-thought attempt at `question`, in the context's style.
@@ -241,6 +258,9 @@ pub fn solve_request(cx: &Context, question: &str) -> Result<Request, StrategyEr
     let req = match cx.style.format {
         Format::Chat => {
             let mut msgs = Vec::new();
+            if let Some(p) = principles_block(cx)? {
+                msgs.push(Message::system(p.trim_end().to_string()));
+            }
             for shot in cx.style.shots.iter() {
                 let q = cx.prompts.render(
                     "solve",
@@ -257,13 +277,16 @@ pub fn solve_request(cx: &Context, question: &str) -> Result<Request, StrategyEr
             Request::chat(msgs)
         }
         Format::Completion => {
-            let text = cx.prompts.render(
+            let mut text = principles_block(cx)?
+                .map(|p| format!("{}\n\n", p.trim_end()))
+                .unwrap_or_default();
+            text.push_str(&cx.prompts.render(
                 "completion",
                 &CompletionContext {
                     shots: &cx.style.shots,
                     question,
                 },
-            )?;
+            )?);
             Request::raw(text).with_stop(["\nQuestion:", "\n\n\n"])
         }
     };
@@ -271,11 +294,15 @@ pub fn solve_request(cx: &Context, question: &str) -> Result<Request, StrategyEr
 }
 
 impl Context {
-    /// Record a strategy event (errors are logged, never fatal).
-    pub fn record(&self, kind: &str, data: serde_json::Value) {
-        if let Some(t) = &self.trace {
-            if let Err(e) = t.write(kind, data) {
+    /// Record a strategy event (errors are logged, never fatal); returns where it is
+    /// (`FILE#SEQ`) when it was written.
+    pub fn record(&self, kind: &str, data: serde_json::Value) -> Option<String> {
+        let t = self.trace.as_ref()?;
+        match t.write(kind, data) {
+            Ok(seq) => Some(format!("{}#{seq}", t.path().display())),
+            Err(e) => {
                 tracing::error!(error = %e, "could not write the trace");
+                None
             }
         }
     }
@@ -370,7 +397,6 @@ pub fn by_name(name: &str, opts: &Options) -> Result<Box<dyn Strategy>, Strategy
                     .as_deref()
                     .map(|c| crate::critic::build(c, opts.critic_votes))
                     .transpose()?,
-                store: Arc::new(crate::log::Discard),
             }))
         }
         "rise" => {

@@ -106,6 +106,54 @@ impl Rise {
     }
 }
 
+/// A located mistake waiting for the next turn (its correction).
+struct Pending {
+    attempt: String,
+    step: usize,
+    rationale: String,
+}
+
+impl Rise {
+    /// Record a mistake the critic located in one turn, with the next turn as its correction
+    /// (`None`: there was no next turn).
+    fn note(
+        &self,
+        cx: &Context,
+        problem: &Problem<'_>,
+        ledger: &Ledger,
+        p: Pending,
+        next: Option<&str>,
+    ) {
+        let critic = self.critic.as_ref().map_or("", |c| c.name()).to_string();
+        let before = answer::extract_str(&p.attempt);
+        let after = next.map_or(before.clone(), answer::extract_str);
+        let outcome = crate::log::Outcome::judge(
+            next.is_some(),
+            before.as_deref(),
+            after.as_deref(),
+            problem.gold,
+        );
+        let trace = cx.record(
+            "mistake",
+            json!({"step": p.step, "critic": critic, "rationale": p.rationale, "kept": next.is_some(), "outcome": outcome, "answer_before": before, "answer_after": after}),
+        );
+        if let Some(sink) = &cx.log {
+            let mut m = sink.blank(problem.question, problem.gold);
+            m.steps = crate::steps::split(&p.attempt);
+            m.step = Some(p.step);
+            m.critic = critic;
+            m.rationale = p.rationale;
+            m.correction = next.map(str::to_string);
+            m.answer_before = before;
+            m.answer_after = after;
+            m.outcome = outcome;
+            m.tokens = ledger.tokens();
+            m.trace = trace;
+            sink.write(&m);
+        }
+    }
+}
+
 #[async_trait]
 impl Strategy for Rise {
     fn name(&self) -> &str {
@@ -132,6 +180,7 @@ impl Strategy for Rise {
         let mut attempts: Vec<Attempt> = Vec::new();
         let mut accepted: Option<usize> = None;
         let mut budget_stop = None;
+        let mut pending: Option<Pending> = None;
         for turn in 0..self.turns {
             if let Some(why) = ledger.exhausted() {
                 budget_stop = Some(format!("{why}; stopped before turn {}", turn + 1));
@@ -145,6 +194,9 @@ impl Strategy for Rise {
             ledger.add(resp.usage);
             let text = resp.text().trim_end().to_string();
             let ans = answer::extract_str(&text);
+            if let Some(p) = pending.take() {
+                self.note(cx, problem, &ledger, p, Some(&text));
+            }
             attempts.push(Attempt {
                 text: text.clone(),
                 answer: ans.clone(),
@@ -170,6 +222,15 @@ impl Strategy for Rise {
                 }
                 (RiseMode::Majority, _) => None,
             };
+            if let Some(v) = verdict.as_ref().filter(|v| v.parsed) {
+                if let Some(k) = v.step {
+                    pending = Some(Pending {
+                        attempt: text.clone(),
+                        step: k,
+                        rationale: v.rationale.clone(),
+                    });
+                }
+            }
             let (step, rationale) = match (&verdict, self.mode) {
                 (Some(v), RiseMode::Critic) if v.parsed => (v.step, Some(v.rationale.as_str())),
                 _ => (None, None),
@@ -183,6 +244,9 @@ impl Strategy for Rise {
                 },
             )?;
             history.push((text, feedback));
+        }
+        if let Some(p) = pending.take() {
+            self.note(cx, problem, &ledger, p, None);
         }
         let answer = match (self.mode, accepted) {
             (_, Some(t)) => attempts[t].answer.clone(),

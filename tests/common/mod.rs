@@ -92,3 +92,15 @@ pub fn http_ok(port: u16, path: &str) -> bool {
         .map(|n| String::from_utf8_lossy(&buf[..n]).contains(" 200"))
         .unwrap_or(false)
 }
+
+/// A fresh mistake-log directory for one command under the test target dir, so tests never
+/// write to the user's log nor contend for its lock.
+pub fn scratch_log() -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "logs/{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ))
+}

@@ -1,0 +1,336 @@
+//! `amend mistakes`: read and move the mistake log; `--log` / `--no-log` for the commands that
+//! write to it.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::OutArgs;
+use amend::log::{self, Filter, MistakeStore, Outcome, SledStore};
+
+/// Where the mistake log is (commands that read or manage it).
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Mistake log directory (default: $AMEND_HOME/mistakes, i.e. ~/.amend/mistakes).
+    #[arg(long, env = "AMEND_LOG")]
+    pub log: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// Open the store.
+    pub fn open(&self) -> Result<SledStore> {
+        let path = self.log.clone().unwrap_or_else(log::default_path);
+        Ok(SledStore::open(&path)?)
+    }
+}
+
+/// Where commands that find mistakes record them.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Mistake log directory (default: $AMEND_HOME/mistakes, i.e. ~/.amend/mistakes).
+    #[arg(long, env = "AMEND_LOG")]
+    pub log: Option<PathBuf>,
+    /// Record nothing in the mistake log.
+    #[arg(long, conflicts_with = "log")]
+    pub no_log: bool,
+}
+
+impl LogArgs {
+    /// The store to record into, unless `--no-log`.
+    pub fn open(&self) -> Result<Option<Arc<dyn MistakeStore>>> {
+        if self.no_log {
+            return Ok(None);
+        }
+        let store = StoreArgs {
+            log: self.log.clone(),
+        }
+        .open()?;
+        Ok(Some(Arc::new(store)))
+    }
+}
+
+/// Which records (list, stats, export).
+#[derive(Debug, Clone, Args)]
+pub struct FilterArgs {
+    /// Only this task.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Only this model.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Only this outcome: fixed, not_fixed, made_worse, unverified.
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// Only records since this date (YYYY-MM-DD, UTC) or time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only records of this evaluation run.
+    #[arg(long)]
+    pub run: Option<String>,
+}
+
+impl FilterArgs {
+    fn filter(&self) -> Result<Filter> {
+        let since = match &self.since {
+            None => None,
+            Some(s) => Some(parse_since(s)?),
+        };
+        Ok(Filter {
+            task: self.task.clone(),
+            model: self.model.clone(),
+            outcome: self
+                .outcome
+                .as_deref()
+                .map(str::parse::<Outcome>)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
+            since,
+            run: self.run.clone(),
+        })
+    }
+}
+
+fn parse_since(s: &str) -> Result<time::OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let d = time::Date::parse(s, &fmt)
+        .with_context(|| format!("--since must be YYYY-MM-DD or RFC 3339, got {s:?}"))?;
+    Ok(d.midnight().assume_utc())
+}
+
+/// `amend mistakes ...`.
+#[derive(Debug, Subcommand)]
+pub enum MistakesAction {
+    /// List records, oldest first (the last --limit of them).
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Show at most the last N.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Show one record (a unique id prefix is enough).
+    Show {
+        /// The record's id or a unique prefix of it.
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Counts by task, model, critic and outcome, and the most frequent located steps.
+    Stats {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Write records as JSON Lines to stdout.
+    Export {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Add records from a JSON Lines file (all lines are checked first; a bad file imports
+    /// nothing).
+    Import {
+        /// The file (as written by export).
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Record JSON Lines records from stdin one at a time, printing `recorded ID` once each
+    /// is durable (for pipelines that feed the log as they go).
+    Record {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn short(s: &str, n: usize) -> String {
+    let one: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one.chars().count() <= n {
+        one
+    } else {
+        format!("{}…", one.chars().take(n).collect::<String>())
+    }
+}
+
+/// Run `amend mistakes ACTION`.
+pub fn run(action: MistakesAction) -> Result<()> {
+    match action {
+        MistakesAction::List {
+            filter,
+            limit,
+            store,
+            out,
+        } => {
+            let all = store.open()?.list(&filter.filter()?)?;
+            let shown = &all[all.len().saturating_sub(limit)..];
+            if out.json {
+                println!("{}", serde_json::to_string(shown)?);
+                return Ok(());
+            }
+            println!(
+                "{} record(s){}",
+                all.len(),
+                if shown.len() < all.len() {
+                    format!(", the last {} shown", shown.len())
+                } else {
+                    String::new()
+                }
+            );
+            for m in shown {
+                println!(
+                    "{}  {}  {:<10} {:<11} step {:<4} {:<8} {}",
+                    m.id,
+                    &m.time[..m.time.len().min(19)],
+                    m.task,
+                    m.outcome.as_str(),
+                    m.step.map_or("-".to_string(), |s| s.to_string()),
+                    m.critic,
+                    short(&m.input, 50)
+                );
+            }
+        }
+        MistakesAction::Show { id, store, out } => {
+            let s = store.open()?;
+            let m = match s.get(&id)? {
+                Some(m) => m,
+                None => {
+                    let hits: Vec<_> = s
+                        .list(&Filter::default())?
+                        .into_iter()
+                        .filter(|m| m.id.starts_with(&id))
+                        .collect();
+                    match hits.len() {
+                        0 => bail!("no record with id {id:?} in {}", s.path().display()),
+                        1 => hits.into_iter().next().context("one hit")?,
+                        n => bail!("{n} records start with {id:?}; give more of the id"),
+                    }
+                }
+            };
+            if out.json {
+                println!("{}", serde_json::to_string(&m)?);
+                return Ok(());
+            }
+            println!("id:        {}", m.id);
+            println!("time:      {}", m.time);
+            println!(
+                "task:      {}   model: {}   run: {}",
+                m.task,
+                m.model,
+                m.run.as_deref().unwrap_or("-")
+            );
+            println!("input:     {}", m.input);
+            println!("reference: {}", m.reference.as_deref().unwrap_or("-"));
+            println!("attempt:");
+            for (i, st) in m.steps.iter().enumerate() {
+                let mark = if Some(i) == m.step { ">>" } else { "  " };
+                println!("  {mark} {i}: {st}");
+            }
+            println!(
+                "located:   {} by {}: {}",
+                m.step
+                    .map_or("no step (answer only)".into(), |s| format!("step {s}")),
+                m.critic,
+                m.rationale
+            );
+            println!("correction: {}", m.correction.as_deref().unwrap_or("-"));
+            println!(
+                "answer:    {} -> {}   outcome: {}   tokens: {}",
+                m.answer_before.as_deref().unwrap_or("none"),
+                m.answer_after.as_deref().unwrap_or("none"),
+                m.outcome.as_str(),
+                m.tokens
+            );
+            println!("trace:     {}", m.trace.as_deref().unwrap_or("-"));
+        }
+        MistakesAction::Stats { filter, store, out } => {
+            let s = log::stats(&store.open()?.list(&filter.filter()?)?);
+            if out.json {
+                println!("{}", serde_json::to_string(&s)?);
+                return Ok(());
+            }
+            println!("{} record(s)", s.total);
+            for (name, map) in [
+                ("task", &s.by_task),
+                ("model", &s.by_model),
+                ("critic", &s.by_critic),
+                ("outcome", &s.by_outcome),
+            ] {
+                let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                println!("by {name:<8} {}", parts.join(", "));
+            }
+            let steps: Vec<String> = s
+                .top_steps
+                .iter()
+                .map(|(k, n)| format!("step {k}: {n}"))
+                .collect();
+            println!(
+                "located steps (most frequent): {}; not located: {}",
+                steps.join(", "),
+                s.unlocated
+            );
+        }
+        MistakesAction::Export { filter, store } => {
+            let recs = store.open()?.list(&filter.filter()?)?;
+            log::write_export(&recs, std::io::stdout().lock())?;
+        }
+        MistakesAction::Import { file, store, out } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let recs = log::parse_import(&file.display().to_string(), &text)?;
+            let s = store.open()?;
+            let mut new = 0;
+            for m in &recs {
+                new += usize::from(s.get(&m.id)?.is_none());
+            }
+            for chunk in recs.chunks(1000) {
+                s.record_batch(chunk)?;
+            }
+            if out.json {
+                println!("{}", json!({"imported": recs.len(), "new": new}));
+            } else {
+                println!(
+                    "imported {} record(s) ({new} new) into {}",
+                    recs.len(),
+                    s.path().display()
+                );
+            }
+        }
+        MistakesAction::Record { store } => {
+            let s = store.open()?;
+            let mut stdout = std::io::stdout().lock();
+            for (i, line) in std::io::stdin().lock().lines().enumerate() {
+                let line = line?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let recs = log::parse_import(&format!("stdin line {}", i + 1), &line)?;
+                s.record_batch(&recs)?;
+                for m in &recs {
+                    writeln!(stdout, "recorded {}", m.id)?;
+                }
+                stdout.flush()?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,400 @@
+//! The persistent [`MistakeStore`]: sled 0.34.
+//!
+//! Layout (schema version 1): tree `meta` holds `schema_version` (u32, big-endian); records
+//! live in `v1/mistakes` (key = id, value = the record as JSON); `v1/by_task`, `v1/by_model`
+//! and `v1/by_outcome` index them (key = value, 0, id); `v1/tokens` is reserved for
+//! token-level records (hidden state and logits at a wrong token, see [`TokenRecord`]).
+//! Generated ids are UUID v7, so key order is time order. A batch is one transaction over
+//! all trees and is flushed to disk before `record_batch` returns.
+
+use std::path::{Path, PathBuf};
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Transactional, Tree};
+
+use super::tokens::TokenRecord;
+use super::{Filter, LogError, Mistake, MistakeStore};
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: u32 = 1;
+/// The oldest schema version this binary migrates from.
+const OLDEST_MIGRATABLE: u32 = 1;
+const VERSION_KEY: &[u8] = b"schema_version";
+
+/// A mistake log in a sled directory.
+pub struct SledStore {
+    db: sled::Db,
+    path: PathBuf,
+    mistakes: Tree,
+    by_task: Tree,
+    by_model: Tree,
+    by_outcome: Tree,
+    tokens: Tree,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn index_key(value: &str, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(value.len() + id.len() + 1);
+    k.extend_from_slice(value.as_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn open_db(path: &Path) -> Result<sled::Db, LogError> {
+    let err = |reason: String| LogError::Open {
+        path: path.display().to_string(),
+        reason,
+    };
+    std::fs::create_dir_all(path).map_err(|e| err(e.to_string()))?;
+    let p = path.to_path_buf();
+    // sled panics on some damaged files instead of returning an error; a damaged store must
+    // give a message, not abort the program.
+    let opened = std::panic::catch_unwind(move || sled::Config::new().path(p).open());
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(sled::Error::Io(e))) if e.kind() == std::io::ErrorKind::WouldBlock => Err(err(
+            "another process has it open (sled locks its store); wait for it to finish or use another --log".into(),
+        )),
+        Ok(Err(sled::Error::Io(e))) if e.raw_os_error() == Some(11) => Err(err(
+            "another process has it open (sled locks its store); wait for it to finish or use another --log".into(),
+        )),
+        Ok(Err(sled::Error::Corruption { .. })) | Err(_) => Err(err(
+            "the store's files are damaged; move the directory away (keep it for recovery) and start a new log, or point --log elsewhere".into(),
+        )),
+        Ok(Err(e)) => Err(err(e.to_string())),
+    }
+}
+
+/// Create a store atomically: build it (schema version written and flushed) in a sibling
+/// directory, then rename it into place, so a process killed while creating leaves either
+/// nothing or a complete empty store.
+fn create(path: &Path) -> Result<(), LogError> {
+    let err = |reason: String| LogError::Open {
+        path: path.display().to_string(),
+        reason,
+    };
+    if path.is_dir() {
+        let mut entries = std::fs::read_dir(path).map_err(|e| err(e.to_string()))?;
+        if entries.next().is_some() {
+            return Err(err(
+                "the directory exists but holds no mistake log; choose an empty or new directory"
+                    .into(),
+            ));
+        }
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "mistakes".into());
+    let tmp = path.with_file_name(format!(".{name}.creating-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    {
+        let db = open_db(&tmp)?;
+        db.open_tree("meta")?
+            .insert(VERSION_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+        db.flush()?;
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        // Another process may have created it first.
+        if !path.join("db").is_file() {
+            return Err(err(e.to_string()));
+        }
+    }
+    Ok(())
+}
+
+impl SledStore {
+    /// Open (or create) the store in directory `path`, checking and migrating its schema.
+    ///
+    /// # Errors
+    /// [`LogError::Open`] (locked, damaged, unwritable), [`LogError::TooNew`],
+    /// [`LogError::TooOld`].
+    pub fn open(path: &Path) -> Result<Self, LogError> {
+        let shown = path.display().to_string();
+        let damaged = |reason: &str| {
+            LogError::Open {
+            path: shown.clone(),
+            reason: format!("the store's files are damaged ({reason}); move the directory away (keep it for recovery) and start a new log, or point --log elsewhere"),
+        }
+        };
+        let has_db = path.join("db").metadata().is_ok_and(|m| m.len() > 0);
+        if !has_db {
+            create(path)?;
+        }
+        let db = open_db(path)?;
+        let meta = db.open_tree("meta")?;
+        let version = match meta.get(VERSION_KEY)? {
+            Some(v) => {
+                let bytes: [u8; 4] = v
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| damaged("its schema version entry is unreadable"))?;
+                u32::from_be_bytes(bytes)
+            }
+            // A store is created with its version in place (see `create`), so a store
+            // without one lost it: sled read the files as empty or partly garbage.
+            None => return Err(damaged("no schema version found")),
+        };
+        if version > SCHEMA_VERSION {
+            return Err(LogError::TooNew {
+                path: shown,
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < OLDEST_MIGRATABLE {
+            return Err(LogError::TooOld {
+                path: shown,
+                found: version,
+                oldest: OLDEST_MIGRATABLE,
+            });
+        }
+        // Migrations from OLDEST_MIGRATABLE up go here, one step per version, each
+        // rewriting the trees and then bumping `schema_version`. Version 1 is the first.
+        Ok(Self {
+            mistakes: db.open_tree("v1/mistakes")?,
+            by_task: db.open_tree("v1/by_task")?,
+            by_model: db.open_tree("v1/by_model")?,
+            by_outcome: db.open_tree("v1/by_outcome")?,
+            tokens: db.open_tree("v1/tokens")?,
+            path: path.to_path_buf(),
+            db,
+        })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.mistakes.len()
+    }
+
+    /// Is the store empty?
+    pub fn is_empty(&self) -> bool {
+        self.mistakes.is_empty()
+    }
+
+    /// Record token-level data (hidden state, logits) for a mistake; flushed before return.
+    ///
+    /// # Errors
+    /// [`LogError::Io`].
+    pub fn record_tokens(&self, records: &[TokenRecord]) -> Result<(), LogError> {
+        let mut batch = sled::Batch::default();
+        for r in records {
+            batch.insert(r.key(), r.encode());
+        }
+        self.tokens.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The token-level records of mistake `id`, by position.
+    ///
+    /// # Errors
+    /// [`LogError::Corrupt`] for an undecodable entry.
+    pub fn tokens(&self, id: &str) -> Result<Vec<TokenRecord>, LogError> {
+        let mut out = Vec::new();
+        for kv in self.tokens.scan_prefix(index_key(id, "")) {
+            let (k, v) = kv?;
+            out.push(
+                TokenRecord::decode(&k, &v).map_err(|reason| LogError::Corrupt {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    reason,
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn decode(key: &[u8], v: &[u8]) -> Result<Mistake, LogError> {
+        serde_json::from_slice(v).map_err(|e| LogError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn ids_from(tree: &Tree, value: &str) -> Result<Vec<Vec<u8>>, LogError> {
+        let prefix = index_key(value, "");
+        let mut ids = Vec::new();
+        for kv in tree.scan_prefix(&prefix) {
+            let (k, _) = kv?;
+            ids.push(k[prefix.len()..].to_vec());
+        }
+        Ok(ids)
+    }
+}
+
+impl MistakeStore for SledStore {
+    fn record_batch(&self, mistakes: &[Mistake]) -> Result<(), LogError> {
+        let encoded: Vec<(&Mistake, Vec<u8>)> = mistakes
+            .iter()
+            .map(|m| serde_json::to_vec(m).map(|v| (m, v)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| LogError::Io(e.to_string()))?;
+        let trees = (
+            &self.mistakes,
+            &self.by_task,
+            &self.by_model,
+            &self.by_outcome,
+        );
+        trees
+            .transaction(|(recs, task, model, outcome)| {
+                for (m, bytes) in &encoded {
+                    if let Some(old) = recs.insert(m.id.as_bytes(), bytes.as_slice())? {
+                        let old: Mistake = serde_json::from_slice(&old)
+                            .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
+                        task.remove(index_key(&old.task, &old.id))?;
+                        model.remove(index_key(&old.model, &old.id))?;
+                        outcome.remove(index_key(old.outcome.as_str(), &old.id))?;
+                    }
+                    task.insert(index_key(&m.task, &m.id), &[])?;
+                    model.insert(index_key(&m.model, &m.id), &[])?;
+                    outcome.insert(index_key(m.outcome.as_str(), &m.id), &[])?;
+                }
+                Ok(())
+            })
+            .map_err(|e: TransactionError<String>| match e {
+                TransactionError::Abort(reason) => LogError::Corrupt {
+                    key: "(a record being replaced)".into(),
+                    reason,
+                },
+                TransactionError::Storage(e) => LogError::Io(e.to_string()),
+            })?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Mistake>, LogError> {
+        self.mistakes
+            .get(id.as_bytes())?
+            .map(|v| Self::decode(id.as_bytes(), &v))
+            .transpose()
+    }
+
+    fn list(&self, filter: &Filter) -> Result<Vec<Mistake>, LogError> {
+        let ids = if let Some(t) = &filter.task {
+            Some(Self::ids_from(&self.by_task, t)?)
+        } else if let Some(m) = &filter.model {
+            Some(Self::ids_from(&self.by_model, m)?)
+        } else if let Some(o) = filter.outcome {
+            Some(Self::ids_from(&self.by_outcome, o.as_str())?)
+        } else {
+            None
+        };
+        let mut out = Vec::new();
+        match ids {
+            Some(ids) => {
+                for id in ids {
+                    if let Some(v) = self.mistakes.get(&id)? {
+                        let m = Self::decode(&id, &v)?;
+                        if filter.matches(&m) {
+                            out.push(m);
+                        }
+                    }
+                }
+            }
+            None => {
+                for kv in self.mistakes.iter() {
+                    let (k, v) = kv?;
+                    let m = Self::decode(&k, &v)?;
+                    if filter.matches(&m) {
+                        out.push(m);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{Outcome, Sink};
+    use std::sync::Arc;
+
+    fn sink() -> Sink {
+        Sink {
+            store: Arc::new(crate::log::Discard),
+            task: "gsm8k".into(),
+            model: "m".into(),
+            run: None,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_indexes_follow_rewrites() -> Result<(), LogError> {
+        let dir = tempfile::tempdir().map_err(|e| LogError::Io(e.to_string()))?;
+        let store = SledStore::open(dir.path())?;
+        let mut a = sink().blank("q1", Some("4"));
+        a.outcome = Outcome::Fixed;
+        let mut b = sink().blank("q2", None);
+        b.task = "bbmistake".into();
+        store.record_batch(&[a.clone(), b.clone()])?;
+        assert_eq!(store.get(&a.id)?, Some(a.clone()));
+        let gsm = Filter {
+            task: Some("gsm8k".into()),
+            ..Filter::default()
+        };
+        assert_eq!(store.list(&gsm)?, vec![a.clone()]);
+        a.outcome = Outcome::MadeWorse;
+        store.record(&a)?;
+        let fixed = Filter {
+            outcome: Some(Outcome::Fixed),
+            ..Filter::default()
+        };
+        assert!(store.list(&fixed)?.is_empty());
+        assert_eq!(store.list(&Filter::default())?.len(), 2);
+        drop(store);
+        let again = SledStore::open(dir.path())?;
+        assert_eq!(
+            again.get(&a.id)?.map(|m| m.outcome),
+            Some(Outcome::MadeWorse)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn schema_versions_are_checked() -> Result<(), LogError> {
+        let dir = tempfile::tempdir().map_err(|e| LogError::Io(e.to_string()))?;
+        drop(SledStore::open(dir.path())?);
+        {
+            let db = sled::open(dir.path())?;
+            db.open_tree("meta")?
+                .insert(VERSION_KEY, &(SCHEMA_VERSION + 1).to_be_bytes())?;
+            db.flush()?;
+        }
+        let e = SledStore::open(dir.path())
+            .map(|_| ())
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.as_deref().is_some_and(|e| e.contains("newer")), "{e:?}");
+        {
+            let db = sled::open(dir.path())?;
+            db.open_tree("meta")?
+                .insert(VERSION_KEY, &0u32.to_be_bytes())?;
+            db.flush()?;
+        }
+        let e = SledStore::open(dir.path())
+            .map(|_| ())
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("cannot migrate")),
+            "{e:?}"
+        );
+        Ok(())
+    }
+}
