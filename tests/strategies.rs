@@ -154,7 +154,14 @@ async fn budgets_stop_the_loop_and_say_so() {
 #[tokio::test]
 async fn rise_critic_mode_feeds_the_located_step_back() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (cx, writer) = context(dir.path(), 1).await;
+    let (mut cx, writer) = context(dir.path(), 1).await;
+    let store = Arc::new(amend::log::SledStore::open(&dir.path().join("log")).expect("log"));
+    cx.log = Some(amend::log::Sink {
+        store: store.clone(),
+        task: "test".into(),
+        model: "default".into(),
+        run: None,
+    });
     let opts = Options {
         turns: 3,
         rise_mode: RiseMode::Critic,
@@ -183,6 +190,19 @@ async fn rise_critic_mode_feeds_the_located_step_back() {
         assert!(
             last.contains("Your answer is incorrect") && last.contains(Q),
             "{last}"
+        );
+    }
+    // Every mistake the critic located is in the log, with the next turn as its correction.
+    use amend::log::MistakeStore;
+    let recs = store.list(&Default::default()).expect("list");
+    let located = events.iter().filter(|e| e.kind == "mistake").count();
+    assert_eq!(recs.len(), located);
+    for (i, m) in recs.iter().enumerate() {
+        assert_eq!(m.critic, "arith");
+        assert_eq!(m.steps, amend::steps::split(&sol.attempts[i].text));
+        assert_eq!(
+            m.correction.as_ref(),
+            sol.attempts.get(i + 1).map(|a| &a.text)
         );
     }
 }
@@ -264,7 +284,14 @@ async fn self_consistency_votes_over_batched_samples() {
 #[tokio::test]
 async fn backtracking_keeps_the_prefix_and_decodes_only_the_suffix() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (cx, writer) = context(dir.path(), 8).await;
+    let (mut cx, writer) = context(dir.path(), 8).await;
+    let store = Arc::new(amend::log::SledStore::open(&dir.path().join("log")).expect("log"));
+    cx.log = Some(amend::log::Sink {
+        store: store.clone(),
+        task: "test".into(),
+        model: "default".into(),
+        run: Some("r1".into()),
+    });
     let draft: Vec<String> = vec![
         "Each box holds 6 eggs.".into(),
         "There are 5 boxes.".into(),
@@ -280,6 +307,7 @@ async fn backtracking_keeps_the_prefix_and_decodes_only_the_suffix() {
     let problem = Problem {
         draft: Some(&draft),
         gold_step: Some(Some(2)),
+        gold: Some("30"),
         ..Problem::new(q)
     };
     let sol = bt.solve(&cx, &problem).await.expect("backtrack");
@@ -335,6 +363,41 @@ async fn backtracking_keeps_the_prefix_and_decodes_only_the_suffix() {
     assert!(events
         .iter()
         .any(|e| e.kind == "mistake" && e.data["step"] == 2 && e.data["critic"] == "gold"));
+
+    // The located mistake and its outcome are in the (real, flushed) mistake log.
+    use amend::log::{MistakeStore, Outcome};
+    let recs = store.list(&Default::default()).expect("list");
+    assert_eq!(recs.len(), 1);
+    let m = &recs[0];
+    assert_eq!(
+        (m.step, m.critic.as_str(), m.task.as_str()),
+        (Some(2), "gold", "test")
+    );
+    assert_eq!(m.steps, draft);
+    assert_eq!(m.answer_before.as_deref(), Some("35"));
+    assert_eq!(m.answer_after, sol.answer);
+    let fixed = sol.answer.as_deref() == Some("30");
+    assert_eq!(
+        m.outcome,
+        if fixed {
+            Outcome::Fixed
+        } else {
+            Outcome::NotFixed
+        }
+    );
+    assert!(m
+        .correction
+        .as_deref()
+        .is_some_and(|c| c.starts_with(revised[2].as_str())));
+    assert!(m.tokens > 0 && m.run.as_deref() == Some("r1"));
+    let seq = m
+        .trace
+        .as_deref()
+        .and_then(|t| t.rsplit_once('#'))
+        .map(|(_, s)| s.to_string());
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "mistake" && Some(e.seq.to_string()) == seq));
 }
 
 #[tokio::test]

@@ -1,0 +1,209 @@
+//! LEAP with the real default model and a real sled log: induced mistakes are the wrong
+//! samples and land in the log; the teacher is asked once per mistake; the gate runs both
+//! evaluations and principles reach the prompt.
+#![cfg(feature = "local")]
+
+mod common;
+
+use std::sync::Arc;
+
+use amend::leap::{self, Example, LearnConfig, Level, Principle, PrincipleSet};
+use amend::log::{MistakeStore, Sink, SledStore};
+use amend::model::llama::{LocalModel, Options as LocalOptions};
+use amend::model::Model;
+use amend::strategy::Context;
+use amend::trace::{Traced, Writer};
+use amend::Prompts;
+
+async fn context(dir: &std::path::Path) -> (Context, Arc<Writer>, Arc<dyn Model>) {
+    let opts = LocalOptions {
+        name: "default".into(),
+        n_ctx: 2048,
+        max_ctx: 8192,
+        n_seq: 8,
+        threads: 1,
+    };
+    let local: Arc<dyn Model> = Arc::new(
+        LocalModel::load(&common::model_path(), opts)
+            .await
+            .expect("model"),
+    );
+    let writer = Arc::new(Writer::create(&dir.join("t.jsonl"), "leap").expect("trace"));
+    let model: Arc<dyn Model> = Arc::new(Traced::new(local.clone(), writer.clone()));
+    let cx = Context {
+        model,
+        prompts: Arc::new(Prompts::builtin().expect("prompts")),
+        trace: Some(writer.clone()),
+        max_tokens: 96,
+        style: Default::default(),
+        budget: Default::default(),
+        log: None,
+    };
+    (cx, writer, local)
+}
+
+fn config() -> LearnConfig {
+    LearnConfig {
+        task: "gsm8k".into(),
+        student: "default".into(),
+        teacher: "default".into(),
+        data: "fixture".into(),
+        samples: 4,
+        temperature: 0.7,
+        seed: 1,
+        max_mistakes: 3,
+        max_high: 8,
+    }
+}
+
+#[tokio::test]
+async fn induced_mistakes_are_the_wrong_samples_and_the_teacher_sees_each() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cx, writer, _) = context(dir.path()).await;
+    let store = Arc::new(SledStore::open(&dir.path().join("log")).expect("log"));
+    let sink = Sink {
+        store: store.clone(),
+        task: "gsm8k".into(),
+        model: "default".into(),
+        run: Some("leap-test".into()),
+    };
+    let ex = Example {
+        question: "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?".into(),
+        solution: "Natalia sold 48/2 = 24 clips in May.\nNatalia sold 48+24 = 72 clips altogether in April and May.".into(),
+        answer: "72".into(),
+    };
+    let cfg = config();
+    let result = leap::learn(&cx, &cx, &[ex], Vec::new(), &cfg, Some(&sink)).await;
+    let events = amend::trace::read(writer.path()).expect("trace");
+    let calls: Vec<_> = events.iter().filter(|e| e.kind == "call").collect();
+    // One batched induction call of 4 samples at T=0.7.
+    assert_eq!(calls[0].data["request"]["n"], 4);
+    let t = calls[0].data["request"]["temperature"].as_f64().unwrap_or(0.0);
+    assert!((t - 0.7).abs() < 1e-6, "temperature {t}");
+    let texts: Vec<String> = calls[0].data["output"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| s["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(texts.len(), 4, "{:?}", calls[0].data["output"]);
+    let wrong = texts
+        .iter()
+        .filter(|t| {
+            !amend::answer::extract_str(t).is_some_and(|a| amend::answer::same_number(&a, "72"))
+        })
+        .count();
+    let logged = store.list(&Default::default()).expect("list");
+    assert_eq!(
+        logged.len(),
+        wrong,
+        "every wrong sample, and only those, is logged"
+    );
+    for m in &logged {
+        assert_eq!((m.critic.as_str(), m.step), ("answer", None));
+        assert_eq!(m.reference.as_deref(), Some("72"));
+        assert_eq!(m.run.as_deref(), Some("leap-test"));
+    }
+    // The teacher is asked once per mistake (up to max_mistakes), then once to condense.
+    let low_calls = calls
+        .iter()
+        .filter(|c| {
+            c.data["request"]["input"]
+                .to_string()
+                .contains("Student's reasoning")
+        })
+        .count();
+    assert_eq!(low_calls, wrong.min(cfg.max_mistakes));
+    match result {
+        Ok(set) => {
+            let ids: Vec<&str> = logged.iter().map(|m| m.id.as_str()).collect();
+            for p in set.low.iter().chain(&set.high) {
+                assert!(p.mistakes.iter().all(|id| ids.contains(&id.as_str())));
+            }
+            assert!(set.high.len() <= 8);
+            assert_eq!(set.induced, wrong);
+        }
+        Err(e) => assert!(
+            wrong == 0 || e.to_string().contains("Principle:"),
+            "unexpected error: {e}"
+        ),
+    }
+}
+
+#[tokio::test]
+async fn the_gate_runs_both_evaluations_and_puts_principles_in_the_prompt() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_, _, model) = context(dir.path()).await;
+    let path = dir.path().join("p.toml");
+    let principle = "Write every intermediate result down before using it.";
+    PrincipleSet {
+        version: leap::FILE_VERSION,
+        task: "gsm8k".into(),
+        student: "default".into(),
+        teacher: "default".into(),
+        created: amend::log::now(),
+        data: "fixture".into(),
+        examples: 1,
+        samples: 1,
+        temperature: 0.7,
+        from_log: 0,
+        induced: 1,
+        low_unmarked: 0,
+        promotion: None,
+        high: vec![Principle {
+            text: principle.into(),
+            mistakes: vec!["m1".into()],
+        }],
+        low: Vec::new(),
+    }
+    .save(&path)
+    .expect("save");
+    let base = amend::eval::Config {
+        task: amend::eval::Task::Gsm8k,
+        data: "tests/fixtures/gsm8k.jsonl".into(),
+        strategy: "baseline".into(),
+        critic: None,
+        model: "default".into(),
+        out: Default::default(),
+        concurrency: 1,
+        limit: Some(3),
+        offset: 0,
+        shuffle: None,
+        skip_bad: false,
+        shots: 0,
+        fewshot: None,
+        format: Default::default(),
+        max_tokens: 64,
+        options: Default::default(),
+        principles: None,
+        principles_level: Level::High,
+        progress: false,
+    };
+    let prompts = Arc::new(Prompts::builtin().expect("prompts"));
+    let d = leap::promote(&path, &base, Level::High, model, prompts, 0.02, None)
+        .await
+        .expect("promote");
+    assert_eq!(d.n, 3);
+    assert!(d.status == "accepted" || d.status == "rejected");
+    let accepted = d.principled_accuracy >= d.baseline_accuracy
+        && d.negative_flips <= (0.02 * 3.0_f64).floor() as usize;
+    assert_eq!(d.status == "accepted", accepted, "{d:?}");
+    let saved = PrincipleSet::load(&path).expect("reload");
+    assert_eq!(saved.promotion.as_ref(), Some(&d));
+    assert!(path.with_extension("promotion.json").is_file());
+    // The principled run's prompts open with a system message holding the principle; the
+    // baseline's do not.
+    let trace_of = |run: &str| {
+        let dir = path.with_extension("promotion").join(run).join("traces");
+        let file = std::fs::read_dir(&dir)
+            .expect("traces")
+            .filter_map(Result::ok)
+            .next()
+            .expect("a trace file")
+            .path();
+        std::fs::read_to_string(file).expect("read trace")
+    };
+    assert!(trace_of("principled").contains(principle));
+    assert!(!trace_of("baseline").contains(principle));
+}
