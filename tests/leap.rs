@@ -78,7 +78,9 @@ async fn induced_mistakes_are_the_wrong_samples_and_the_teacher_sees_each() {
     let calls: Vec<_> = events.iter().filter(|e| e.kind == "call").collect();
     // One batched induction call of 4 samples at T=0.7.
     assert_eq!(calls[0].data["request"]["n"], 4);
-    let t = calls[0].data["request"]["temperature"].as_f64().unwrap_or(0.0);
+    let t = calls[0].data["request"]["temperature"]
+        .as_f64()
+        .unwrap_or(0.0);
     assert!((t - 0.7).abs() < 1e-6, "temperature {t}");
     let texts: Vec<String> = calls[0].data["output"]
         .as_array()

@@ -302,3 +302,32 @@ async fn context_overflow_is_an_error_not_a_crash() {
         .text()
         .is_empty());
 }
+
+#[tokio::test]
+async fn reopening_a_generated_draft_at_a_line_boundary_decodes_nothing() {
+    let m = model(1).await;
+    let ask = || {
+        Request::chat(vec![Message::user(
+            "Solve step by step, one step per line: a box holds 6 eggs; how many eggs are in 5 boxes, and in 7 boxes?",
+        )])
+        .with_max_tokens(96)
+    };
+    let draft = m.generate(ask()).await.expect("draft");
+    let text = draft.text().to_string();
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    assert!(lines.len() >= 3, "the draft has lines: {text:?}");
+    // Re-open after the first two lines, as backtracking does at step 2.
+    let prefix: String = lines[..2].concat();
+    let again = m
+        .generate(ask().with_prefill(prefix.clone()))
+        .await
+        .expect("reopen");
+    assert_eq!(
+        again.usage.reused_tokens, again.usage.prompt_tokens,
+        "no token of the kept prefix is decoded again"
+    );
+    // Greedy from the saved logits continues exactly as the draft did.
+    let rest = &text[prefix.len()..];
+    let n = again.text().len().min(rest.len()).min(40);
+    assert_eq!(&again.text()[..n], &rest[..n]);
+}

@@ -506,6 +506,11 @@ async fn bench(which: BenchKind) -> Result<()> {
             let r = bench::parallel(&p, common.threads, samples).await?;
             (common, serde_json::to_value(r)?)
         }
+        BenchKind::Backtrack { common } => {
+            let p = bench_path(&common.model).await?;
+            let r = bench::backtrack(&p, common.threads).await?;
+            (common, serde_json::to_value(r)?)
+        }
         BenchKind::Log { .. } => anyhow::bail!("bench log is run before the model benchmarks"),
     };
     if common.out.json {

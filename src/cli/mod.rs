@@ -292,6 +292,12 @@ pub enum BenchKind {
         #[command(flatten)]
         out: OutArgs,
     },
+    /// Backtracking on a deep mistake in a ~1,500-token solution: suffix-only (KV cache
+    /// holds the draft) vs re-decoding every prompt.
+    Backtrack {
+        #[command(flatten)]
+        common: BenchArgs,
+    },
     /// 8 samples as one batch vs 8 sequential runs.
     Parallel {
         /// Samples.

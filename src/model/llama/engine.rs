@@ -32,6 +32,10 @@ pub(super) struct Engine<'m> {
     ctx: LlamaContext<'m>,
     template: Option<LlamaChatTemplate>,
     cached: Vec<LlamaToken>,
+    /// Next-token logits right after each newline of `cached` (key: the prefix length they
+    /// follow), so a request that re-opens a solution at a step boundary starts sampling
+    /// from them and decodes no token of the kept prefix again (backtracking).
+    saved: Vec<(usize, Vec<f32>)>,
     n_ctx: u32,
     max_ctx: u32,
     n_seq: u32,
@@ -131,6 +135,7 @@ impl<'m> Engine<'m> {
             ctx,
             template: model.chat_template(None).ok(),
             cached: Vec::new(),
+            saved: Vec::new(),
             n_ctx,
             max_ctx,
             n_seq,
@@ -175,6 +180,7 @@ impl<'m> Engine<'m> {
                     new_context(self.model, self.n_ctx, self.n_seq, self.threads, embeddings)?;
                 self.embeddings = embeddings;
                 self.cached.clear();
+                self.saved.clear();
             }
             return Ok(());
         }
@@ -191,12 +197,14 @@ impl<'m> Engine<'m> {
         self.n_ctx = n_ctx;
         self.embeddings = embeddings;
         self.cached.clear();
+        self.saved.clear();
         Ok(())
     }
 
     fn reset(&mut self) {
         self.ctx.clear_kv_cache();
         self.cached.clear();
+        self.saved.clear();
     }
 
     pub(super) fn generate(
@@ -238,7 +246,16 @@ impl<'m> Engine<'m> {
         } else {
             0
         };
-        let keep = common.min(tokens.len() - 1);
+        // A prompt that ends exactly at a saved step boundary needs no decoding at all.
+        let resume = (!want_hidden && common == tokens.len())
+            .then(|| self.saved.iter().find(|(l, _)| *l == tokens.len()))
+            .flatten()
+            .map(|(_, v)| v.clone());
+        let keep = if resume.is_some() {
+            tokens.len()
+        } else {
+            common.min(tokens.len() - 1)
+        };
         for s in 1..self.n_seq as i32 {
             self.ctx
                 .clear_kv_cache_seq(Some(s as u32), None, None)
@@ -255,21 +272,35 @@ impl<'m> Engine<'m> {
             return Err(ModelError::Decode("could not truncate the KV cache".into()));
         }
         self.cached.truncate(keep);
+        self.saved.retain(|(l, _)| *l <= keep);
 
         let mut batch = LlamaBatch::new(N_BATCH.max(self.n_seq) as usize, self.n_seq as i32);
         let mut last_idx = 0;
         let new = &tokens[keep..];
         for (c, chunk) in new.chunks(N_BATCH as usize).enumerate() {
             batch.clear();
+            let mut boundaries = Vec::new();
             for (j, tok) in chunk.iter().enumerate() {
                 let pos = keep + c * N_BATCH as usize + j;
                 let is_last = pos + 1 == tokens.len();
+                let boundary = !is_last && ends_line(&vocab, *tok);
+                if boundary {
+                    boundaries.push((j as i32, pos + 1));
+                }
                 batch
-                    .add(*tok, pos as i32, &[0], is_last)
+                    .add(*tok, pos as i32, &[0], is_last || boundary)
                     .map_err(decode_err)?;
             }
             self.ctx.decode(&mut batch).map_err(decode_err)?;
             last_idx = batch.n_tokens() - 1;
+            for (idx, len) in boundaries {
+                let logits = self.ctx.get_logits_ith(idx).to_vec();
+                self.save(len, logits);
+            }
+        }
+        if !new.is_empty() && ends_line(&vocab, tokens[tokens.len() - 1]) {
+            let logits = self.ctx.get_logits_ith(last_idx).to_vec();
+            self.save(tokens.len(), logits);
         }
         self.cached.extend_from_slice(new);
         for s in 1..n as i32 {
@@ -294,6 +325,8 @@ impl<'m> Engine<'m> {
             })
             .collect();
         let hook: Option<&Arc<dyn LogitsHook>> = req.hook.as_ref();
+        let mut first = resume;
+        let mut save_next = false;
         loop {
             if reply.is_closed() {
                 return Err(ModelError::InvalidRequest("cancelled by the caller".into()));
@@ -308,8 +341,15 @@ impl<'m> Engine<'m> {
                 } else {
                     None
                 };
+                let logits = match &first {
+                    Some(v) => v.as_slice(),
+                    None => self.ctx.get_logits_ith(seq.logit_idx),
+                };
+                if seq.id == 0 && save_next {
+                    self.saved.push((self.cached.len(), logits.to_vec()));
+                }
                 jobs.push(Job {
-                    logits: self.ctx.get_logits_ith(seq.logit_idx),
+                    logits,
                     hidden,
                     picker: &mut seq.picker,
                     sample: i,
@@ -320,6 +360,9 @@ impl<'m> Engine<'m> {
             pick_all(&mut jobs, hook, req.logprobs);
             let picked: Vec<(usize, Option<Picked>)> =
                 jobs.into_iter().map(|j| (j.sample, j.out)).collect();
+            first = None;
+            save_next = false;
+            self.trim_saved();
             batch.clear();
             for (i, p) in picked {
                 let seq = &mut seqs[i];
@@ -371,6 +414,7 @@ impl<'m> Engine<'m> {
                 seq.pos += 1;
                 if seq.id == 0 {
                     self.cached.push(tok);
+                    save_next = piece.ends_with(b"\n");
                 }
             }
             if batch.n_tokens() == 0 {
@@ -406,6 +450,29 @@ impl<'m> Engine<'m> {
         };
         Ok((samples, usage))
     }
+}
+
+/// Most saved step-boundary logits kept (each is one vocabulary of f32).
+const MAX_SAVED: usize = 128;
+
+impl Engine<'_> {
+    fn save(&mut self, len: usize, logits: Vec<f32>) {
+        self.saved.retain(|(l, _)| *l != len);
+        self.saved.push((len, logits));
+        self.trim_saved();
+    }
+
+    fn trim_saved(&mut self) {
+        if self.saved.len() > MAX_SAVED {
+            let extra = self.saved.len() - MAX_SAVED;
+            self.saved.drain(..extra);
+        }
+    }
+}
+
+/// Does this token's text end a line?
+fn ends_line(vocab: &llama_cpp_2::vocab::LlamaVocab<'_>, tok: LlamaToken) -> bool {
+    vocab.token_to_piece(tok, false, None).ends_with(b"\n")
 }
 
 fn rand_seed() -> u64 {

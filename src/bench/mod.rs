@@ -3,6 +3,12 @@
 //! - [`decode`]: tokens/s of the local backend vs a bare llama-cpp-2 greedy loop.
 //! - [`prefix`]: a follow-up sharing a ~1,500-token prefix, KV reuse vs a cold cache.
 //! - [`parallel`]: 8 samples as one batch vs 8 sequential runs.
+//! - [`rise`]: 5-turn RISE with KV reuse vs re-decoding each turn.
+//! - [`backtrack()`]: suffix-only backtracking vs re-decoding every prompt.
+
+mod backtrack;
+
+pub use backtrack::{backtrack, BacktrackReport};
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
