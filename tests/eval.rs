@@ -419,3 +419,77 @@ fn few_shot_completion_prompts_carry_the_worked_examples() {
         .expect("run");
     assert!(String::from_utf8_lossy(&err.stderr).contains("--fewshot"));
 }
+
+#[cfg(feature = "local")]
+#[test]
+fn eval_runs_log_their_located_mistakes_tagged_with_the_run() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = dir.path().join("log");
+    let out_dir = dir.path().join("bb");
+    let log_arg = log.to_str().expect("utf8").to_string();
+    let s = run_eval(
+        &out_dir,
+        &[
+            "--strategy",
+            "backtrack",
+            "--critic",
+            "gold",
+            "--log",
+            &log_arg,
+        ],
+        "bbmistake.jsonl",
+        "bbmistake",
+    );
+    assert_eq!(s["n"], 4);
+    let out = amend()
+        .args(["mistakes", "list", "--json", "--log", &log_arg])
+        .output()
+        .expect("list");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs: Vec<amend::log::Mistake> = serde_json::from_slice(&out.stdout).expect("records");
+    // Two fixture traces carry a labelled mistake (steps 0 and 1); the gold critic locates both.
+    let mut steps: Vec<Option<usize>> = recs.iter().map(|m| m.step).collect();
+    steps.sort();
+    assert_eq!(steps, vec![Some(0), Some(1)]);
+    let traces = std::fs::read_dir(out_dir.join("traces"))
+        .expect("traces")
+        .filter_map(Result::ok)
+        .next()
+        .expect("a trace")
+        .path();
+    let run = amend::trace::read(&traces).expect("trace")[0]
+        .run_id
+        .clone();
+    let results =
+        amend::eval::runner::read_results(&out_dir.join("results.jsonl")).expect("results");
+    use amend::log::Outcome;
+    for m in &recs {
+        assert_eq!((m.task.as_str(), m.critic.as_str()), ("bbmistake", "gold"));
+        assert_eq!(m.run.as_deref(), Some(run.as_str()));
+        assert!(m.trace.as_deref().is_some_and(|t| t.contains('#')));
+        assert!(m.reference.is_some());
+        assert_ne!(
+            m.outcome,
+            Outcome::Unverified,
+            "the eval knows the reference"
+        );
+    }
+    // Outcomes agree with the graded results: fixed = wrong before and right after.
+    let count = |o: Outcome| recs.iter().filter(|m| m.outcome == o).count();
+    let fixed = results
+        .iter()
+        .filter(|r| !r.correct_before && r.correct_after)
+        .count();
+    let worse = results
+        .iter()
+        .filter(|r| r.correct_before && !r.correct_after)
+        .count();
+    assert_eq!(
+        (count(Outcome::Fixed), count(Outcome::MadeWorse)),
+        (fixed, worse)
+    );
+}

@@ -190,9 +190,12 @@ pub async fn item(
             let prior = bb_match(own, target);
             r.prior_right = Some(prior);
             r.correct_before = prior;
+            let judge = |t: &str| bb_match(t, target);
             let problem = Problem {
                 draft: Some(steps),
                 gold_step: Some(*mistake_index),
+                gold: Some(target),
+                check: Some(crate::strategy::Check(&judge)),
                 ..Problem::new(&item.question)
             };
             match strategy.solve(cx, &problem).await {

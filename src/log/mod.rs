@@ -43,21 +43,15 @@ impl Outcome {
         }
     }
 
-    /// Judge a correction: `before`/`after` are the answers, `reference` the known right
-    /// answer, `kept` whether a correction was kept at all.
-    pub fn judge(
-        kept: bool,
-        before: Option<&str>,
-        after: Option<&str>,
-        reference: Option<&str>,
-    ) -> Self {
-        let right = |a: Option<&str>, r: &str| a.is_some_and(|a| crate::answer::same_number(a, r));
-        match (kept, reference) {
-            (false, _) => Self::NotFixed,
-            (true, None) => Self::Unverified,
-            (true, Some(r)) if right(after, r) => Self::Fixed,
-            (true, Some(r)) if right(before, r) => Self::MadeWorse,
-            (true, Some(_)) => Self::NotFixed,
+    /// Judge a correction: `kept` whether a correction replaced the attempt, `before` and
+    /// `after` whether the attempt was right before and after (`None`: unknown).
+    pub fn judge(kept: bool, before: Option<bool>, after: Option<bool>) -> Self {
+        match (kept, before, after) {
+            (false, _, _) => Self::NotFixed,
+            (true, _, None) => Self::Unverified,
+            (true, _, Some(true)) => Self::Fixed,
+            (true, Some(true), Some(false)) => Self::MadeWorse,
+            (true, _, Some(false)) => Self::NotFixed,
         }
     }
 }
@@ -335,23 +329,20 @@ mod tests {
     #[test]
     fn outcomes_are_judged_against_the_reference() {
         assert_eq!(
-            Outcome::judge(false, Some("3"), Some("4"), Some("4")),
+            Outcome::judge(false, Some(false), Some(true)),
             Outcome::NotFixed
         );
+        assert_eq!(Outcome::judge(true, None, None), Outcome::Unverified);
         assert_eq!(
-            Outcome::judge(true, Some("3"), Some("4"), None),
-            Outcome::Unverified
-        );
-        assert_eq!(
-            Outcome::judge(true, Some("3"), Some("4.0"), Some("4")),
+            Outcome::judge(true, Some(false), Some(true)),
             Outcome::Fixed
         );
         assert_eq!(
-            Outcome::judge(true, Some("4"), Some("5"), Some("4")),
+            Outcome::judge(true, Some(true), Some(false)),
             Outcome::MadeWorse
         );
         assert_eq!(
-            Outcome::judge(true, Some("3"), None, Some("4")),
+            Outcome::judge(true, Some(false), Some(false)),
             Outcome::NotFixed
         );
         for o in ["fixed", "not-fixed", "made_worse", "unverified"] {

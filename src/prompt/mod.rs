@@ -327,6 +327,51 @@ mod tests {
     }
 
     #[test]
+    fn leap_and_principles_snapshots() {
+        let Ok(p) = Prompts::builtin() else {
+            panic!("built-in prompts must load");
+        };
+        let principles = vec!["Check each product.".to_string(), "Keep units.".to_string()];
+        let block = p.render(
+            "principles",
+            &PrinciplesContext {
+                principles: &principles,
+            },
+        );
+        insta::assert_snapshot!("principles", block.unwrap_or_default());
+        let with_reasoning = p.render(
+            "leap_low",
+            &LeapLowContext {
+                question: "A box holds 6 eggs. How many eggs are in 5 boxes?",
+                wrong: "5 + 6 = 11\nThe answer is 11.",
+                wrong_answer: "11",
+                correct: Some("5 * 6 = 30"),
+                answer: "30",
+            },
+        );
+        insta::assert_snapshot!("leap_low", with_reasoning.unwrap_or_default());
+        let answer_only = p.render(
+            "leap_low",
+            &LeapLowContext {
+                question: "Q?",
+                wrong: "w",
+                wrong_answer: "1",
+                correct: None,
+                answer: "2",
+            },
+        );
+        assert!(answer_only.is_ok_and(|t| t.contains("Correct final answer: 2")));
+        let high = p.render(
+            "leap_high",
+            &LeapHighContext {
+                principles: &principles,
+                max: 8,
+            },
+        );
+        insta::assert_snapshot!("leap_high", high.unwrap_or_default());
+    }
+
+    #[test]
     fn override_and_bad_template() {
         let dir = tempfile::tempdir().ok();
         let Some(dir) = dir else { return };

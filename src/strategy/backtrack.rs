@@ -59,12 +59,20 @@ impl Backtrack {
         kept: bool,
         detail: serde_json::Value,
     ) {
-        let before = answer::extract_str(&steps::join(steps));
-        let after = match revision {
-            Some(r) if kept => answer::extract_str(&steps::join(r)),
-            _ => before.clone(),
+        let before_text = steps::join(steps);
+        let after_text = match revision {
+            Some(r) if kept => steps::join(r),
+            _ => before_text.clone(),
         };
-        let outcome = Outcome::judge(kept, before.as_deref(), after.as_deref(), problem.gold);
+        let (before, after) = (
+            answer::extract_str(&before_text),
+            answer::extract_str(&after_text),
+        );
+        let outcome = Outcome::judge(
+            kept,
+            problem.right(&before_text),
+            problem.right(&after_text),
+        );
         let correction = revision
             .filter(|_| kept)
             .map(|r| steps::join(&r[k.min(r.len())..]));

@@ -135,6 +135,19 @@ pub struct Problem<'a> {
     /// The label of the draft's first wrong step, when known (`Some(None)` = no mistake);
     /// only the `gold` critic reads it.
     pub gold_step: Option<Option<usize>>,
+    /// The task's own grader of an attempt's text, when the answer is not a number (BIG-Bench
+    /// Mistake); without it an attempt is right when its number equals `gold`.
+    pub check: Option<Check<'a>>,
+}
+
+/// A grader: is this attempt's text right?
+#[derive(Clone, Copy)]
+pub struct Check<'a>(pub &'a (dyn Fn(&str) -> bool + Send + Sync));
+
+impl std::fmt::Debug for Check<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Check(..)")
+    }
 }
 
 impl<'a> Problem<'a> {
@@ -145,7 +158,17 @@ impl<'a> Problem<'a> {
             gold: None,
             draft: None,
             gold_step: None,
+            check: None,
         }
+    }
+
+    /// Is `text` a right attempt? `None` when there is nothing to judge it by.
+    pub fn right(&self, text: &str) -> Option<bool> {
+        if let Some(c) = self.check {
+            return Some((c.0)(text));
+        }
+        let gold = self.gold?;
+        Some(crate::answer::extract_str(text).is_some_and(|a| crate::answer::same_number(&a, gold)))
     }
 }
 

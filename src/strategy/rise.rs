@@ -129,9 +129,8 @@ impl Rise {
         let after = next.map_or(before.clone(), answer::extract_str);
         let outcome = crate::log::Outcome::judge(
             next.is_some(),
-            before.as_deref(),
-            after.as_deref(),
-            problem.gold,
+            problem.right(&p.attempt),
+            next.and_then(|t| problem.right(t)),
         );
         let trace = cx.record(
             "mistake",
@@ -166,7 +165,11 @@ impl Strategy for Rise {
                 "rise is multi-turn: it needs --format chat".into(),
             ));
         }
-        if self.mode == RiseMode::Oracle && problem.gold.is_none() && self.critic.is_none() {
+        if self.mode == RiseMode::Oracle
+            && problem.gold.is_none()
+            && problem.check.is_none()
+            && self.critic.is_none()
+        {
             return Err(StrategyError::Options(
                 "rise oracle mode needs a verifier: a gold answer (eval) or --critic NAME".into(),
             ));
@@ -201,9 +204,9 @@ impl Strategy for Rise {
                 text: text.clone(),
                 answer: ans.clone(),
             });
-            let verdict = match (self.mode, problem.gold) {
-                (RiseMode::Oracle, Some(gold)) => {
-                    if ans.as_deref().is_some_and(|a| answer::same_number(a, gold)) {
+            let verdict = match (self.mode, problem.right(&text)) {
+                (RiseMode::Oracle, Some(right)) => {
+                    if right {
                         accepted = Some(turn);
                         break;
                     }
