@@ -89,38 +89,62 @@ pub struct LearnConfig {
     pub max_high: usize,
 }
 
-/// The principle in a teacher's answer: the text after the last `Principle:`, or `None`.
+/// A line that introduces content rather than being it ("The principle is:").
+fn is_heading(line: &str) -> bool {
+    line.ends_with(':')
+}
+
+fn clean(line: &str) -> &str {
+    line.trim().trim_matches(['*', '"', '\'', ' ']).trim()
+}
+
+/// The principle in a teacher's answer: the text after the last `Principle:` (on that line,
+/// or else the first following line that is not empty and not itself a heading), or `None`.
 pub fn parse_principle(text: &str) -> Option<String> {
     let lower = text.to_lowercase();
     let at = lower.rfind("principle:")?;
     let rest = &text[at + "principle:".len()..];
     let line = rest
         .lines()
-        .map(|l| l.trim().trim_matches(['*', '"', '\'', ' ']).trim())
-        .find(|l| !l.is_empty())?;
+        .map(clean)
+        .find(|l| !l.is_empty() && !is_heading(l))?;
     Some(line.chars().take(400).collect())
 }
 
 /// The bullet lines of a teacher's answer (`- `, `* `, `• `, `1.`, `1)`), at most `max`,
-/// without duplicates.
+/// without duplicates. A bullet that is only a heading ("1. The principle is:") takes the
+/// next content line as its text.
 pub fn parse_bullets(text: &str, max: usize) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for line in text.lines() {
-        let l = line.trim();
-        let body = if let Some(b) = l
+    fn bullet(l: &str) -> Option<&str> {
+        if let Some(b) = l
             .strip_prefix("- ")
             .or_else(|| l.strip_prefix("* "))
             .or_else(|| l.strip_prefix("• "))
         {
-            b
-        } else {
-            let digits = l.chars().take_while(char::is_ascii_digit).count();
-            match l[digits..].chars().next() {
-                Some('.' | ')') if digits > 0 => &l[digits + 1..],
-                _ => continue,
+            return Some(b);
+        }
+        let digits = l.chars().take_while(char::is_ascii_digit).count();
+        match l[digits..].chars().next() {
+            Some('.' | ')') if digits > 0 => Some(&l[digits + 1..]),
+            _ => None,
+        }
+    }
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let mut out: Vec<String> = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(body) = bullet(l) else { continue };
+        let mut body = clean(body);
+        if is_heading(body) {
+            match lines[i + 1..]
+                .iter()
+                .take_while(|n| bullet(n).is_none())
+                .map(|n| clean(n))
+                .find(|n| !n.is_empty() && !is_heading(n))
+            {
+                Some(next) => body = next,
+                None => continue,
             }
-        };
-        let body = body.trim().trim_matches('*').trim();
+        }
         if body.len() > 3 && !out.iter().any(|o| o.eq_ignore_ascii_case(body)) {
             out.push(body.chars().take(400).collect());
         }
@@ -330,5 +354,17 @@ mod tests {
         );
         assert_eq!(b, vec!["Read twice.", "Check units.", "Keep totals."]);
         assert_eq!(parse_bullets("- aaaa\n- bbbb\n- cccc", 2).len(), 2);
+        // Heading lines are not content: the text that follows them is.
+        assert_eq!(
+            parse_principle("The student's principle:\nThe principle is:\n\nCheck each step."),
+            Some("Check each step.".into())
+        );
+        assert_eq!(
+            parse_bullets(
+                "1. The principle is:\n\nRead twice.\n\n2. Heading only:\n3. Keep totals.",
+                8
+            ),
+            vec!["Read twice.", "Keep totals."]
+        );
     }
 }

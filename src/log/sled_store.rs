@@ -1,16 +1,16 @@
 //! The persistent [`MistakeStore`]: sled 0.34.
 //!
 //! Layout (schema version 1): tree `meta` holds `schema_version` (u32, big-endian); records
-//! live in `v1/mistakes` (key = id, value = the record as JSON); `v1/by_task`, `v1/by_model`
-//! and `v1/by_outcome` index them (key = value, 0, id); `v1/tokens` is reserved for
+//! live in `v1/mistakes` (key = id, value = the record as JSON); `v1/index` indexes them by
+//! task, model and outcome with one posting list per value and batch (key = `t`/`m`/`o`,
+//! value, 0, first id; value = the batch's ids with that value); `v1/tokens` is reserved for
 //! token-level records (hidden state and logits at a wrong token, see [`TokenRecord`]).
-//! Generated ids are UUID v7, so key order is time order. A batch is one transaction over
-//! all trees and is flushed to disk before `record_batch` returns.
+//! Generated ids are UUID v7, so key order is time order. A batch is written index trees
+//! first, records last, and flushed to disk before `record_batch` returns.
 
 use std::path::{Path, PathBuf};
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::{Transactional, Tree};
+use sled::Tree;
 
 use super::tokens::TokenRecord;
 use super::{Filter, LogError, Mistake, MistakeStore};
@@ -26,9 +26,7 @@ pub struct SledStore {
     db: sled::Db,
     path: PathBuf,
     mistakes: Tree,
-    by_task: Tree,
-    by_model: Tree,
-    by_outcome: Tree,
+    index: Tree,
     tokens: Tree,
 }
 
@@ -162,9 +160,7 @@ impl SledStore {
         // rewriting the trees and then bumping `schema_version`. Version 1 is the first.
         Ok(Self {
             mistakes: db.open_tree("v1/mistakes")?,
-            by_task: db.open_tree("v1/by_task")?,
-            by_model: db.open_tree("v1/by_model")?,
-            by_outcome: db.open_tree("v1/by_outcome")?,
+            index: db.open_tree("v1/index")?,
             tokens: db.open_tree("v1/tokens")?,
             path: path.to_path_buf(),
             db,
@@ -229,8 +225,8 @@ impl SledStore {
         let prefix = index_key(value, "");
         let mut ids = Vec::new();
         for kv in tree.scan_prefix(&prefix) {
-            let (k, _) = kv?;
-            ids.push(k[prefix.len()..].to_vec());
+            let (_, v) = kv?;
+            ids.extend(v.split(|b| *b == b'\n').map(<[u8]>::to_vec));
         }
         Ok(ids)
     }
@@ -238,40 +234,40 @@ impl SledStore {
 
 impl MistakeStore for SledStore {
     fn record_batch(&self, mistakes: &[Mistake]) -> Result<(), LogError> {
-        let encoded: Vec<(&Mistake, Vec<u8>)> = mistakes
-            .iter()
-            .map(|m| serde_json::to_vec(m).map(|v| (m, v)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| LogError::Io(e.to_string()))?;
-        let trees = (
-            &self.mistakes,
-            &self.by_task,
-            &self.by_model,
-            &self.by_outcome,
-        );
-        trees
-            .transaction(|(recs, task, model, outcome)| {
-                for (m, bytes) in &encoded {
-                    if let Some(old) = recs.insert(m.id.as_bytes(), bytes.as_slice())? {
-                        let old: Mistake = serde_json::from_slice(&old)
-                            .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
-                        task.remove(index_key(&old.task, &old.id))?;
-                        model.remove(index_key(&old.model, &old.id))?;
-                        outcome.remove(index_key(old.outcome.as_str(), &old.id))?;
-                    }
-                    task.insert(index_key(&m.task, &m.id), &[])?;
-                    model.insert(index_key(&m.model, &m.id), &[])?;
-                    outcome.insert(index_key(m.outcome.as_str(), &m.id), &[])?;
+        // Index entries are written before the records and everything is flushed before
+        // returning. sled persists writes in order, so after a crash a record that is there
+        // has its index entries too. `list` decodes every record an index points to and
+        // checks the filter again, so an entry whose record is missing (a crash between the
+        // two) or stale (a record replaced under the same id with another task, model or
+        // outcome) is skipped, never returned wrongly.
+        // One index entry per indexed value and batch (a posting list): key = value, 0, the
+        // first id of the batch with that value; value = the ids, newline-separated.
+        let mut postings: std::collections::BTreeMap<String, (String, Vec<u8>)> =
+            std::collections::BTreeMap::new();
+        let mut recs = sled::Batch::default();
+        for m in mistakes {
+            let bytes = serde_json::to_vec(m).map_err(|e| LogError::Io(e.to_string()))?;
+            for value in [
+                format!("t{}", m.task),
+                format!("m{}", m.model),
+                format!("o{}", m.outcome.as_str()),
+            ] {
+                let (_, ids) = postings
+                    .entry(value)
+                    .or_insert_with(|| (m.id.clone(), Vec::new()));
+                if !ids.is_empty() {
+                    ids.push(b'\n');
                 }
-                Ok(())
-            })
-            .map_err(|e: TransactionError<String>| match e {
-                TransactionError::Abort(reason) => LogError::Corrupt {
-                    key: "(a record being replaced)".into(),
-                    reason,
-                },
-                TransactionError::Storage(e) => LogError::Io(e.to_string()),
-            })?;
+                ids.extend_from_slice(m.id.as_bytes());
+            }
+            recs.insert(m.id.as_bytes(), bytes);
+        }
+        let mut index = sled::Batch::default();
+        for (value, (first, ids)) in postings {
+            index.insert(index_key(&value, &first), ids);
+        }
+        self.index.apply_batch(index)?;
+        self.mistakes.apply_batch(recs)?;
         self.db.flush()?;
         Ok(())
     }
@@ -285,11 +281,11 @@ impl MistakeStore for SledStore {
 
     fn list(&self, filter: &Filter) -> Result<Vec<Mistake>, LogError> {
         let ids = if let Some(t) = &filter.task {
-            Some(Self::ids_from(&self.by_task, t)?)
+            Some(Self::ids_from(&self.index, &format!("t{t}"))?)
         } else if let Some(m) = &filter.model {
-            Some(Self::ids_from(&self.by_model, m)?)
+            Some(Self::ids_from(&self.index, &format!("m{m}"))?)
         } else if let Some(o) = filter.outcome {
-            Some(Self::ids_from(&self.by_outcome, o.as_str())?)
+            Some(Self::ids_from(&self.index, &format!("o{}", o.as_str()))?)
         } else {
             None
         };
