@@ -291,3 +291,34 @@ fn a_corrupt_store_gives_a_clear_error_not_a_panic() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn a_store_in_use_by_another_process_is_named_as_such() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = dir.path().join("log");
+    let mut writer = amend()
+        .args(["mistakes", "record", "--log"])
+        .arg(&log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn writer");
+    let mut stdin = writer.stdin.take().expect("stdin");
+    let line = serde_json::to_string(&records(1, "lock")[0]).expect("json");
+    writeln!(stdin, "{line}").expect("write");
+    let mut out = BufReader::new(writer.stdout.take().expect("stdout")).lines();
+    assert!(out
+        .next()
+        .is_some_and(|l| l.is_ok_and(|l| l.starts_with("recorded "))));
+    let other = amend()
+        .args(["mistakes", "list", "--log"])
+        .arg(&log)
+        .output()
+        .expect("list");
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success());
+    assert!(err.contains("another amend process has it open"), "{err}");
+    drop(stdin);
+    let _ = writer.wait();
+}

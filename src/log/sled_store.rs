@@ -58,12 +58,14 @@ fn open_db(path: &Path) -> Result<sled::Db, LogError> {
     let opened = std::panic::catch_unwind(move || sled::Config::new().path(p).open());
     match opened {
         Ok(Ok(db)) => Ok(db),
-        Ok(Err(sled::Error::Io(e))) if e.kind() == std::io::ErrorKind::WouldBlock => Err(err(
-            "another process has it open (sled locks its store); wait for it to finish or use another --log".into(),
-        )),
-        Ok(Err(sled::Error::Io(e))) if e.raw_os_error() == Some(11) => Err(err(
-            "another process has it open (sled locks its store); wait for it to finish or use another --log".into(),
-        )),
+        Ok(Err(sled::Error::Io(e)))
+            if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.to_string().contains("could not acquire lock") =>
+        {
+            Err(err(
+                "another amend process has it open (the store is locked while in use); wait for it to finish, or give this run another --log (or --no-log)".into(),
+            ))
+        }
         Ok(Err(sled::Error::Corruption { .. })) | Err(_) => Err(err(
             "the store's files are damaged; move the directory away (keep it for recovery) and start a new log, or point --log elsewhere".into(),
         )),
