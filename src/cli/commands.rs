@@ -318,13 +318,14 @@ async fn demo(
     };
     let strat = strategy::by_name("backtrack", &opts)?;
     let mut rows = Vec::new();
-    let (mut right_before, mut right) = (0, 0);
+    let (mut right_before, mut right, mut located) = (0, 0, 0);
     for (i, (q, gold)) in DEMO_PROBLEMS.iter().enumerate() {
         let problem = strategy::Problem {
             gold: Some(gold),
             ..strategy::Problem::new(q)
         };
         let sol = strat.solve(&cx, &problem).await?;
+        located += sol.located.len();
         let is_right = |a: Option<&str>| a.is_some_and(|a| answer::same_number(a, gold));
         let first_answer = sol.attempts.first().and_then(|a| a.answer.clone());
         let ok_before = is_right(first_answer.as_deref());
@@ -381,6 +382,17 @@ async fn demo(
             n = DEMO_PROBLEMS.len(),
         );
         println!("trace: {trace_path}  (read it with `amend trace show {trace_path}`)");
+        if let Some(p) = log
+            .log
+            .clone()
+            .or_else(|| (!log.no_log).then(amend::log::default_path))
+        {
+            println!(
+                "mistakes located: {} recorded in {}  (`amend mistakes list --task demo`)",
+                located,
+                p.display()
+            );
+        }
     }
     Ok(())
 }
