@@ -285,7 +285,11 @@ pub fn run(action: MistakesAction) -> Result<()> {
                 .collect();
             println!(
                 "located steps (most frequent): {}; not located: {}",
-                steps.join(", "),
+                if steps.is_empty() {
+                    "none".to_string()
+                } else {
+                    steps.join(", ")
+                },
                 s.unlocated
             );
         }
