@@ -65,6 +65,20 @@ fn export(log: &Path, extra: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
+fn import(log: &Path, file: &Path) {
+    let out = amend()
+        .args(["mistakes", "import", "--log"])
+        .arg(log)
+        .arg(file)
+        .output()
+        .expect("import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn ids(jsonl: &[u8]) -> std::collections::HashSet<String> {
     String::from_utf8_lossy(jsonl)
         .lines()
@@ -178,17 +192,7 @@ fn export_import_export_is_byte_identical_and_filters_apply() {
     assert_eq!(ids(&first).len(), 30);
     let dump = dir.path().join("dump.jsonl");
     std::fs::write(&dump, &first).expect("write");
-    let out = amend()
-        .args(["mistakes", "import", "--log"])
-        .arg(&b)
-        .arg(&dump)
-        .output()
-        .expect("import");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import(&b, &dump);
     assert_eq!(export(&b, &[]), first, "export -> import -> export differs");
     let gsm = export(&b, &["--task", "gsm8k"]);
     assert_eq!(ids(&gsm).len(), 15);
@@ -257,17 +261,7 @@ fn a_corrupt_store_gives_a_clear_error_not_a_panic() {
         .map(|m| serde_json::to_string(m).unwrap_or_default() + "\n")
         .collect();
     std::fs::write(&file, text).expect("write");
-    let out = amend()
-        .args(["mistakes", "import", "--log"])
-        .arg(&log)
-        .arg(&file)
-        .output()
-        .expect("import");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import(&log, &file);
     let db = log.join("db");
     let mut bytes = std::fs::read(&db).expect("db file");
     for (i, b) in bytes.iter_mut().take(4096).enumerate() {

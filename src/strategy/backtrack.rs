@@ -10,7 +10,6 @@ use serde_json::json;
 use super::{solve_request, Attempt, Context, Ledger, Problem, Solution, Strategy, StrategyError};
 use crate::answer;
 use crate::critic::{Critic, Critique};
-use crate::log::Outcome;
 use crate::steps;
 
 /// Candidates for the resampled step.
@@ -59,41 +58,24 @@ impl Backtrack {
         kept: bool,
         detail: serde_json::Value,
     ) {
-        let before_text = steps::join(steps);
-        let after_text = match revision {
-            Some(r) if kept => steps::join(r),
-            _ => before_text.clone(),
-        };
-        let (before, after) = (
-            answer::extract_str(&before_text),
-            answer::extract_str(&after_text),
+        let attempt = steps::join(steps);
+        let revised = revision.map(steps::join);
+        super::note_mistake(
+            cx,
+            problem,
+            ledger,
+            super::Found {
+                attempt: &attempt,
+                steps: steps.to_vec(),
+                step: k,
+                critic: self.critic.name(),
+                rationale,
+                revised: revised.as_deref(),
+                correction: revision.map(|r| steps::join(&r[k.min(r.len())..])),
+                kept,
+                detail,
+            },
         );
-        let outcome = Outcome::judge(
-            kept,
-            problem.right(&before_text),
-            problem.right(&after_text),
-        );
-        let correction = revision
-            .filter(|_| kept)
-            .map(|r| steps::join(&r[k.min(r.len())..]));
-        let trace = cx.record(
-            "mistake",
-            json!({"step": k, "critic": self.critic.name(), "rationale": rationale, "revision": revision.map(|r| r.get(k)), "kept": kept, "outcome": outcome, "answer_before": before, "answer_after": after, "detail": detail}),
-        );
-        if let Some(sink) = &cx.log {
-            let mut m = sink.blank(problem.question, problem.gold);
-            m.steps = steps.to_vec();
-            m.step = Some(k);
-            m.critic = self.critic.name().into();
-            m.rationale = rationale.into();
-            m.correction = correction;
-            m.answer_before = before;
-            m.answer_after = after;
-            m.outcome = outcome;
-            m.tokens = ledger.tokens();
-            m.trace = trace;
-            sink.write(&m);
-        }
     }
 
     async fn accepts(

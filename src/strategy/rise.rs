@@ -124,32 +124,22 @@ impl Rise {
         p: Pending,
         next: Option<&str>,
     ) {
-        let critic = self.critic.as_ref().map_or("", |c| c.name()).to_string();
-        let before = answer::extract_str(&p.attempt);
-        let after = next.map_or(before.clone(), answer::extract_str);
-        let outcome = crate::log::Outcome::judge(
-            next.is_some(),
-            problem.right(&p.attempt),
-            next.and_then(|t| problem.right(t)),
+        super::note_mistake(
+            cx,
+            problem,
+            ledger,
+            super::Found {
+                attempt: &p.attempt,
+                steps: crate::steps::split(&p.attempt),
+                step: p.step,
+                critic: self.critic.as_ref().map_or("", |c| c.name()),
+                rationale: &p.rationale,
+                revised: next,
+                correction: next.map(str::to_string),
+                kept: next.is_some(),
+                detail: serde_json::Value::Null,
+            },
         );
-        let trace = cx.record(
-            "mistake",
-            json!({"step": p.step, "critic": critic, "rationale": p.rationale, "kept": next.is_some(), "outcome": outcome, "answer_before": before, "answer_after": after}),
-        );
-        if let Some(sink) = &cx.log {
-            let mut m = sink.blank(problem.question, problem.gold);
-            m.steps = crate::steps::split(&p.attempt);
-            m.step = Some(p.step);
-            m.critic = critic;
-            m.rationale = p.rationale;
-            m.correction = next.map(str::to_string);
-            m.answer_before = before;
-            m.answer_after = after;
-            m.outcome = outcome;
-            m.tokens = ledger.tokens();
-            m.trace = trace;
-            sink.write(&m);
-        }
     }
 }
 
