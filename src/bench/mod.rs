@@ -7,6 +7,7 @@
 //! - [`backtrack()`]: suffix-only backtracking vs re-decoding every prompt.
 
 mod backtrack;
+mod replay;
 
 pub use backtrack::{backtrack, BacktrackReport};
 
@@ -324,6 +325,8 @@ pub struct RiseReport {
     pub turns: usize,
     /// Previous attempts kept in the conversation.
     pub window: usize,
+    /// Both sides generated exactly the same turns.
+    pub identical_turns: bool,
 }
 
 /// Forwards to a model with prefix reuse switched off.
@@ -343,7 +346,10 @@ impl Model for Cold {
 }
 
 /// 5-turn RISE (majority mode, `window` previous attempts kept) with KV reuse vs re-decoding
-/// every turn. Once the window slides, the conversation's middle changes and less is reused.
+/// every turn. The two sides run the same turns: the reuse side records the token it picks at
+/// every step (greedy = the argmax of the logits), and the cold side is forced to pick the same
+/// ones, so both generate identical texts and only the prompt work differs. Once the window
+/// slides, the conversation's middle changes and less is reused.
 ///
 /// # Errors
 /// Any model or prompt error.
@@ -382,17 +388,25 @@ pub async fn rise(
         budget: Default::default(),
         log: None,
     };
-    let warm = cx(local.clone());
-    let cold = cx(Arc::new(Cold(local.clone())));
     let (mut reuse, mut coldt) = (Vec::new(), Vec::new());
-    let (mut dr, mut dc) = (0, 0);
+    let (mut dr, mut dc, mut same) = (0, 0, true);
     for _ in 0..3 {
+        let tape = Arc::new(replay::Tape::default());
+        let warm = cx(Arc::new(replay::Hooked::new(
+            local.clone(),
+            tape.recorder(),
+        )));
+        let cold = cx(Arc::new(Cold(Arc::new(replay::Hooked::new(
+            local.clone(),
+            tape.player(),
+        )))));
         let a = strat.solve(&warm, &Problem::new(q)).await?;
         reuse.push(a.wall.as_secs_f64());
         dr = a.usage.decoded_prompt_tokens();
         let b = strat.solve(&cold, &Problem::new(q)).await?;
         coldt.push(b.wall.as_secs_f64());
         dc = b.usage.decoded_prompt_tokens();
+        same &= a.attempts == b.attempts;
     }
     let (reuse_s, cold_s) = (median(reuse), median(coldt));
     Ok(RiseReport {
@@ -403,5 +417,6 @@ pub async fn rise(
         decoded_prompt_cold: dc,
         turns: 5,
         window,
+        identical_turns: same,
     })
 }
