@@ -7,6 +7,7 @@
 //! - [`backtrack()`]: suffix-only backtracking vs re-decoding every prompt.
 
 mod backtrack;
+mod ceiling;
 mod replay;
 
 pub use backtrack::{backtrack, BacktrackReport};
@@ -70,6 +71,12 @@ pub struct ParallelReport {
     pub ratio: f64,
     /// Samples.
     pub samples: u32,
+    /// Bare llama-cpp-2, greedy, fixed length: the batch of sequences, tokens/s.
+    pub bare_batched_tok_s: f64,
+    /// Bare llama-cpp-2: the same sequences one after the other, tokens/s.
+    pub bare_sequential_tok_s: f64,
+    /// bare_batched / bare_sequential: what llama.cpp on this machine allows.
+    pub bare_ratio: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -300,11 +307,21 @@ pub async fn parallel(
         ss.push(generated as f64 / start.elapsed().as_secs_f64());
     }
     let (batched, sequential) = (median(bs), median(ss));
+    drop(model);
+    let p: PathBuf = path.to_path_buf();
+    let threads_i = llama::threads(threads);
+    let (bare_b, bare_s) =
+        tokio::task::spawn_blocking(move || ceiling::bare_parallel(&p, threads_i, samples, 128))
+            .await
+            .map_err(|e| ModelError::Decode(e.to_string()))??;
     Ok(ParallelReport {
         batched_tok_s: batched,
         sequential_tok_s: sequential,
         ratio: batched / sequential.max(1e-9),
         samples,
+        bare_batched_tok_s: bare_b,
+        bare_sequential_tok_s: bare_s,
+        bare_ratio: bare_b / bare_s.max(1e-9),
     })
 }
 
