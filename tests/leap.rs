@@ -209,3 +209,88 @@ async fn the_gate_runs_both_evaluations_and_puts_principles_in_the_prompt() {
     assert!(trace_of("principled").contains(principle));
     assert!(!trace_of("baseline").contains(principle));
 }
+
+#[test]
+fn learn_from_log_uses_only_the_task_and_model_mistakes() {
+    use amend::log::Discard;
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = dir.path().join("log");
+    let model = common::model_path().display().to_string();
+    let sink = |task: &str, m: &str| Sink {
+        store: Arc::new(Discard),
+        task: task.into(),
+        model: m.into(),
+        run: None,
+    };
+    let mut recs = Vec::new();
+    for (i, (task, m)) in [
+        ("gsm8k", model.as_str()),
+        ("gsm8k", model.as_str()),
+        ("gsm8k", "other"),
+        ("bbmistake", model.as_str()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut r =
+            sink(task, m).blank(&format!("Question number {i}: what is 2 + {i}?"), Some("4"));
+        r.steps = vec![format!("2 + {i} = 9"), "The answer is 9.".into()];
+        r.answer_before = Some("9".into());
+        r.critic = "answer".into();
+        recs.push(r);
+    }
+    let file = dir.path().join("in.jsonl");
+    let text: String = recs
+        .iter()
+        .map(|m| serde_json::to_string(m).unwrap_or_default() + "\n")
+        .collect();
+    std::fs::write(&file, text).expect("write");
+    let bin = env!("CARGO_BIN_EXE_amend");
+    let ok = std::process::Command::new(bin)
+        .args(["mistakes", "import", "--log"])
+        .arg(&log)
+        .arg(&file)
+        .status()
+        .expect("import");
+    assert!(ok.success());
+    let out = std::process::Command::new(bin)
+        .args([
+            "leap",
+            "learn",
+            "--task",
+            "gsm8k",
+            "--examples",
+            "0",
+            "--from-log",
+            "--threads",
+            "1",
+        ])
+        .args(["--model", &model, "--out"])
+        .arg(dir.path().join("p.toml"))
+        .arg("--log")
+        .arg(&log)
+        .current_dir(dir.path())
+        .output()
+        .expect("learn");
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The teacher (the default model) may write no `Principle:` line at all; either way it
+    // was asked about exactly the two gsm8k mistakes of this model.
+    let traces: Vec<_> = std::fs::read_dir(dir.path().join("traces"))
+        .expect("traces dir")
+        .filter_map(Result::ok)
+        .collect();
+    let text = std::fs::read_to_string(traces[0].path()).expect("trace");
+    assert!(text.contains("Question number 0") && text.contains("Question number 1"));
+    assert!(!text.contains("Question number 2") && !text.contains("Question number 3"));
+    if out.status.success() {
+        let set = PrincipleSet::load(&dir.path().join("p.toml")).expect("file");
+        assert_eq!((set.from_log, set.induced), (2, 0));
+        let ids = [recs[0].id.as_str(), recs[1].id.as_str()];
+        assert!(set
+            .low
+            .iter()
+            .all(|p| p.mistakes.iter().all(|m| ids.contains(&m.as_str()))));
+    } else {
+        assert!(err.contains("Principle:"), "{err}");
+    }
+}
