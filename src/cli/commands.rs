@@ -310,9 +310,10 @@ async fn demo(
     let mut cx = context(m, prompts, trace, true, 256).await?;
     cx.log = sink(store, "demo", m, &cx);
     // Backtracking with the exact arithmetic verifier: the first attempt, the step it flags,
-    // and the corrected answer.
+    // and the corrected answer, kept only when the verifier accepts it (the CLI default).
     let opts = strategy::Options {
         critic: Some("arith".into()),
+        verifier: Some("arith".into()),
         max_backtracks: 2,
         ..strategy::Options::default()
     };

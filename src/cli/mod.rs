@@ -82,9 +82,11 @@ pub struct StrategyArgs {
     /// the critic accepts it).
     #[arg(long, default_value = "differs")]
     pub resample_until: String,
-    /// Backtrack: `always` keeps every revision; `verified` keeps one only when --verifier
-    /// (default: the critic) does not flag it.
-    #[arg(long, default_value = "always")]
+    /// Backtrack: `verified` keeps a revision only when --verifier (default: the critic) does
+    /// not flag it; `always` keeps every revision. The default is `verified`: on 200 synthetic
+    /// problems with the `arith` critic, `always` turned 4 right answers wrong and fixed 1,
+    /// `verified` turned 1 wrong and fixed the same 1, at the same token cost (BENCHMARKS.md).
+    #[arg(long, default_value = "verified")]
     pub accept: String,
     /// Backtrack: the verifier of `--accept verified`.
     #[arg(long)]
@@ -110,16 +112,8 @@ impl StrategyArgs {
             },
             verifier: match self.accept.as_str() {
                 "always" => None,
-                "verified" => Some(
-                    self.verifier
-                        .clone()
-                        .or_else(|| critic.clone())
-                        .ok_or_else(|| {
-                            anyhow::anyhow!(
-                                "--accept verified needs --verifier NAME or --critic NAME"
-                            )
-                        })?,
-                ),
+                // Only backtracking reads it, and backtracking always has a critic.
+                "verified" => self.verifier.clone().or_else(|| critic.clone()),
                 o => anyhow::bail!("--accept must be always or verified, got {o:?}"),
             },
             budget: amend::strategy::Budget {
