@@ -7,30 +7,11 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use serde_json::json;
 
-use super::mistakes::LogArgs;
 use super::{BenchKind, Cli, Command, DataAction, EvalAction, ModelAction, ModelArgs, TraceAction};
-use amend::log::{MistakeStore, Sink};
 use amend::model::{spec, LoadOptions, Model, RetryPolicy, Spec};
 use amend::strategy::{self, Context, Solution};
 use amend::trace::{self, Traced, Writer};
-use amend::{answer, Prompts};
-
-/// Built-in word problems of the demo: (question, answer).
-const DEMO_PROBLEMS: &[(&str, &str)] = &[
-    (
-        "Tom has 3 apples and buys 4 more. How many apples does Tom have now?",
-        "7",
-    ),
-    ("A box holds 6 eggs. How many eggs are in 5 boxes?", "30"),
-    (
-        "Sara had 20 stickers and gave 8 to her brother. How many stickers does she have left?",
-        "12",
-    ),
-    (
-        "A pencil costs 2 dollars. How much do 9 pencils cost, in dollars?",
-        "18",
-    ),
-];
+use amend::Prompts;
 
 pub(super) fn load_options(m: &ModelArgs, fetch_default: bool) -> LoadOptions {
     LoadOptions {
@@ -140,7 +121,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             .await?;
             cx.budget = opts.budget;
             cx.style.principles = Arc::new(texts);
-            cx.log = sink(store, "solve", &model, &cx);
+            cx.log = super::demo::sink(store, "solve", &model, &cx);
             let sol = strat.solve(&cx, &strategy::Problem::new(&question)).await?;
             let trace_path = cx.trace.as_ref().map(|t| t.path().display().to_string());
             if out.json {
@@ -156,7 +137,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             log,
             model,
             out,
-        } => demo(&model, prompts.as_deref(), trace.as_deref(), &log, out.json).await?,
+        } => {
+            super::demo::demo(&model, prompts.as_deref(), trace.as_deref(), &log, out.json).await?
+        }
         Command::Mistakes { action } => super::mistakes::run(action)?,
         Command::Leap { action } => super::leap::run(action).await?,
         Command::Model {
@@ -275,123 +258,6 @@ pub async fn run(cli: Cli) -> Result<()> {
             eprintln!(
                 "wrote {n} problems ({lo}..{hi} steps, seed {seed}) to {}",
                 out.display()
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Tag records of a context with the task, model and trace run.
-fn sink(
-    store: Option<Arc<dyn MistakeStore>>,
-    task: &str,
-    m: &ModelArgs,
-    cx: &Context,
-) -> Option<Sink> {
-    store.map(|store| Sink {
-        store,
-        task: task.into(),
-        model: m.model.clone(),
-        run: cx.trace.as_ref().map(|t| t.run_id().to_string()),
-    })
-}
-
-async fn demo(
-    m: &ModelArgs,
-    prompts: Option<&Path>,
-    trace: Option<&Path>,
-    log: &LogArgs,
-    json_out: bool,
-) -> Result<()> {
-    let store = log.open()?;
-    if !json_out && m.model == "default" && !spec::default_path().is_file() {
-        eprintln!("fetching the default model (SmolLM2-135M-Instruct, ~100 MB) ...");
-    }
-    let mut cx = context(m, prompts, trace, true, 256).await?;
-    cx.log = sink(store, "demo", m, &cx);
-    // Backtracking with the exact arithmetic verifier: the first attempt, the step it flags,
-    // and the corrected answer, kept only when the verifier accepts it (the CLI default).
-    let opts = strategy::Options {
-        critic: Some("arith".into()),
-        verifier: Some("arith".into()),
-        max_backtracks: 2,
-        ..strategy::Options::default()
-    };
-    let strat = strategy::by_name("backtrack", &opts)?;
-    let mut rows = Vec::new();
-    let (mut right_before, mut right, mut located) = (0, 0, 0);
-    for (i, (q, gold)) in DEMO_PROBLEMS.iter().enumerate() {
-        let problem = strategy::Problem {
-            gold: Some(gold),
-            ..strategy::Problem::new(q)
-        };
-        let sol = strat.solve(&cx, &problem).await?;
-        located += sol.located.len();
-        let is_right = |a: Option<&str>| a.is_some_and(|a| answer::same_number(a, gold));
-        let first_answer = sol.attempts.first().and_then(|a| a.answer.clone());
-        let ok_before = is_right(first_answer.as_deref());
-        let ok = is_right(sol.answer.as_deref());
-        right_before += usize::from(ok_before);
-        right += usize::from(ok);
-        if !json_out {
-            println!("[{}] {q}", i + 1);
-            let show = |t: &str| t.trim().replace('\n', "\n    ");
-            if let Some(first) = sol.attempts.first() {
-                println!("  first attempt:\n    {}", show(&first.text));
-            }
-            println!(
-                "  first answer: {}",
-                first_answer.as_deref().unwrap_or("none")
-            );
-            for l in &sol.located {
-                println!(
-                    "  critic `{}` located a mistake in step {}: {}",
-                    l.critic, l.step, l.rationale
-                );
-            }
-            if sol.located.is_empty() {
-                println!("  critic `arith` found no false arithmetic claim");
-            }
-            if sol.attempts.len() > 1 {
-                if let Some(last) = sol.attempts.last() {
-                    println!("  corrected attempt:\n    {}", show(&last.text));
-                }
-            }
-            println!(
-                "  => answer {} (expected {gold}) {}\n",
-                sol.answer.as_deref().unwrap_or("none"),
-                if ok { "right" } else { "wrong" }
-            );
-        }
-        rows.push(json!({"question": q, "expected": gold, "first_answer": first_answer, "answer": sol.answer,
-            "right_before": ok_before, "right": ok, "located": sol.located, "usage": sol.usage}));
-    }
-    let trace_path = cx
-        .trace
-        .as_ref()
-        .map(|t| t.path().display().to_string())
-        .unwrap_or_default();
-    if json_out {
-        println!(
-            "{}",
-            json!({"model": cx.model.name(), "problems": rows, "right_before": right_before, "right": right, "trace": trace_path})
-        );
-    } else {
-        println!(
-            "{right_before}/{n} right on the first attempt, {right}/{n} after backtracking with the `arith` critic ({})",
-            cx.model.name(),
-            n = DEMO_PROBLEMS.len(),
-        );
-        println!("trace: {trace_path}  (read it with `amend trace show {trace_path}`)");
-        if let Some(p) = log
-            .log
-            .clone()
-            .or_else(|| (!log.no_log).then(amend::log::default_path))
-        {
-            println!(
-                "mistakes located: {} recorded in {}  (`amend mistakes list --task demo`)",
-                located,
-                p.display()
             );
         }
     }

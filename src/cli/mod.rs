@@ -1,6 +1,7 @@
 //! Command-line definitions (clap derive) and dispatch to the library.
 
 mod commands;
+mod demo;
 mod eval;
 mod leap;
 mod mistakes;

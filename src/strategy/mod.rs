@@ -6,6 +6,7 @@
 
 mod backtrack;
 mod baseline;
+mod found;
 mod rise;
 mod sc;
 mod wait;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use backtrack::{differs, prefix_text, Backtrack};
 pub use baseline::Baseline;
+pub(crate) use found::{note_mistake, Found};
 pub use rise::{Rise, RiseMode};
 pub use sc::SelfConsistency;
 pub use wait::Wait;
@@ -314,57 +316,6 @@ pub fn solve_request(cx: &Context, question: &str) -> Result<Request, StrategyEr
         }
     };
     Ok(req.with_max_tokens(cx.max_tokens))
-}
-
-/// A mistake a critic located, and what the strategy did about it.
-pub(crate) struct Found<'a> {
-    /// The attempt's text.
-    pub attempt: &'a str,
-    /// Its steps.
-    pub steps: Vec<String>,
-    /// The first wrong step.
-    pub step: usize,
-    /// Which critic located it, and why.
-    pub critic: &'a str,
-    pub rationale: &'a str,
-    /// The revised attempt's text, if one was made.
-    pub revised: Option<&'a str>,
-    /// What to record as the correction when it was kept.
-    pub correction: Option<String>,
-    /// Did the revision replace the attempt?
-    pub kept: bool,
-    /// Strategy-specific trace detail.
-    pub detail: serde_json::Value,
-}
-
-/// Record a located mistake: a `mistake` trace event and, when the context has a log, a
-/// record in it, its outcome judged by the problem's grader.
-pub(crate) fn note_mistake(cx: &Context, problem: &Problem<'_>, ledger: &Ledger, f: Found<'_>) {
-    let after_text = f.revised.filter(|_| f.kept).unwrap_or(f.attempt);
-    let (before, after) = (
-        crate::answer::extract_str(f.attempt),
-        crate::answer::extract_str(after_text),
-    );
-    let outcome =
-        crate::log::Outcome::judge(f.kept, problem.right(f.attempt), problem.right(after_text));
-    let trace = cx.record(
-        "mistake",
-        serde_json::json!({"step": f.step, "critic": f.critic, "rationale": f.rationale, "revised": f.revised, "kept": f.kept, "outcome": outcome, "answer_before": before, "answer_after": after, "detail": f.detail}),
-    );
-    if let Some(sink) = &cx.log {
-        let mut m = sink.blank(problem.question, problem.gold);
-        m.steps = f.steps;
-        m.step = Some(f.step);
-        m.critic = f.critic.into();
-        m.rationale = f.rationale.into();
-        m.correction = f.correction.filter(|_| f.kept);
-        m.answer_before = before;
-        m.answer_after = after;
-        m.outcome = outcome;
-        m.tokens = ledger.tokens();
-        m.trace = trace;
-        sink.write(&m);
-    }
 }
 
 impl Context {
