@@ -46,22 +46,40 @@ fn index_key(value: &str, id: &str) -> Vec<u8> {
     k
 }
 
+/// How many times, and how far apart, a locked store is retried before giving up.
+const LOCK_RETRIES: u32 = 40;
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
 fn open_db(path: &Path) -> Result<sled::Db, LogError> {
     let err = |reason: String| LogError::Open {
         path: path.display().to_string(),
         reason,
     };
     std::fs::create_dir_all(path).map_err(|e| err(e.to_string()))?;
-    let p = path.to_path_buf();
-    // sled panics on some damaged files instead of returning an error; a damaged store must
-    // give a message, not abort the program.
-    let opened = std::panic::catch_unwind(move || sled::Config::new().path(p).open());
+    let locked = |e: &std::io::Error| {
+        e.kind() == std::io::ErrorKind::WouldBlock
+            || e.to_string().contains("could not acquire lock")
+    };
+    // sled releases its file lock only when its background flusher lets go of the database,
+    // a moment after the last handle is dropped (or the last holder exits), so a lock is
+    // retried for a short while before it is reported as another process's.
+    let mut tries = 0;
+    let opened = loop {
+        let p = path.to_path_buf();
+        // sled panics on some damaged files instead of returning an error; a damaged store
+        // must give a message, not abort the program.
+        let opened = std::panic::catch_unwind(move || sled::Config::new().path(p).open());
+        match &opened {
+            Ok(Err(sled::Error::Io(e))) if locked(e) && tries < LOCK_RETRIES => {
+                tries += 1;
+                std::thread::sleep(LOCK_WAIT);
+            }
+            _ => break opened,
+        }
+    };
     match opened {
         Ok(Ok(db)) => Ok(db),
-        Ok(Err(sled::Error::Io(e)))
-            if e.kind() == std::io::ErrorKind::WouldBlock
-                || e.to_string().contains("could not acquire lock") =>
-        {
+        Ok(Err(sled::Error::Io(e))) if locked(&e) => {
             Err(err(
                 "another amend process has it open (the store is locked while in use); wait for it to finish, or give this run another --log (or --no-log)".into(),
             ))
@@ -369,7 +387,7 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| LogError::Io(e.to_string()))?;
         drop(SledStore::open(dir.path())?);
         {
-            let db = sled::open(dir.path())?;
+            let db = open_db(dir.path())?;
             db.open_tree("meta")?
                 .insert(VERSION_KEY, &(SCHEMA_VERSION + 1).to_be_bytes())?;
             db.flush()?;
@@ -380,7 +398,7 @@ mod tests {
             .map(|e| e.to_string());
         assert!(e.as_deref().is_some_and(|e| e.contains("newer")), "{e:?}");
         {
-            let db = sled::open(dir.path())?;
+            let db = open_db(dir.path())?;
             db.open_tree("meta")?
                 .insert(VERSION_KEY, &0u32.to_be_bytes())?;
             db.flush()?;
