@@ -9,37 +9,13 @@ use std::sync::Arc;
 
 use amend::leap::{self, Example, LearnConfig, Level, Principle, PrincipleSet};
 use amend::log::{MistakeStore, Sink, SledStore};
-use amend::model::llama::{LocalModel, Options as LocalOptions};
 use amend::model::Model;
 use amend::strategy::Context;
-use amend::trace::{Traced, Writer};
+use amend::trace::Writer;
 use amend::Prompts;
 
 async fn context(dir: &std::path::Path) -> (Context, Arc<Writer>, Arc<dyn Model>) {
-    let opts = LocalOptions {
-        name: "default".into(),
-        n_ctx: 2048,
-        max_ctx: 8192,
-        n_seq: 8,
-        threads: 1,
-    };
-    let local: Arc<dyn Model> = Arc::new(
-        LocalModel::load(&common::model_path(), opts)
-            .await
-            .expect("model"),
-    );
-    let writer = Arc::new(Writer::create(&dir.join("t.jsonl"), "leap").expect("trace"));
-    let model: Arc<dyn Model> = Arc::new(Traced::new(local.clone(), writer.clone()));
-    let cx = Context {
-        model,
-        prompts: Arc::new(Prompts::builtin().expect("prompts")),
-        trace: Some(writer.clone()),
-        max_tokens: 96,
-        style: Default::default(),
-        budget: Default::default(),
-        log: None,
-    };
-    (cx, writer, local)
+    common::local_context(dir, 8).await
 }
 
 fn config() -> LearnConfig {

@@ -5,37 +5,15 @@ mod common;
 
 use std::sync::Arc;
 
-use amend::model::llama::{LocalModel, Options as LocalOptions};
 use amend::model::openai::{ApiModel, Options as ApiOptions};
 use amend::strategy::{self, Budget, Context, Options, Problem, RiseMode};
-use amend::trace::{Traced, Writer};
-use amend::{Model, Prompts};
+use amend::trace::Writer;
 
 const Q: &str =
     "Sara had 20 stickers and gave 8 to her brother. How many stickers does she have left?";
 
 async fn context(dir: &std::path::Path, n_seq: u32) -> (Context, Arc<Writer>) {
-    let opts = LocalOptions {
-        name: "test".into(),
-        n_ctx: 2048,
-        max_ctx: 8192,
-        n_seq,
-        threads: 1,
-    };
-    let local = LocalModel::load(&common::model_path(), opts)
-        .await
-        .expect("model");
-    let writer = Arc::new(Writer::create(&dir.join("t.jsonl"), "test").expect("trace"));
-    let model: Arc<dyn Model> = Arc::new(Traced::new(Arc::new(local), writer.clone()));
-    let cx = Context {
-        model,
-        prompts: Arc::new(Prompts::builtin().expect("prompts")),
-        trace: Some(writer.clone()),
-        max_tokens: 96,
-        style: Default::default(),
-        budget: Budget::default(),
-        log: None,
-    };
+    let (cx, writer, _) = common::local_context(dir, n_seq).await;
     (cx, writer)
 }
 

@@ -104,3 +104,41 @@ pub fn scratch_log() -> PathBuf {
         N.fetch_add(1, Ordering::SeqCst)
     ))
 }
+
+/// A strategy context on the real default model (local backend, one thread, `n_seq`
+/// sequences, 96 tokens per call), traced to `DIR/t.jsonl`; returns the context, its trace
+/// writer and the untraced model.
+#[cfg(feature = "local")]
+pub async fn local_context(
+    dir: &std::path::Path,
+    n_seq: u32,
+) -> (
+    amend::strategy::Context,
+    std::sync::Arc<amend::trace::Writer>,
+    std::sync::Arc<dyn amend::Model>,
+) {
+    use amend::model::llama::{LocalModel, Options};
+    use amend::trace::{Traced, Writer};
+    use std::sync::Arc;
+    let opts = Options {
+        name: "default".into(),
+        n_ctx: 2048,
+        max_ctx: 8192,
+        n_seq,
+        threads: 1,
+    };
+    let local: Arc<dyn amend::Model> =
+        Arc::new(LocalModel::load(&model_path(), opts).await.expect("model"));
+    let writer = Arc::new(Writer::create(&dir.join("t.jsonl"), "test").expect("trace"));
+    let model: Arc<dyn amend::Model> = Arc::new(Traced::new(local.clone(), writer.clone()));
+    let cx = amend::strategy::Context {
+        model,
+        prompts: Arc::new(amend::Prompts::builtin().expect("prompts")),
+        trace: Some(writer.clone()),
+        max_tokens: 96,
+        style: Default::default(),
+        budget: Default::default(),
+        log: None,
+    };
+    (cx, writer, local)
+}
