@@ -7,15 +7,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use amend::model::llama::{LocalModel, Options};
+use amend::model::KvLayout;
 use amend::{FinishReason, LogitsHook, Message, Model, ModelError, Request, TokenStep};
 
 async fn model(n_seq: u32) -> LocalModel {
+    model_with(n_seq, KvLayout::Auto).await
+}
+
+async fn model_with(n_seq: u32, kv: KvLayout) -> LocalModel {
     let opts = Options {
         name: "test".into(),
         n_ctx: 1024,
         max_ctx: 4096,
         n_seq,
         threads: 1,
+        kv,
     };
     LocalModel::load(&common::model_path(), opts)
         .await
@@ -93,7 +99,13 @@ async fn prefix_reuse_gives_the_cold_text_while_decoding_fewer_tokens() {
 
 #[tokio::test]
 async fn four_parallel_samples() {
-    let m = model(4).await;
+    // One KV stream per sample (the default) and one unified cache shared by all samples.
+    for kv in [KvLayout::Split, KvLayout::Unified] {
+        four_parallel_samples_with(model_with(4, kv).await).await;
+    }
+}
+
+async fn four_parallel_samples_with(m: LocalModel) {
     let req = Request::chat(vec![Message::user("Name a fruit and describe it.")])
         .with_sampling(1.0, 1.0)
         .with_max_tokens(24)
@@ -285,6 +297,7 @@ async fn context_overflow_is_an_error_not_a_crash() {
         max_ctx: 512,
         n_seq: 1,
         threads: 1,
+        kv: KvLayout::Auto,
     };
     let m = LocalModel::load(&common::model_path(), opts)
         .await

@@ -69,6 +69,7 @@ pub async fn backtrack(path: &Path, threads: u32) -> Result<BacktrackReport, Str
         max_ctx: 8192,
         n_seq: 8,
         threads,
+        kv: crate::model::KvLayout::Auto,
     };
     let local: Arc<dyn Model> = Arc::new(LocalModel::load(path, opts).await?);
     let problem = crate::synth::generate(1, 40, 40, 11)

@@ -1,6 +1,6 @@
 //! The ceiling of batched sampling on this machine: bare llama-cpp-2 (no amend code) decoding
 //! `n` greedy sequences of a fixed length as one batch vs one after the other, in the same
-//! kind of context amend uses (unified KV cache, `n` sequences). Whatever ratio this reaches
+//! kind of context amend uses (`n` sequences, one KV stream each or one unified cache). Whatever ratio this reaches
 //! is what llama.cpp and the hardware allow amend's batched samples to reach.
 
 use std::path::Path;
@@ -32,16 +32,21 @@ pub(super) fn bare_parallel(
     path: &Path,
     threads: i32,
     n_seq: u32,
-    tokens: u32,
+    split: bool,
 ) -> Result<(f64, f64), ModelError> {
+    let tokens = 128;
     let err = |e: &dyn std::fmt::Display| ModelError::Decode(e.to_string());
     let model = llama::load_gguf(path)?;
     let params = LlamaContextParams::default()
-        .with_n_ctx(std::num::NonZeroU32::new(2048))
+        .with_n_ctx(std::num::NonZeroU32::new(if split {
+            2048 * n_seq
+        } else {
+            2048
+        }))
         .with_n_batch(512)
         .with_n_ubatch(512)
         .with_n_seq_max(n_seq)
-        .with_kv_unified(true)
+        .with_kv_unified(!split)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let mut ctx = model

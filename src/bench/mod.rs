@@ -71,6 +71,8 @@ pub struct ParallelReport {
     pub ratio: f64,
     /// Samples.
     pub samples: u32,
+    /// One KV stream per sample (`false`: one unified cache), on both sides.
+    pub kv_split: bool,
     /// Bare llama-cpp-2, greedy, fixed length: the batch of sequences, tokens/s.
     pub bare_batched_tok_s: f64,
     /// Bare llama-cpp-2: the same sequences one after the other, tokens/s.
@@ -160,6 +162,7 @@ pub async fn decode(
         max_ctx: n_ctx,
         n_seq: 1,
         threads,
+        kv: crate::model::KvLayout::Auto,
     };
     let model = LocalModel::load(path, opts).await?;
     let req = Request::chat(vec![Message::user(DECODE_PROMPT)])
@@ -224,6 +227,7 @@ pub async fn prefix(path: &Path, threads: u32) -> Result<PrefixReport, ModelErro
         max_ctx: 4096,
         n_seq: 1,
         threads,
+        kv: crate::model::KvLayout::Auto,
     };
     let model = LocalModel::load(path, opts).await?;
     let doc = long_document();
@@ -263,7 +267,8 @@ pub async fn prefix(path: &Path, threads: u32) -> Result<PrefixReport, ModelErro
     })
 }
 
-/// 8 samples of one prompt as one batch vs 8 sequential runs.
+/// 8 samples of one prompt as one batch vs 8 sequential runs, with one KV stream per sample
+/// (`kv_split`) or one unified cache.
 ///
 /// # Errors
 /// Any model error.
@@ -271,6 +276,7 @@ pub async fn parallel(
     path: &Path,
     threads: u32,
     samples: u32,
+    kv_split: bool,
 ) -> Result<ParallelReport, ModelError> {
     let opts = llama::Options {
         name: "bench".into(),
@@ -278,6 +284,11 @@ pub async fn parallel(
         max_ctx: 4096,
         n_seq: samples,
         threads,
+        kv: if kv_split {
+            crate::model::KvLayout::Split
+        } else {
+            crate::model::KvLayout::Unified
+        },
     };
     let model = LocalModel::load(path, opts).await?;
     let req = Request::chat(vec![Message::user(DECODE_PROMPT)])
@@ -310,15 +321,17 @@ pub async fn parallel(
     drop(model);
     let p: PathBuf = path.to_path_buf();
     let threads_i = llama::threads(threads);
-    let (bare_b, bare_s) =
-        tokio::task::spawn_blocking(move || ceiling::bare_parallel(&p, threads_i, samples, 128))
-            .await
-            .map_err(|e| ModelError::Decode(e.to_string()))??;
+    let (bare_b, bare_s) = tokio::task::spawn_blocking(move || {
+        ceiling::bare_parallel(&p, threads_i, samples, kv_split)
+    })
+    .await
+    .map_err(|e| ModelError::Decode(e.to_string()))??;
     Ok(ParallelReport {
         batched_tok_s: batched,
         sequential_tok_s: sequential,
         ratio: batched / sequential.max(1e-9),
         samples,
+        kv_split,
         bare_batched_tok_s: bare_b,
         bare_sequential_tok_s: bare_s,
         bare_ratio: bare_b / bare_s.max(1e-9),
@@ -383,6 +396,7 @@ pub async fn rise(
         max_ctx: 8192,
         n_seq: 1,
         threads,
+        kv: crate::model::KvLayout::Auto,
     };
     let local: Arc<dyn Model> = Arc::new(LocalModel::load(path, opts).await?);
     let prompts = Arc::new(crate::Prompts::builtin()?);

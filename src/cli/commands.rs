@@ -25,6 +25,7 @@ pub(super) fn load_options(m: &ModelArgs, fetch_default: bool) -> LoadOptions {
         },
         n_ctx: m.ctx,
         threads: m.threads,
+        kv: m.kv,
         fetch_default,
         ..LoadOptions::default()
     }
@@ -380,9 +381,13 @@ async fn bench(which: BenchKind) -> Result<()> {
             let r = bench::rise(&p, common.threads, window).await?;
             (common, serde_json::to_value(r)?)
         }
-        BenchKind::Parallel { samples, common } => {
+        BenchKind::Parallel {
+            samples,
+            kv_unified,
+            common,
+        } => {
             let p = bench_path(&common.model).await?;
-            let r = bench::parallel(&p, common.threads, samples).await?;
+            let r = bench::parallel(&p, common.threads, samples, !kv_unified).await?;
             (common, serde_json::to_value(r)?)
         }
         BenchKind::Backtrack { common } => {

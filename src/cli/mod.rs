@@ -47,6 +47,11 @@ pub struct ModelArgs {
     /// CPU threads for a local model (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: u32,
+    /// How a local model's parallel samples hold their KV cache: `split` (one stream each:
+    /// faster batches, n× the memory), `unified` (one shared cache), or `auto` (split when
+    /// it stays under 2 GiB).
+    #[arg(long, default_value = "auto")]
+    pub kv: amend::model::KvLayout,
 }
 
 /// Settings of the correction strategies.
@@ -298,6 +303,9 @@ pub enum BenchKind {
         /// Samples.
         #[arg(long, default_value_t = 8)]
         samples: u32,
+        /// Share one KV cache among the samples (both sides) instead of one stream each.
+        #[arg(long)]
+        kv_unified: bool,
         #[command(flatten)]
         common: BenchArgs,
     },

@@ -10,6 +10,7 @@
 //! [`openai`] (any OpenAI-compatible HTTP API).
 
 mod error;
+mod kv;
 #[cfg(feature = "local")]
 pub mod llama;
 pub mod openai;
@@ -23,6 +24,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use error::ModelError;
+pub use kv::{KvLayout, KV_SPLIT_BUDGET};
 pub use retry::RetryPolicy;
 pub use spec::{LoadOptions, Spec};
 

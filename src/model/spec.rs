@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use super::{openai, Model, ModelError, RetryPolicy};
+use super::{openai, KvLayout, Model, ModelError, RetryPolicy};
 
 /// File name of the default model inside amend's model cache.
 pub const DEFAULT_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -108,6 +108,8 @@ pub struct LoadOptions {
     pub max_ctx: u32,
     /// Parallel sequences of a local model.
     pub n_seq: u32,
+    /// How a local model's parallel sequences hold their KV cache.
+    pub kv: KvLayout,
     /// CPU threads (0 = all cores).
     pub threads: u32,
     /// Fetch the default model when it is missing.
@@ -125,6 +127,7 @@ impl Default for LoadOptions {
             n_ctx: 2048,
             max_ctx: 8192,
             n_seq: 8,
+            kv: KvLayout::Auto,
             threads: 0,
             fetch_default: false,
         }
@@ -326,6 +329,7 @@ async fn load_local(
             max_ctx: opts.max_ctx,
             n_seq: opts.n_seq,
             threads: opts.threads,
+            kv: opts.kv,
         },
     )
     .await?;

@@ -126,6 +126,7 @@ pub async fn local_context(
         max_ctx: 8192,
         n_seq,
         threads: 1,
+        kv: amend::model::KvLayout::Auto,
     };
     let local: Arc<dyn amend::Model> =
         Arc::new(LocalModel::load(&model_path(), opts).await.expect("model"));

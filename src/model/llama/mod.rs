@@ -20,14 +20,14 @@ use llama_cpp_2::model::LlamaModel;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::{check_supported, Capabilities, Model, ModelError, Request, Response};
+use super::{check_supported, Capabilities, KvLayout, Model, ModelError, Request, Response};
 
 /// Settings of a local model.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Name shown in traces and reports.
     pub name: String,
-    /// Initial context size in tokens (shared by all sequences).
+    /// Initial context size in tokens (per sequence when the KV layout is split, else shared by all).
     pub n_ctx: u32,
     /// Largest context the worker may grow to on demand (0 = the model's training context).
     pub max_ctx: u32,
@@ -35,6 +35,8 @@ pub struct Options {
     pub n_seq: u32,
     /// CPU threads (0 = all cores).
     pub threads: u32,
+    /// How the parallel sequences share the KV cache.
+    pub kv: KvLayout,
 }
 
 impl Default for Options {
@@ -45,6 +47,7 @@ impl Default for Options {
             max_ctx: 8192,
             n_seq: 8,
             threads: 0,
+            kv: KvLayout::Auto,
         }
     }
 }
