@@ -160,3 +160,22 @@ fn hf_specs_fail_clearly_when_offline() {
         "{err}"
     );
 }
+
+#[test]
+fn no_log_wins_over_the_log_in_the_environment() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = dir.path().join("log");
+    let out = amend()
+        .env("AMEND_LOG", &log)
+        .args(["eval", "--no-log", "--task", "gsm8k", "--data"])
+        .arg(dir.path().join("missing.jsonl"))
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("missing.jsonl"), "{err}");
+    assert!(!err.contains("cannot be used with"), "{err}");
+    assert!(!log.exists(), "--no-log opened the log");
+}

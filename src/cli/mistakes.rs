@@ -34,8 +34,8 @@ pub struct LogArgs {
     /// Mistake log directory (default: $AMEND_HOME/mistakes, i.e. ~/.amend/mistakes).
     #[arg(long, env = "AMEND_LOG")]
     pub log: Option<PathBuf>,
-    /// Record nothing in the mistake log.
-    #[arg(long, conflicts_with = "log")]
+    /// Record nothing in the mistake log (wins over --log and AMEND_LOG).
+    #[arg(long)]
     pub no_log: bool,
 }
 

@@ -15,7 +15,7 @@ use crate::log::MistakeStore;
 use crate::model::Model;
 use crate::prompt::Prompts;
 
-/// Judge the two runs on the items they share: (accepted, reason, filled-in promotion).
+/// Judge the two runs on the items they share: the decision (status, reason) and its figures.
 pub fn decide(
     baseline: &[ItemResult],
     principled: &[ItemResult],
