@@ -1,7 +1,8 @@
 //! The ceiling of batched sampling on this machine: bare llama-cpp-2 (no amend code) decoding
 //! `n` greedy sequences of a fixed length as one batch vs one after the other, in the same
-//! kind of context amend uses (`n` sequences, one KV stream each or one unified cache). Whatever ratio this reaches
-//! is what llama.cpp and the hardware allow amend's batched samples to reach.
+//! kind of context amend uses (`n` sequences, one KV stream each or one unified cache).
+//! Whatever ratio this reaches is what llama.cpp and the hardware allow amend's batched
+//! samples to reach.
 
 use std::path::Path;
 use std::time::Instant;

@@ -58,7 +58,7 @@ mod tests {
     fn auto_splits_only_what_fits_the_budget() {
         // SmolLM2-135M: 30 layers × 2 × 192 values × 2 bytes = 23,040 bytes a cell.
         assert!(KvLayout::Auto.split(8, 8192, 23_040));
-        // An 8B model with 128 KiB a cell does not fit 8 × 8192 cells in 1 GiB.
+        // An 8B model with 128 KiB a cell does not fit 8 × 8192 cells (8 GiB) in 2 GiB.
         assert!(!KvLayout::Auto.split(8, 8192, 131_072));
         assert!(KvLayout::Split.split(8, 8192, 131_072));
         assert!(!KvLayout::Unified.split(8, 16, 1));

@@ -5,30 +5,26 @@
 //! longest common prefix with `cached` (at least one token is always decoded so that there are
 //! logits to sample from), drops the rest, and decodes only the new tokens. For `n > 1` the
 //! prompt is copied to sequences `1..n` and all samples advance together, one batch per step.
-//! With a split layout (see [`crate::model::KvLayout`]) each sequence has its own KV stream of `n_ctx` cells (the copy is a buffer
-//! copy, and a batch step attends only to each sequence's own cells); otherwise the sequences
-//! share one unified cache of `n_ctx` cells (the copy is metadata only, but every sample's
-//! attention spans all samples' cells). Sample 0 runs on sequence 0, so its text stays
-//! cached for the next turn of a conversation.
+//! With a split layout (see [`crate::model::KvLayout`]) each sequence has its own KV stream of
+//! `n_ctx` cells (the copy is a buffer copy, and a batch step attends only to each sequence's
+//! own cells); otherwise the sequences share one unified cache of `n_ctx` cells (the copy is
+//! metadata only, but every sample's attention spans all samples' cells). Sample 0 runs on
+//! sequence 0, so its text stays cached for the next turn of a conversation.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::oneshot;
 
+use super::context::{new_context, Shape, N_BATCH};
 use super::sample::{pick_all, Job, Picked, Picker};
-use super::{backend, threads, Options};
+use super::{threads, Options};
 use crate::model::{
     FinishReason, Input, LogitsHook, ModelError, Request, Response, Sample, TokenLogprob, Usage,
 };
-
-/// Tokens decoded per llama.cpp call when filling the prompt.
-const N_BATCH: u32 = 512;
 
 pub(super) struct Engine<'m> {
     model: &'m LlamaModel,
@@ -39,11 +35,9 @@ pub(super) struct Engine<'m> {
     /// follow), so a request that re-opens a solution at a step boundary starts sampling
     /// from them and decodes no token of the kept prefix again (backtracking).
     saved: Vec<(usize, Vec<f32>)>,
-    n_ctx: u32,
+    /// Cells, sequences and KV layout of the current context.
+    shape: Shape,
     max_ctx: u32,
-    n_seq: u32,
-    /// One KV stream per sequence (`n_ctx` cells each) instead of one unified cache.
-    split: bool,
     threads: i32,
     /// The context computes hidden states (llama.cpp then outputs every prompt token, which
     /// costs prompt speed), so it is on only while requests carry a hook that wants them.
@@ -52,40 +46,6 @@ pub(super) struct Engine<'m> {
 
 fn decode_err(e: impl std::fmt::Display) -> ModelError {
     ModelError::Decode(e.to_string())
-}
-
-/// The shape of a context: cells per sequence, sequences, and whether each has its own stream.
-#[derive(Clone, Copy)]
-struct Shape {
-    n_ctx: u32,
-    n_seq: u32,
-    split: bool,
-}
-
-fn new_context<'m>(
-    model: &'m LlamaModel,
-    shape: Shape,
-    threads: i32,
-    embeddings: bool,
-) -> Result<LlamaContext<'m>, ModelError> {
-    let Shape {
-        n_ctx,
-        n_seq,
-        split,
-    } = shape;
-    let total = if split { n_ctx * n_seq } else { n_ctx };
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(total))
-        .with_n_batch(N_BATCH)
-        .with_n_ubatch(N_BATCH)
-        .with_n_seq_max(n_seq)
-        .with_kv_unified(!split)
-        .with_embeddings(embeddings)
-        .with_n_threads(threads)
-        .with_n_threads_batch(threads);
-    model
-        .new_context(backend()?, params)
-        .map_err(|e| ModelError::Decode(format!("cannot create a context of {total} tokens: {e}")))
 }
 
 struct Seq {
@@ -147,18 +107,7 @@ impl<'m> Engine<'m> {
         let n_ctx = opts.n_ctx.clamp(256, max_ctx);
         let n_seq = opts.n_seq.max(1);
         let threads = threads(opts.threads);
-        // f16 keys and values of every layer's KV heads.
-        let kv_heads = u64::from(model.n_head_kv().max(1));
-        let heads = u64::from(model.n_head().max(1));
-        let n_embd = u64::try_from(model.n_embd()).unwrap_or(0);
-        let bytes_per_cell = u64::from(model.n_layer()) * 2 * n_embd * kv_heads / heads * 2;
-        let split = opts.kv.split(n_seq, max_ctx, bytes_per_cell);
-        tracing::debug!(split, bytes_per_cell, "KV layout");
-        let shape = Shape {
-            n_ctx,
-            n_seq,
-            split,
-        };
+        let shape = Shape::new(model, n_ctx, max_ctx, n_seq, opts.kv);
         let ctx = new_context(model, shape, threads, false)?;
         Ok(Self {
             model,
@@ -166,10 +115,8 @@ impl<'m> Engine<'m> {
             template: model.chat_template(None).ok(),
             cached: Vec::new(),
             saved: Vec::new(),
-            n_ctx,
+            shape,
             max_ctx,
-            n_seq,
-            split,
             threads,
             embeddings: false,
         })
@@ -202,21 +149,12 @@ impl<'m> Engine<'m> {
         Ok(text)
     }
 
-    fn shape(&self, n_ctx: u32) -> Shape {
-        Shape {
-            n_ctx,
-            n_seq: self.n_seq,
-            split: self.split,
-        }
-    }
-
     /// Make sure `needed` KV cells (per sequence when split) fit, growing the context when
     /// allowed, and that the context computes hidden states exactly when `embeddings` asks.
     fn ensure_context(&mut self, needed: usize, embeddings: bool) -> Result<(), ModelError> {
-        if needed <= self.n_ctx as usize {
+        if needed <= self.shape.n_ctx as usize {
             if embeddings != self.embeddings {
-                self.ctx =
-                    new_context(self.model, self.shape(self.n_ctx), self.threads, embeddings)?;
+                self.ctx = new_context(self.model, self.shape, self.threads, embeddings)?;
                 self.embeddings = embeddings;
                 self.cached.clear();
                 self.saved.clear();
@@ -231,9 +169,13 @@ impl<'m> Engine<'m> {
         }
         let grown = (needed as u32).div_ceil(512) * 512;
         let n_ctx = grown.min(self.max_ctx);
-        tracing::debug!(from = self.n_ctx, to = n_ctx, "growing the context");
-        self.ctx = new_context(self.model, self.shape(n_ctx), self.threads, embeddings)?;
-        self.n_ctx = n_ctx;
+        tracing::debug!(from = self.shape.n_ctx, to = n_ctx, "growing the context");
+        let shape = Shape {
+            n_ctx,
+            ..self.shape
+        };
+        self.ctx = new_context(self.model, shape, self.threads, embeddings)?;
+        self.shape = shape;
         self.embeddings = embeddings;
         self.cached.clear();
         self.saved.clear();
@@ -277,12 +219,8 @@ impl<'m> Engine<'m> {
         }
         let n = req.n.max(1) as usize;
         let want_hidden = req.hook.as_ref().is_some_and(|h| h.wants_hidden());
-        // Split: each sample has its own stream holding the prompt and its own tokens.
-        let per_seq = if self.split { 1 } else { n };
-        self.ensure_context(
-            tokens.len() + per_seq * req.max_tokens as usize,
-            want_hidden,
-        )?;
+        let needed = self.shape.needed(tokens.len(), n, req.max_tokens as usize);
+        self.ensure_context(needed, want_hidden)?;
 
         // Keep the shared prefix; always decode at least the last prompt token.
         let common = if req.reuse_prefix {
@@ -300,7 +238,7 @@ impl<'m> Engine<'m> {
         } else {
             common.min(tokens.len() - 1)
         };
-        for s in 1..self.n_seq as i32 {
+        for s in 1..self.shape.n_seq as i32 {
             self.ctx
                 .clear_kv_cache_seq(Some(s as u32), None, None)
                 .map_err(decode_err)?;
@@ -318,7 +256,10 @@ impl<'m> Engine<'m> {
         self.cached.truncate(keep);
         self.saved.retain(|(l, _)| *l <= keep);
 
-        let mut batch = LlamaBatch::new(N_BATCH.max(self.n_seq) as usize, self.n_seq as i32);
+        let mut batch = LlamaBatch::new(
+            N_BATCH.max(self.shape.n_seq) as usize,
+            self.shape.n_seq as i32,
+        );
         let mut last_idx = 0;
         let new = &tokens[keep..];
         for (c, chunk) in new.chunks(N_BATCH as usize).enumerate() {

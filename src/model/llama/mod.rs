@@ -7,6 +7,7 @@
 //! prompt (unified KV cache), and calls a [`crate::LogitsHook`] per generated token with the
 //! final hidden state and the logits.
 
+mod context;
 mod engine;
 mod sample;
 
@@ -27,7 +28,8 @@ use super::{check_supported, Capabilities, KvLayout, Model, ModelError, Request,
 pub struct Options {
     /// Name shown in traces and reports.
     pub name: String,
-    /// Initial context size in tokens (per sequence when the KV layout is split, else shared by all).
+    /// Initial context size in tokens (per sequence when the KV layout is split, else shared
+    /// by all).
     pub n_ctx: u32,
     /// Largest context the worker may grow to on demand (0 = the model's training context).
     pub max_ctx: u32,
