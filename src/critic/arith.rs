@@ -22,8 +22,19 @@ enum Tok {
 }
 
 fn tokenize(s: &str) -> Vec<Tok> {
+    tokenize_spans(s).into_iter().map(|(t, _)| t).collect()
+}
+
+/// The tokens of `s`, each with the byte range of `s` it was read from.
+fn tokenize_spans(s: &str) -> Vec<(Tok, std::ops::Range<usize>)> {
     let b: Vec<char> = s.chars().collect();
-    let mut out = Vec::new();
+    // Byte offset of every char index (and of the end).
+    let at: Vec<usize> = s
+        .char_indices()
+        .map(|(o, _)| o)
+        .chain(std::iter::once(s.len()))
+        .collect();
+    let mut out: Vec<(Tok, std::ops::Range<usize>)> = Vec::new();
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -55,29 +66,33 @@ fn tokenize(s: &str) -> Vec<Tok> {
                     j += 1;
                 }
             }
-            match Number::parse(&raw) {
-                Some(n) => out.push(Tok::Num(n, decimals)),
-                None => out.push(Tok::Break),
-            }
+            let tok = match Number::parse(&raw) {
+                Some(n) => Tok::Num(n, decimals),
+                None => Tok::Break,
+            };
+            out.push((tok, at[i]..at[j]));
             i = j;
             continue;
         }
-        let prev_operand = matches!(out.last(), Some(Tok::Num(..)) | Some(Tok::Close));
+        let prev_operand = matches!(out.last(), Some((Tok::Num(..) | Tok::Close, _)));
         let next_operand = b[i + 1..]
             .iter()
             .find(|c| !c.is_whitespace())
             .is_some_and(|c| c.is_ascii_digit() || *c == '(');
-        match c {
-            '+' | '-' | '*' | '/' => out.push(Tok::Op(c)),
-            '×' | '·' => out.push(Tok::Op('*')),
-            '÷' => out.push(Tok::Op('/')),
-            '−' => out.push(Tok::Op('-')),
-            'x' | 'X' if prev_operand && next_operand => out.push(Tok::Op('*')),
-            '(' => out.push(Tok::Open),
-            ')' => out.push(Tok::Close),
-            '$' | '€' | '£' => {}
-            c if c.is_whitespace() => {}
-            _ => out.push(Tok::Break),
+        let tok = match c {
+            '+' | '-' | '*' | '/' => Some(Tok::Op(c)),
+            '×' | '·' => Some(Tok::Op('*')),
+            '÷' => Some(Tok::Op('/')),
+            '−' => Some(Tok::Op('-')),
+            'x' | 'X' if prev_operand && next_operand => Some(Tok::Op('*')),
+            '(' => Some(Tok::Open),
+            ')' => Some(Tok::Close),
+            '$' | '€' | '£' => None,
+            c if c.is_whitespace() => None,
+            _ => Some(Tok::Break),
+        };
+        if let Some(tok) = tok {
+            out.push((tok, at[i]..at[i + 1]));
         }
         i += 1;
     }
@@ -180,28 +195,30 @@ fn parse_all(toks: &[Tok]) -> Option<(Number, usize, Option<u32>)> {
     Some((v, p.ops, decimals))
 }
 
-/// The longest suffix (left of `=`) or prefix (right of `=`) of a segment that is an expression.
-fn side(segment: &str, left: bool) -> Option<(Number, usize, Option<u32>)> {
-    let toks = tokenize(segment);
-    let run: &[Tok] = if left {
+/// The longest suffix (left of `=`) or prefix (right of `=`) of a segment that is an
+/// expression: (value, operator count, decimals if a lone number, where it is in `segment`).
+fn side(segment: &str, left: bool) -> Option<(Number, usize, Option<u32>, &str)> {
+    let spanned = tokenize_spans(segment);
+    let toks: Vec<Tok> = spanned.iter().map(|(t, _)| *t).collect();
+    let (lo, hi) = if left {
         let start = toks
             .iter()
             .rposition(|t| *t == Tok::Break)
             .map_or(0, |p| p + 1);
-        &toks[start..]
+        (start, toks.len())
     } else {
         let end = toks
             .iter()
             .position(|t| *t == Tok::Break)
             .unwrap_or(toks.len());
-        &toks[..end]
+        (0, end)
     };
-    (0..run.len()).find_map(|k| {
-        if left {
-            parse_all(&run[k..])
-        } else {
-            parse_all(&run[..run.len() - k])
-        }
+    let n = hi - lo;
+    (0..n).find_map(|k| {
+        let (a, z) = if left { (lo + k, hi) } else { (lo, hi - k) };
+        let (v, ops, dec) = parse_all(&toks[a..z])?;
+        let text = segment.get(spanned[a].1.start..spanned[z - 1].1.end)?;
+        Some((v, ops, dec, text))
     })
 }
 
@@ -271,7 +288,8 @@ pub fn check(step: &str) -> Vec<Claim> {
     rest.push_str(s);
     let segments: Vec<&str> = rest.split('=').collect();
     for w in segments.windows(2) {
-        let (Some((lv, lops, _)), Some((rv, rops, rdec))) = (side(w[0], true), side(w[1], false))
+        let (Some((lv, lops, _, ltext)), Some((rv, rops, rdec, rtext))) =
+            (side(w[0], true), side(w[1], false))
         else {
             continue;
         };
@@ -283,9 +301,8 @@ pub fn check(step: &str) -> Vec<Claim> {
         } else {
             lv == rv
         };
-        let text = format!("{} = {}", w[0].trim(), w[1].trim());
         claims.push(Claim {
-            text: text.chars().take(120).collect(),
+            text: format!("{ltext} = {rtext}"),
             holds,
             value: lv.to_string(),
         });
@@ -343,6 +360,29 @@ mod tests {
 
     fn steps(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_false_claim_is_quoted_without_the_prose_around_it() {
+        // The wrong equation sits at the end of a long sentence: the quote is the equation.
+        let step = "We can now calculate the amount of money Betty needs to buy the wallet. \
+                    Since Betty has only half of the money she needs, she needs to buy \
+                    1/2 * 100 = 20 dollars.";
+        let (i, claim) = first_false(&steps(&[step])).expect("a false claim");
+        assert_eq!(
+            (i, claim.text.as_str(), claim.value.as_str()),
+            (0, "1/2 * 100 = 20", "50")
+        );
+        let two = check("The price is 4 * 1.25 = 5.00, and 5.00 + 2 = 7.5 in all.");
+        let texts: Vec<(&str, bool)> = two.iter().map(|c| (c.text.as_str(), c.holds)).collect();
+        assert_eq!(
+            texts,
+            [("4 * 1.25 = 5.00", true), ("5.00 + 2 = 7.5", false)]
+        );
+        let annotated = check("She sold 48+24 = <<48+24=73>>73 in all.");
+        assert!(annotated
+            .iter()
+            .any(|c| c.text == "<<48+24=73>>" && !c.holds));
     }
 
     #[test]
