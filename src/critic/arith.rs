@@ -334,10 +334,7 @@ impl Critic for Arith {
                 step: Some(i),
                 parsed: true,
                 confidence: 1.0,
-                rationale: format!(
-                    "step {i}: `{}` is false; the left side is {}",
-                    c.text, c.value
-                ),
+                rationale: format!("`{}` is false: its left side is {}.", c.text, c.value),
                 usage: Default::default(),
             },
             None => {
