@@ -4,8 +4,8 @@
 //! serves requests from a channel; [`LocalModel`] is the cheap, cloneable handle to it. The
 //! worker keeps the tokens of its KV cache and reuses the longest shared prefix of every new
 //! prompt (see [`engine`]), decodes `n` samples as `n` sequences of one batch over a shared
-//! prompt (unified KV cache), and calls a [`crate::LogitsHook`] per generated token with the
-//! final hidden state and the logits.
+//! prompt (one KV stream per sequence when that fits, else one unified cache), and calls a
+//! [`crate::LogitsHook`] per generated token with the final hidden state and the logits.
 
 mod context;
 mod engine;
