@@ -250,6 +250,21 @@ fn resume_after_a_kill_loses_nothing_and_redoes_nothing() {
     );
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(s["n"], 8);
+
+    // Results decoded with prefix reuse are not mixed with results decoded without it.
+    let mut cmd = amend();
+    args(&mut cmd);
+    let out = cmd
+        .arg("--no-prefix-reuse")
+        .output()
+        .expect("mismatched rerun");
+    assert!(
+        !out.status.success(),
+        "a rerun without prefix reuse was accepted"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("prefix_reuse"), "{err}");
+    assert_eq!(read_results(&results).expect("read").len(), 8);
 }
 
 #[test]

@@ -157,6 +157,7 @@ async fn the_gate_runs_both_evaluations_and_puts_principles_in_the_prompt() {
         principles: None,
         principles_level: Level::High,
         progress: false,
+        prefix_reuse: true,
     };
     let prompts = Arc::new(Prompts::builtin().expect("prompts"));
     let d = leap::promote(&path, &base, Level::High, model, prompts, 0.02, None)

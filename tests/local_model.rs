@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use amend::model::llama::{LocalModel, Options};
-use amend::model::KvLayout;
+use amend::model::{KvLayout, NoPrefixReuse};
 use amend::{FinishReason, LogitsHook, Message, Model, ModelError, Request, TokenStep};
 
 async fn model(n_seq: u32) -> LocalModel {
@@ -33,6 +33,30 @@ fn question() -> Request {
         "What is the capital of France? Answer in one sentence.",
     )])
     .with_max_tokens(24)
+}
+
+#[tokio::test]
+async fn without_prefix_reuse_an_answer_does_not_depend_on_the_calls_before() {
+    let m = NoPrefixReuse(Arc::new(model(1).await));
+    assert!(!m.capabilities().kv_prefix_reuse);
+    let ask = |problem: &str| {
+        Request::chat(vec![Message::user(format!(
+            "Solve the following problem step by step.\n\nProblem: {problem}"
+        ))])
+        .with_max_tokens(64)
+    };
+    let wei = "Wei saved $41 from odd jobs. He spends $6 on snacks. A relative gives Wei \
+               another $13. How many dollars does Wei have now?";
+    let alone = m.generate(ask(wei)).await.expect("alone");
+    m.generate(ask(
+        "Ingrid has $49 and spends $36 on a plant. How much is left?",
+    ))
+    .await
+    .expect("another problem");
+    let after = m.generate(ask(wei)).await.expect("after another problem");
+    assert_eq!(after.usage.reused_tokens, 0);
+    assert_eq!(after.usage.prompt_tokens, alone.usage.prompt_tokens);
+    assert_eq!(after.text(), alone.text());
 }
 
 #[tokio::test]

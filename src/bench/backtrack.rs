@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use super::{median, Cold};
+use super::median;
 use crate::model::llama::{self, LocalModel};
-use crate::model::{Model, ModelError, Request, Response, Usage};
+use crate::model::{Model, ModelError, NoPrefixReuse, Request, Response, Usage};
 use crate::strategy::{self, Context, Options, Problem, StrategyError};
 
 /// Result of [`backtrack`].
@@ -105,7 +105,7 @@ pub async fn backtrack(path: &Path, threads: u32) -> Result<BacktrackReport, Str
         log: None,
     };
     let warm = cx(rec.clone());
-    let cold = cx(Arc::new(Cold(local.clone())));
+    let cold = cx(Arc::new(NoPrefixReuse(local.clone())));
     let p = Problem {
         draft: Some(&draft),
         gold_step: Some(Some(k)),

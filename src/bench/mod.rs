@@ -22,7 +22,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use serde::Serialize;
 
 use crate::model::llama::{self, LocalModel};
-use crate::model::{Message, Model, ModelError, Request};
+use crate::model::{Message, Model, ModelError, NoPrefixReuse, Request};
 
 /// Result of [`decode`].
 #[derive(Debug, Clone, Serialize)]
@@ -359,22 +359,6 @@ pub struct RiseReport {
     pub identical_turns: bool,
 }
 
-/// Forwards to a model with prefix reuse switched off.
-struct Cold(std::sync::Arc<dyn Model>);
-
-#[async_trait::async_trait]
-impl Model for Cold {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn capabilities(&self) -> crate::model::Capabilities {
-        self.0.capabilities()
-    }
-    async fn generate(&self, req: Request) -> Result<crate::model::Response, ModelError> {
-        self.0.generate(req.with_prefix_reuse(false)).await
-    }
-}
-
 /// 5-turn RISE (majority mode, `window` previous attempts kept) with KV reuse vs re-decoding
 /// every turn. The two sides run the same turns: the reuse side records the token it picks at
 /// every step (greedy = the argmax of the logits), and the cold side is forced to pick the same
@@ -427,7 +411,7 @@ pub async fn rise(
             local.clone(),
             tape.recorder(),
         )));
-        let cold = cx(Arc::new(Cold(Arc::new(replay::Hooked::new(
+        let cold = cx(Arc::new(NoPrefixReuse(Arc::new(replay::Hooked::new(
             local.clone(),
             tape.player(),
         )))));

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use serde_json::json;
 
 use super::{BenchKind, Cli, Command, DataAction, EvalAction, ModelAction, ModelArgs, TraceAction};
-use amend::model::{spec, LoadOptions, Model, RetryPolicy, Spec};
+use amend::model::{spec, LoadOptions, Model, NoPrefixReuse, RetryPolicy, Spec};
 use amend::strategy::{self, Context, Solution};
 use amend::trace::{self, Traced, Writer};
 use amend::Prompts;
@@ -31,6 +31,20 @@ pub(super) fn load_options(m: &ModelArgs, fetch_default: bool) -> LoadOptions {
     }
 }
 
+/// Load the model a spec names with the model flags (`--no-prefix-reuse` wraps it).
+pub(super) async fn load_model(
+    spec: &Spec,
+    m: &ModelArgs,
+    fetch_default: bool,
+) -> Result<Arc<dyn Model>> {
+    let model = spec::load(spec, &load_options(m, fetch_default)).await?;
+    Ok(if m.no_prefix_reuse {
+        Arc::new(NoPrefixReuse(model))
+    } else {
+        model
+    })
+}
+
 fn trace_writer(path: Option<&Path>) -> Result<Arc<Writer>> {
     let w = match path {
         Some(p) => Writer::create(p, &trace::new_run_id())?,
@@ -49,7 +63,7 @@ pub(super) async fn context(
     let spec: Spec = m.model.parse()?;
     let prompts = Arc::new(Prompts::load(prompts)?);
     let writer = trace_writer(trace)?;
-    let model = spec::load(&spec, &load_options(m, fetch_default)).await?;
+    let model = load_model(&spec, m, fetch_default).await?;
     let model: Arc<dyn Model> = Arc::new(Traced::new(model, writer.clone()));
     Ok(Context {
         model,

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 
 use super::EvalRun;
 use amend::eval::{self, Task};
-use amend::model::{spec, Spec};
+use amend::model::Spec;
 use amend::strategy::Format;
 use amend::Prompts;
 
@@ -61,12 +61,13 @@ pub async fn run(a: EvalRun) -> Result<()> {
         principles: a.principles.principles.clone(),
         principles_level: a.principles.level()?,
         progress: !a.out_args.json,
+        prefix_reuse: !a.model.no_prefix_reuse,
     };
     let parsed: Spec = cfg.model.parse()?;
     let prompts = Arc::new(Prompts::load(a.prompts.as_deref())?);
     let plan = eval::runner::prepare(&cfg)?;
     let log = a.log.open()?;
-    let model = spec::load(&parsed, &super::commands::load_options(&a.model, false)).await?;
+    let model = super::commands::load_model(&parsed, &a.model, false).await?;
     let outcome = eval::runner::execute(&cfg, plan, model, prompts, log).await?;
     if a.out_args.json {
         println!("{}", serde_json::to_string(&outcome.summary)?);

@@ -11,7 +11,7 @@ use super::{ModelArgs, OutArgs};
 use amend::eval::{self, data::Gold, Task};
 use amend::leap::{self, Example, LearnConfig, Level, PrincipleSet};
 use amend::log::{Filter, Sink};
-use amend::model::{spec, Model, Spec};
+use amend::model::{Model, Spec};
 use amend::trace::Traced;
 use amend::Prompts;
 
@@ -145,7 +145,7 @@ pub async fn run(action: LeapAction) -> Result<()> {
                 None => student.clone(),
                 Some(t) => {
                     let spec: Spec = t.parse()?;
-                    let m = spec::load(&spec, &super::commands::load_options(&model, true)).await?;
+                    let m = super::commands::load_model(&spec, &model, true).await?;
                     let writer = student
                         .trace
                         .clone()
@@ -219,9 +219,10 @@ pub async fn run(action: LeapAction) -> Result<()> {
                 principles: None,
                 principles_level: level,
                 progress: !out_args.json,
+                prefix_reuse: !model.no_prefix_reuse,
             };
             let parsed: Spec = model.model.parse()?;
-            let m = spec::load(&parsed, &super::commands::load_options(&model, true)).await?;
+            let m = super::commands::load_model(&parsed, &model, true).await?;
             let prompts = Arc::new(Prompts::load(prompts.as_deref())?);
             let d = leap::promote(
                 &file,

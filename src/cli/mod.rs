@@ -52,6 +52,12 @@ pub struct ModelArgs {
     /// it stays under 2 GiB).
     #[arg(long, default_value = "auto")]
     pub kv: amend::model::KvLayout,
+    /// Decode every prompt from scratch instead of reusing the KV cache of a shared prefix.
+    /// A local model's greedy output then depends only on the prompt, not on the calls before
+    /// it (llama.cpp's logits depend on how a prompt is split into decode batches, so reuse can
+    /// flip a near-tie); multi-turn strategies get slower.
+    #[arg(long)]
+    pub no_prefix_reuse: bool,
 }
 
 /// Settings of the correction strategies.

@@ -4,7 +4,7 @@
 //! synced). A rerun with the same `--out` reads it back, drops a half-written last line (the
 //! item that was in flight when the process died) and skips every finished item; Ctrl-C stops
 //! launching items and loses at most those in flight. The run's configuration is kept in
-//! `OUT/config.json`, and a rerun with a different task, data, strategy, critic, model or
+//! `OUT/config.json`, and a rerun with a different task, data, strategy, critic, model, prefix reuse or
 //! prompting is refused rather than mixed into the same results.
 
 use std::collections::HashSet;
@@ -70,16 +70,30 @@ pub struct Config {
     /// Show a progress bar on stderr.
     #[serde(skip)]
     pub progress: bool,
+    /// Whether the model reuses the KV cache of a shared prompt prefix (`false`: every prompt
+    /// decoded from scratch, so an item's output does not depend on the items before it).
+    /// Part of the run's identity: a resumed run keeps its setting.
+    #[serde(default = "reuse_default")]
+    pub prefix_reuse: bool,
+}
+
+fn reuse_default() -> bool {
+    true
 }
 
 impl Config {
     fn identity(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut id = serde_json::json!({
             "task": self.task, "data": self.data, "strategy": self.strategy, "critic": self.critic,
             "model": self.model, "shots": self.shots, "fewshot": self.fewshot, "format": self.format,
             "max_tokens": self.max_tokens, "shuffle": self.shuffle, "options": self.options,
             "principles": self.principles, "principles_level": self.principles_level,
-        })
+        });
+        // Only recorded when off, so directories written before the setting existed still match.
+        if !self.prefix_reuse {
+            id["prefix_reuse"] = serde_json::Value::Bool(false);
+        }
+        id
     }
 }
 

@@ -13,6 +13,7 @@ mod error;
 mod kv;
 #[cfg(feature = "local")]
 pub mod llama;
+mod no_reuse;
 pub mod openai;
 mod retry;
 pub mod spec;
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::ModelError;
 pub use kv::{KvLayout, KV_SPLIT_BUDGET};
+pub use no_reuse::NoPrefixReuse;
 pub use retry::RetryPolicy;
 pub use spec::{LoadOptions, Spec};
 
