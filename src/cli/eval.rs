@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 
 use super::EvalRun;
 use amend::eval::{self, Task};
-use amend::model::Spec;
+use amend::model::{spec, Spec};
 use amend::strategy::Format;
 use amend::Prompts;
 
@@ -67,7 +67,8 @@ pub async fn run(a: EvalRun) -> Result<()> {
     let prompts = Arc::new(Prompts::load(a.prompts.as_deref())?);
     let plan = eval::runner::prepare(&cfg)?;
     let log = a.log.open()?;
-    let model = super::commands::load_model(&parsed, &a.model, false).await?;
+    // `cfg.prefix_reuse` carries --no-prefix-reuse: the runner applies it.
+    let model = spec::load(&parsed, &super::commands::load_options(&a.model, false)).await?;
     let outcome = eval::runner::execute(&cfg, plan, model, prompts, log).await?;
     if a.out_args.json {
         println!("{}", serde_json::to_string(&outcome.summary)?);

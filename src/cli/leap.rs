@@ -11,7 +11,7 @@ use super::{ModelArgs, OutArgs};
 use amend::eval::{self, data::Gold, Task};
 use amend::leap::{self, Example, LearnConfig, Level, PrincipleSet};
 use amend::log::{Filter, Sink};
-use amend::model::{Model, Spec};
+use amend::model::{spec, Model, Spec};
 use amend::trace::Traced;
 use amend::Prompts;
 
@@ -222,7 +222,8 @@ pub async fn run(action: LeapAction) -> Result<()> {
                 prefix_reuse: !model.no_prefix_reuse,
             };
             let parsed: Spec = model.model.parse()?;
-            let m = super::commands::load_model(&parsed, &model, true).await?;
+            // `base.prefix_reuse` carries --no-prefix-reuse: the runner applies it.
+            let m = spec::load(&parsed, &super::commands::load_options(&model, true)).await?;
             let prompts = Arc::new(Prompts::load(prompts.as_deref())?);
             let d = leap::promote(
                 &file,

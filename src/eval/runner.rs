@@ -20,7 +20,7 @@ use super::metrics::{self, ItemResult, Summary};
 use super::{grade, report, EvalError};
 use crate::critic::{self, Critic};
 use crate::log::{MistakeStore, Sink};
-use crate::model::Model;
+use crate::model::{Model, NoPrefixReuse};
 use crate::prompt::Prompts;
 use crate::strategy::{self, Context, Format, PromptStyle, Strategy};
 use crate::trace::Writer;
@@ -70,9 +70,10 @@ pub struct Config {
     /// Show a progress bar on stderr.
     #[serde(skip)]
     pub progress: bool,
-    /// Whether the model reuses the KV cache of a shared prompt prefix (`false`: every prompt
-    /// decoded from scratch, so an item's output does not depend on the items before it).
-    /// Part of the run's identity: a resumed run keeps its setting.
+    /// Whether the model reuses the KV cache of a shared prompt prefix (`false`: [`execute`]
+    /// wraps the model in [`NoPrefixReuse`], every prompt is decoded from scratch, and an
+    /// item's output does not depend on the items before it). Part of the run's identity: a
+    /// resumed run keeps its setting.
     #[serde(default = "reuse_default")]
     pub prefix_reuse: bool,
 }
@@ -295,6 +296,11 @@ pub async fn execute(
         strategy,
         critic,
     } = plan;
+    let model: Arc<dyn Model> = if cfg.prefix_reuse {
+        model
+    } else {
+        Arc::new(NoPrefixReuse(model))
+    };
 
     let results_path = cfg.out.join("results.jsonl");
     let previous = read_results(&results_path)?;
