@@ -120,30 +120,33 @@ impl fmt::Display for Number {
 /// Every number in `text`, in order, with its byte span.
 pub fn numbers(text: &str) -> Vec<(usize, usize, Number)> {
     let b = text.as_bytes();
+    // The byte at `k`, or 0 (no digit, sign or separator) outside the text.
+    let at = |k: usize| b.get(k).copied().unwrap_or(0);
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        if !(b[i].is_ascii_digit() || b[i] == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit))
-        {
+        if !(at(i).is_ascii_digit() || at(i) == b'.' && at(i + 1).is_ascii_digit()) {
             i += 1;
             continue;
         }
         let mut start = i;
-        if start > 0 && b[start - 1] == b'-' && (start < 2 || !b[start - 2].is_ascii_alphanumeric())
+        if start > 0
+            && at(start - 1) == b'-'
+            && (start < 2 || !at(start - 2).is_ascii_alphanumeric())
         {
             start -= 1;
         }
         let mut j = i;
         while j < b.len() {
-            let c = b[j];
-            let next_digit = b.get(j + 1).is_some_and(u8::is_ascii_digit);
+            let c = at(j);
+            let next_digit = at(j + 1).is_ascii_digit();
             if c.is_ascii_digit() || ((c == b',' || c == b'.' || c == b'/') && next_digit) {
                 j += 1;
             } else {
                 break;
             }
         }
-        let raw = &text[start..j];
+        let raw = text.get(start..j).unwrap_or_default();
         let parsed = Number::parse(raw).or_else(|| {
             // "3/4/2020" or "1.2.3": fall back to the leading plain number.
             let lead: String = raw
@@ -244,6 +247,68 @@ pub fn same_number(a: &str, b: &str) -> bool {
     }
 }
 
+/// The majority answer of `answers` (ties → the latest of the tied); `None` if all are `None`.
+pub fn majority(answers: &[Option<String>]) -> Option<(usize, &str)> {
+    let mut best: Option<(usize, usize, &str)> = None; // (count, last index, answer)
+    for (i, a) in answers.iter().enumerate() {
+        let Some(a) = a.as_deref() else { continue };
+        let count = answers.iter().filter(|b| b.as_deref() == Some(a)).count();
+        let last = answers
+            .iter()
+            .rposition(|b| b.as_deref() == Some(a))
+            .unwrap_or(i);
+        if best.is_none_or(|(c, l, _)| count > c || (count == c && last > l)) {
+            best = Some((count, last, a));
+        }
+    }
+    best.map(|(_, l, a)| (l, a))
+}
+
+fn mc_letter(s: &str) -> Option<char> {
+    s.as_bytes().windows(3).rev().find_map(|w| match w {
+        [b'(', c, b')'] if c.is_ascii_uppercase() => Some(*c as char),
+        _ => None,
+    })
+}
+
+/// The final answer part of a BIG-Bench Mistake style text ("... So the answer is X").
+pub fn bb_answer(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let tail = match lower.rfind("the answer is") {
+        Some(p) => text.get(p + "the answer is".len()..).unwrap_or_default(),
+        None => text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or(""),
+    };
+    tail.trim().trim_end_matches('.').trim().to_string()
+}
+
+/// Does `got` (an answer or a full text) match the BIG-Bench Mistake `target`?
+/// Multiple choice compares letters, numbers compare numerically, text compares words.
+pub fn bb_match(got: &str, target: &str) -> bool {
+    let got = bb_answer(got);
+    if let Some(t) = mc_letter(target) {
+        return mc_letter(&got) == Some(t);
+    }
+    if let Some(t) = Number::parse(target) {
+        return extract(&got).is_some_and(|(n, _)| n == t);
+    }
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| !w.is_empty())
+            .map(|w| {
+                w.trim_matches(|c: char| !c.is_alphanumeric())
+                    .to_lowercase()
+            })
+            .filter(|w| !w.is_empty())
+            .collect()
+    };
+    let t = words(target);
+    !t.is_empty() && words(&got) == t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,5 +376,52 @@ mod tests {
             let back = n.map(|n| n.to_string()).unwrap_or_default();
             prop_assert!(same_number(&back, &s));
         }
+    }
+
+    #[test]
+    fn bbmistake_matching() {
+        assert!(bb_match(
+            "Alice has Moby Dick. So the answer is (C).",
+            "(C)"
+        ));
+        assert!(!bb_match("So the answer is (A)", "(C)"));
+        assert!(bb_match("So the answer is -2116.", "-2116"));
+        assert!(!bb_match("So the answer is 1244", "-2116"));
+        assert!(bb_match(
+            "So the answer is apple banana cherry",
+            "apple banana cherry"
+        ));
+        assert!(!bb_match(
+            "So the answer is banana apple cherry",
+            "apple banana cherry"
+        ));
+        assert!(!bb_match("", "(A)"));
+        assert!(!bb_match("anything", ""));
+    }
+
+    fn some(v: &[&str]) -> Vec<Option<String>> {
+        v.iter()
+            .map(|s| {
+                if s.is_empty() {
+                    None
+                } else {
+                    Some(s.to_string())
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn majority_ties_go_to_the_latest_and_skip_unparsed() {
+        assert_eq!(
+            majority(&some(&["1", "2", "1", "2"])).map(|x| x.1),
+            Some("2")
+        );
+        assert_eq!(
+            majority(&some(&["1", "", "1", "2"])).map(|x| x.1),
+            Some("1")
+        );
+        assert_eq!(majority(&some(&["", ""])), None);
+        assert_eq!(majority(&some(&["3", "", ""])).map(|x| x.1), Some("3"));
     }
 }

@@ -1,42 +1,56 @@
-//! amend: a runtime that makes LLM calls correct themselves.
+#![doc = include_str!("../README.md")]
 //!
-//! The crate is library-first; the `amend` binary is a thin layer over it.
+//! # Modules, in layer order
 //!
-//! - [`model`]: one [`Model`] trait over a local GGUF model (llama.cpp, in-process, feature
-//!   `local`) and any OpenAI-compatible API, with capabilities declared as data.
-//! - [`prompt`]: tera templates, embedded as defaults and overridable from a directory.
-//! - [`trace`]: a JSON Lines record of every model call.
-//! - [`strategy`]: ways of answering a question (the baseline chain-of-thought pass now;
-//!   correction strategies build on the same trait).
-//! - [`answer`]: final-answer extraction and numeric normalisation.
-//! - [`critic`]: critics that locate the first wrong step of a solution.
-//! - [`eval`]: the evaluation harness (datasets, metrics, resumable runs, reports).
-//! - [`synth`]: synthetic arithmetic word problems of controlled difficulty.
-//! - [`inject`]: critic test data made by planting errors in correct solutions.
-//! - [`log`]: the mistake log (sled): every located mistake and its outcome.
-//! - [`leap`]: LEAP principle learning from mistakes, and the promotion gate.
-//! - [`home`]: where amend keeps its caches.
-//! - [`bench`]: the measurements behind `amend bench` (local backend).
+//! Each module imports only modules of an earlier layer (`tests/layers.rs` checks it):
+//!
+//! 1. leaves: [`answer`] (answer extraction and matching), [`steps`] (splitting a solution
+//!    into steps), [`rng`] (a seeded random stream), [`home`] (where amend keeps its files);
+//! 2. [`model`] (one [`Model`] trait over a local GGUF model and any OpenAI-compatible API,
+//!    capabilities as data, model identity) and [`mistakes`] (the mistakes store, sled);
+//! 3. [`trace`]: a JSON Lines record of every model call;
+//! 4. [`prompt`]: tera templates, prompt style (worked examples, principles, the principles
+//!    file);
+//! 5. [`run`]: what a strategy runs with ([`run::Context`] and its builder), budgets, the
+//!    problem, located mistakes;
+//! 6. [`critic`]: critics that locate the first wrong step of a solution;
+//! 7. [`strategy`]: ways of answering a problem (baseline, self-consistency, Wait, RISE,
+//!    backtracking);
+//! 8. [`data`]: dataset loaders and makers (synthetic problems, planted errors);
+//! 9. [`eval`]: the evaluation harness (grading, metrics, resumable runs, reports);
+//! 10. [`leap`] (principles learned from mistakes, and the promotion gate) and [`bench`] (the
+//!     measurements behind `amend bench`);
+//! 11. the `amend` binary (`src/cli/`), which no library module imports.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod answer;
-#[cfg(feature = "local")]
 pub mod bench;
 pub mod critic;
+pub mod data;
 pub mod eval;
 pub mod home;
-pub mod inject;
 pub mod leap;
-pub mod log;
+pub mod mistakes;
 pub mod model;
 pub mod prompt;
+pub mod rng;
+pub mod run;
 pub mod steps;
 pub mod strategy;
-pub mod synth;
 pub mod trace;
 
 pub use model::{
-    Capabilities, FinishReason, Input, LogitsHook, Message, Model, ModelError, Request, Response,
-    Role, Sample, TokenStep, Usage,
+    Capabilities, FinishReason, Input, LogitsHook, Message, Model, ModelError, ModelId, Request,
+    Response, Role, Sample, TokenStep, Usage,
 };
 pub use prompt::Prompts;
-pub use strategy::{Baseline, Solution, Strategy, StrategyError};
+pub use run::{Budget, Context, Problem};
+pub use strategy::{Solution, Strategy, StrategyError};

@@ -26,7 +26,7 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(cli::run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::speak(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }

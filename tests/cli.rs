@@ -1,4 +1,10 @@
 //! The `amend` binary end to end.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // Tests may panic: a failed assertion is how they report.
 
 mod common;
 
@@ -8,6 +14,7 @@ fn amend() -> Command {
     let mut c = Command::cargo_bin("amend").expect("binary");
     c.env_remove("AMEND_MODEL")
         .env_remove("AMEND_BASE_URL")
+        .env_remove("AMEND_MISTAKES")
         .env("AMEND_LOG", common::scratch_log());
     c
 }
@@ -178,4 +185,103 @@ fn no_log_wins_over_the_log_in_the_environment() {
     assert!(err.contains("missing.jsonl"), "{err}");
     assert!(!err.contains("cannot be used with"), "{err}");
     assert!(!log.exists(), "--no-log opened the log");
+}
+
+#[cfg(feature = "local")]
+#[test]
+fn critic_model_runs_the_critics_on_another_model() {
+    // The generator is the local model; the critic is the real OpenAI-compatible server.
+    let server = common::Server::start();
+    let dir = tempfile::tempdir().expect("tmp");
+    let trace = dir.path().join("t.jsonl");
+    let out = amend()
+        .args([
+            "solve",
+            "A box holds 6 eggs. How many eggs are in 5 boxes?",
+            "--json",
+            "--strategy",
+            "backtrack",
+            "--critic",
+            "llm",
+            "--critic-model",
+            "openai:smollm2",
+            "--critic-base-url",
+            &server.base_url,
+            "--max-tokens",
+            "64",
+            "--threads",
+            "1",
+        ])
+        .args(["--model", &model_arg(), "--trace"])
+        .arg(&trace)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let local = amend::model::fingerprint(&common::model_path())
+        .expect("fingerprint")
+        .key;
+    let api = format!("openai:smollm2@{}", server.base_url);
+    let events = amend::trace::read(&trace).expect("trace");
+    let calls: Vec<_> = events.iter().filter(|e| e.kind == "call").collect();
+    let by = |model: &str| -> Vec<&amend::trace::Event> {
+        calls
+            .iter()
+            .copied()
+            .filter(|e| e.data["model"] == model)
+            .collect()
+    };
+    let (generator, critic) = (by(&local), by(&api));
+    assert_eq!(
+        generator.len() + critic.len(),
+        calls.len(),
+        "every call went to one of the two models"
+    );
+    assert!(
+        !generator.is_empty(),
+        "the first attempt is the local model's"
+    );
+    assert!(!critic.is_empty(), "the critic was asked on the server");
+    for c in &critic {
+        assert!(
+            c.data["request"]["input"]
+                .to_string()
+                .contains("proposed solution"),
+            "only critiques go to the critic model: {}",
+            c.data["request"]
+        );
+    }
+    for g in &generator {
+        assert!(!g.data["request"]["input"]
+            .to_string()
+            .contains("proposed solution"));
+    }
+}
+
+#[test]
+fn library_errors_are_printed_as_this_clis_flags() {
+    // Backtracking without a critic fails before any model is loaded.
+    let out = amend()
+        .args(["solve", "2 + 2?", "--strategy", "backtrack"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`--critic` is needed by backtrack"), "{err}");
+    let out = amend()
+        .args([
+            "solve",
+            "2 + 2?",
+            "--strategy",
+            "self-consistency",
+            "--samples",
+            "0",
+        ])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`--samples` must be at least 1"), "{err}");
 }

@@ -1,5 +1,11 @@
 //! The evaluation harness: metrics on known outcomes, malformed data, resume after a kill, and
 //! concurrency against the real OpenAI-compatible server.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // Tests may panic: a failed assertion is how they report.
 
 mod common;
 
@@ -93,9 +99,8 @@ fn malformed_lines_give_the_documented_error() {
         "{err}"
     );
 
-    let loaded =
-        amend::eval::data::load(amend::eval::Task::Gsm8k, &fixture("gsm8k_bad.jsonl"), true)
-            .expect("skip");
+    let loaded = amend::data::load(amend::eval::Task::Gsm8k, &fixture("gsm8k_bad.jsonl"), true)
+        .expect("skip");
     assert_eq!(loaded.items.len(), 2);
     assert_eq!(loaded.skipped.len(), 2);
     assert!(loaded.skipped[1].contains("line 4"));
@@ -103,8 +108,8 @@ fn malformed_lines_give_the_documented_error() {
     let bad_pb = dir.path().join("pb.json");
     std::fs::write(&bad_pb, r#"[{"problem": "p", "steps": ["a"], "label": 0}, {"problem": "p", "steps": ["a"], "label": 3}]"#)
         .expect("write");
-    let err = amend::eval::data::load(amend::eval::Task::Processbench, &bad_pb, false)
-        .expect_err("bad label");
+    let err =
+        amend::data::load(amend::eval::Task::Processbench, &bad_pb, false).expect_err("bad label");
     assert!(
         err.to_string().contains("record 1") && err.to_string().contains("label 3"),
         "{err}"
@@ -465,7 +470,7 @@ fn eval_runs_log_their_located_mistakes_tagged_with_the_run() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let recs: Vec<amend::log::Mistake> = serde_json::from_slice(&out.stdout).expect("records");
+    let recs: Vec<amend::mistakes::Mistake> = serde_json::from_slice(&out.stdout).expect("records");
     // Two fixture traces carry a labelled mistake (steps 0 and 1); the gold critic locates both.
     let mut steps: Vec<Option<usize>> = recs.iter().map(|m| m.step).collect();
     steps.sort();
@@ -481,7 +486,7 @@ fn eval_runs_log_their_located_mistakes_tagged_with_the_run() {
         .clone();
     let results =
         amend::eval::runner::read_results(&out_dir.join("results.jsonl")).expect("results");
-    use amend::log::Outcome;
+    use amend::mistakes::Outcome;
     for m in &recs {
         assert_eq!((m.task.as_str(), m.critic.as_str()), ("bbmistake", "gold"));
         assert_eq!(m.run.as_deref(), Some(run.as_str()));
@@ -506,5 +511,157 @@ fn eval_runs_log_their_located_mistakes_tagged_with_the_run() {
     assert_eq!(
         (count(Outcome::Fixed), count(Outcome::MadeWorse)),
         (fixed, worse)
+    );
+    // The run keeps its trace (compressed); the report lists every wrong or changed item,
+    // expandable in place to its question, attempts and located step, each linked to a trace
+    // file that exists.
+    assert!(
+        traces.to_string_lossy().ends_with(".jsonl.gz"),
+        "{}",
+        traces.display()
+    );
+    let html = std::fs::read_to_string(out_dir.join("report.html")).expect("report");
+    for r in results
+        .iter()
+        .filter(|r| !r.correct_after || r.correct_before != r.correct_after)
+    {
+        assert!(
+            html.contains(&format!("<summary><code>{}</code>", r.id)),
+            "{html}"
+        );
+        assert!(r.question.as_deref().is_some_and(|q| !q.is_empty()));
+        assert!(!r.attempts.is_empty());
+        for l in &r.located {
+            assert!(html.contains(&format!("<b>Located</b>: step {}", l.step)));
+        }
+    }
+    let links: Vec<&str> = html
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .collect();
+    assert!(!links.is_empty());
+    for l in links {
+        // The HTML escapes `/` in attributes; a browser reads `&#x2F;` as `/`.
+        let l = l.replace("&#x2F;", "/");
+        let file = l.split('#').next().unwrap_or(&l);
+        assert!(out_dir.join(file).is_file(), "dead link {l}");
+    }
+}
+
+#[cfg(feature = "local")]
+#[test]
+fn a_run_directory_from_before_model_identities_resumes_and_is_migrated() {
+    // `config.json` as amend wrote it before model identities: the model named by its spec,
+    // the older strategy options (`until_accepted`, `verifier`).
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = fixture("gsm8k.jsonl");
+    let old_config = |out: &Path, model: &str| {
+        let options = serde_json::json!({"budget": {"max_calls": null, "max_tokens_total": null},
+            "critic": null, "critic_votes": 1, "max_backtracks": 1, "rise_mode": "majority",
+            "samples": 5, "temperature": 0.7, "turns": 5, "until_accepted": false,
+            "verifier": null, "window": 2});
+        let identity = serde_json::json!({"critic": null, "data": data, "fewshot": null,
+            "format": "chat", "max_tokens": 48, "model": model, "options": options,
+            "principles": null, "principles_level": "high", "shots": 0, "shuffle": null,
+            "strategy": "baseline", "task": "gsm8k"});
+        let config = serde_json::json!({"concurrency": 1, "critic": null, "data": data,
+            "fewshot": null, "format": "chat", "limit": 2, "max_tokens": 48, "model": model,
+            "offset": 0, "options": options, "out": out, "principles": null,
+            "principles_level": "high", "prefix_reuse": true, "shots": 0, "shuffle": null,
+            "skip_bad": false, "strategy": "baseline", "task": "gsm8k"});
+        std::fs::create_dir_all(out).expect("dir");
+        std::fs::write(
+            out.join("config.json"),
+            serde_json::to_vec_pretty(&serde_json::json!({"config": config, "identity": identity}))
+                .expect("json"),
+        )
+        .expect("write");
+        let line = |id: &str| {
+            format!(
+                "{{\"id\":\"{id}\",\"gold\":\"1\",\"answers\":[\"1\"],\"correct_by_turn\":[true],\"final_answer\":\"1\",\"correct_before\":true,\"correct_after\":true,\"predicted_step\":null,\"label\":null,\"prior_right\":null,\"usage\":{{\"prompt_tokens\":9,\"generated_tokens\":9,\"reused_tokens\":0,\"calls\":1,\"infra_retries\":0}},\"wall_s\":1.0,\"trace\":\"/gone/traces/r.jsonl#1\",\"error\":null}}\n"
+            )
+        };
+        // Item 1 is wrong, so the report lists it.
+        std::fs::write(
+            out.join("results.jsonl"),
+            line("0") + &line("1").replace("true", "false"),
+        )
+        .expect("write");
+    };
+    let spec = common::model_path().display().to_string();
+    let run = |out: &Path, model: &str| {
+        amend()
+            .args([
+                "eval",
+                "--task",
+                "gsm8k",
+                "--limit",
+                "2",
+                "--max-tokens",
+                "48",
+                "--json",
+            ])
+            .args(["--threads", "1", "--model", model, "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .expect("run")
+    };
+    let same = dir.path().join("same");
+    old_config(&same, &spec);
+    let out = run(&same, &spec);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    assert_eq!(s["n"], 2);
+    assert_eq!(s["accuracy"], 0.5, "both items resumed as they were");
+    assert_eq!(
+        read_results(&same.join("results.jsonl"))
+            .expect("read")
+            .len(),
+        2,
+        "nothing redone"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(same.join("config.json")).expect("config"))
+            .expect("json");
+    let key = amend::model::fingerprint(&common::model_path())
+        .expect("fingerprint")
+        .key;
+    assert_eq!(
+        doc["identity"]["model"],
+        key.as_str(),
+        "migrated to the model's identity"
+    );
+    // Resumed again under the new identity, and from a copy of the file at another path.
+    let copy = dir.path().join("copy.gguf");
+    std::fs::copy(common::model_path(), &copy).expect("copy");
+    let out = run(&same, copy.to_str().expect("utf8"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The report says that traces of these old results were not kept, instead of a dead link.
+    let md = std::fs::read_to_string(same.join("report.md")).expect("report");
+    assert!(md.contains("`1`") && !md.contains("/gone/"), "{md}");
+    assert!(md.contains("traces were not kept"), "{md}");
+
+    // An old directory of another model is refused, and nothing recorded is lost.
+    let other = dir.path().join("other");
+    old_config(&other, "models/another.gguf");
+    let out = run(&other, &spec);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another configuration"));
+    assert_eq!(
+        read_results(&other.join("results.jsonl"))
+            .expect("read")
+            .len(),
+        2
     );
 }

@@ -1,16 +1,24 @@
 //! LEAP with the real default model and a real sled log: induced mistakes are the wrong
 //! samples and land in the log; the teacher is asked once per mistake; the gate runs both
 //! evaluations and principles reach the prompt.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // Tests may panic: a failed assertion is how they report.
 #![cfg(feature = "local")]
 
 mod common;
 
 use std::sync::Arc;
 
+use amend::data::Task;
 use amend::leap::{self, Example, LearnConfig, Level, Principle, PrincipleSet};
-use amend::log::{MistakeStore, Sink, SledStore};
-use amend::model::Model;
-use amend::strategy::Context;
+use amend::mistakes::{Sink, SledStore, Store};
+use amend::model::{Model, Spec};
+use amend::run::Context;
+use amend::strategy::Kind;
 use amend::trace::Writer;
 use amend::Prompts;
 
@@ -21,8 +29,6 @@ async fn context(dir: &std::path::Path) -> (Context, Arc<Writer>, Arc<dyn Model>
 fn config() -> LearnConfig {
     LearnConfig {
         task: "gsm8k".into(),
-        student: "default".into(),
-        teacher: "default".into(),
         data: "fixture".into(),
         samples: 4,
         temperature: 0.7,
@@ -37,19 +43,14 @@ async fn induced_mistakes_are_the_wrong_samples_and_the_teacher_sees_each() {
     let dir = tempfile::tempdir().expect("tmp");
     let (cx, writer, _) = context(dir.path()).await;
     let store = Arc::new(SledStore::open(&dir.path().join("log")).expect("log"));
-    let sink = Sink {
-        store: store.clone(),
-        task: "gsm8k".into(),
-        model: "default".into(),
-        run: Some("leap-test".into()),
-    };
+    let cx = cx.with_mistakes(store.clone());
     let ex = Example {
         question: "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?".into(),
         solution: "Natalia sold 48/2 = 24 clips in May.\nNatalia sold 48+24 = 72 clips altogether in April and May.".into(),
         answer: "72".into(),
     };
     let cfg = config();
-    let result = leap::learn(&cx, &cx, &[ex], Vec::new(), &cfg, Some(&sink)).await;
+    let result = leap::learn(&cx, &cx, &[ex], Vec::new(), &cfg).await;
     let events = amend::trace::read(writer.path()).expect("trace");
     let calls: Vec<_> = events.iter().filter(|e| e.kind == "call").collect();
     // One batched induction call of 4 samples at T=0.7.
@@ -81,7 +82,11 @@ async fn induced_mistakes_are_the_wrong_samples_and_the_teacher_sees_each() {
     for m in &logged {
         assert_eq!((m.critic.as_str(), m.step), ("answer", None));
         assert_eq!(m.reference.as_deref(), Some("72"));
-        assert_eq!(m.run.as_deref(), Some("leap-test"));
+        assert_eq!(m.run.as_deref(), Some("test"));
+        assert_eq!(
+            (m.task.as_str(), m.model.as_str()),
+            ("gsm8k", cx.model().id().key.as_str())
+        );
     }
     // The teacher is asked once per mistake (up to max_mistakes), then once to condense.
     let low_calls = calls
@@ -101,6 +106,11 @@ async fn induced_mistakes_are_the_wrong_samples_and_the_teacher_sees_each() {
             }
             assert!(set.high.len() <= 8);
             assert_eq!(set.induced, wrong);
+            assert_eq!(
+                set.student,
+                cx.model().id().key,
+                "the file names models by identity"
+            );
         }
         Err(e) => assert!(
             wrong == 0 || e.to_string().contains("Principle:"),
@@ -120,7 +130,7 @@ async fn the_gate_runs_both_evaluations_and_puts_principles_in_the_prompt() {
         task: "gsm8k".into(),
         student: "default".into(),
         teacher: "default".into(),
-        created: amend::log::now(),
+        created: amend::mistakes::now(),
         data: "fixture".into(),
         examples: 1,
         samples: 1,
@@ -138,31 +148,26 @@ async fn the_gate_runs_both_evaluations_and_puts_principles_in_the_prompt() {
     .save(&path)
     .expect("save");
     let base = amend::eval::Config {
-        task: amend::eval::Task::Gsm8k,
-        data: "tests/fixtures/gsm8k.jsonl".into(),
-        strategy: "baseline".into(),
-        critic: None,
-        model: "default".into(),
-        out: Default::default(),
-        concurrency: 1,
         limit: Some(3),
-        offset: 0,
-        shuffle: None,
-        skip_bad: false,
-        shots: 0,
-        fewshot: None,
-        format: Default::default(),
         max_tokens: 64,
-        options: Default::default(),
-        principles: None,
-        principles_level: Level::High,
-        progress: false,
-        prefix_reuse: true,
+        ..amend::eval::Config::new(
+            Task::Gsm8k,
+            "tests/fixtures/gsm8k.jsonl",
+            Kind::Baseline,
+            Spec::Default,
+            "",
+        )
     };
     let prompts = Arc::new(Prompts::builtin().expect("prompts"));
-    let d = leap::promote(&path, &base, Level::High, model, prompts, 0.02, None)
-        .await
-        .expect("promote");
+    let d = leap::promote(
+        &path,
+        &base,
+        Level::High,
+        Context::new(model, prompts),
+        0.02,
+    )
+    .await
+    .expect("promote");
     assert_eq!(d.n, 3);
     assert!(d.status == "accepted" || d.status == "rejected");
     let accepted = d.principled_accuracy >= d.baseline_accuracy
@@ -181,7 +186,13 @@ async fn the_gate_runs_both_evaluations_and_puts_principles_in_the_prompt() {
             .next()
             .expect("a trace file")
             .path();
-        std::fs::read_to_string(file).expect("read trace")
+        assert!(
+            file.to_string_lossy().ends_with(".jsonl.gz"),
+            "an eval run keeps its trace, compressed: {}",
+            file.display()
+        );
+        let events = amend::trace::read(&file).expect("read trace");
+        serde_json::to_string(&events).expect("json")
     };
     assert!(trace_of("principled").contains(principle));
     assert!(!trace_of("baseline").contains(principle));
@@ -189,10 +200,14 @@ async fn the_gate_runs_both_evaluations_and_puts_principles_in_the_prompt() {
 
 #[test]
 fn learn_from_log_uses_only_the_task_and_model_mistakes() {
-    use amend::log::Discard;
+    use amend::mistakes::Discard;
     let dir = tempfile::tempdir().expect("tmp");
     let log = dir.path().join("log");
     let model = common::model_path().display().to_string();
+    // Records name a model by identity; older ones by the spec given then (here the path).
+    let id = amend::model::fingerprint(&common::model_path())
+        .expect("fingerprint")
+        .key;
     let sink = |task: &str, m: &str| Sink {
         store: Arc::new(Discard),
         task: task.into(),
@@ -202,9 +217,9 @@ fn learn_from_log_uses_only_the_task_and_model_mistakes() {
     let mut recs = Vec::new();
     for (i, (task, m)) in [
         ("gsm8k", model.as_str()),
-        ("gsm8k", model.as_str()),
+        ("gsm8k", id.as_str()),
         ("gsm8k", "other"),
-        ("bbmistake", model.as_str()),
+        ("bbmistake", id.as_str()),
     ]
     .iter()
     .enumerate()
@@ -257,6 +272,7 @@ fn learn_from_log_uses_only_the_task_and_model_mistakes() {
         .filter_map(Result::ok)
         .collect();
     let text = std::fs::read_to_string(traces[0].path()).expect("trace");
+    // Both the record under the identity and the older one under the spec were learned from.
     assert!(text.contains("Question number 0") && text.contains("Question number 1"));
     assert!(!text.contains("Question number 2") && !text.contains("Question number 3"));
     if out.status.success() {

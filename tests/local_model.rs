@@ -1,4 +1,10 @@
 //! The local backend with the real default model (SmolLM2-135M-Instruct).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // Tests may panic: a failed assertion is how they report.
 #![cfg(feature = "local")]
 
 mod common;
@@ -16,7 +22,6 @@ async fn model(n_seq: u32) -> LocalModel {
 
 async fn model_with(n_seq: u32, kv: KvLayout) -> LocalModel {
     let opts = Options {
-        name: "test".into(),
         n_ctx: 1024,
         max_ctx: 4096,
         n_seq,
@@ -316,7 +321,6 @@ async fn missing_and_corrupt_models_fail_clearly() {
 #[tokio::test]
 async fn context_overflow_is_an_error_not_a_crash() {
     let opts = Options {
-        name: "t".into(),
         n_ctx: 512,
         max_ctx: 512,
         n_seq: 1,

@@ -1,5 +1,11 @@
 //! The mistake log through the `amend` binary: durability under SIGKILL, export/import
 //! round trips, and bad input.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // Tests may panic: a failed assertion is how they report.
 
 mod common;
 
@@ -9,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use amend::log::{Discard, Mistake, Outcome, Sink};
+use amend::mistakes::{Discard, Mistake, Outcome, Sink};
 
 fn amend() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_amend"));

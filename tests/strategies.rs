@@ -1,12 +1,20 @@
 //! RISE, Wait and self-consistency with the real default model.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // Tests may panic: a failed assertion is how they report.
 #![cfg(feature = "local")]
 
 mod common;
 
 use std::sync::Arc;
 
+use amend::critic::Spec as CriticSpec;
 use amend::model::openai::{ApiModel, Options as ApiOptions};
-use amend::strategy::{self, Budget, Context, Options, Problem, RiseMode};
+use amend::run::{Budget, Context, Problem};
+use amend::strategy::{self, Kind, Options, RiseMode};
 use amend::trace::Writer;
 
 const Q: &str =
@@ -24,7 +32,7 @@ fn rise(mode: RiseMode, turns: usize) -> Box<dyn amend::Strategy> {
         rise_mode: mode,
         ..Options::default()
     };
-    strategy::by_name("rise", &opts).expect("rise")
+    strategy::build(Kind::Rise, &opts).expect("rise")
 }
 
 #[tokio::test]
@@ -38,32 +46,20 @@ async fn rise_oracle_stops_at_the_first_accepted_turn() {
     let said = first.answer.clone().expect("the model gave some number");
     // Decoding a prompt in one batch or reusing all but its last token can differ in the last
     // float bits, so put something else in the cache: turn 1 then decodes cold, as above.
-    cx.model
+    cx.model()
         .generate(amend::Request::raw("Unrelated.").with_max_tokens(1))
         .await
         .expect("flush");
     // The verifier accepts what the model says at turn 1: RISE stops there.
     let sol = rise(RiseMode::Oracle, 4)
-        .solve(
-            &cx,
-            &Problem {
-                gold: Some(&said),
-                ..Problem::new(Q)
-            },
-        )
+        .solve(&cx, &Problem::new(Q).with_gold(&said))
         .await
         .expect("rise");
     assert_eq!(sol.attempts.len(), 1);
     assert_eq!(sol.answer.as_deref(), Some(said.as_str()));
     // A verifier that accepts nothing: every turn runs, and turns after the first reuse the cache.
     let sol = rise(RiseMode::Oracle, 3)
-        .solve(
-            &cx,
-            &Problem {
-                gold: Some("-98765"),
-                ..Problem::new(Q)
-            },
-        )
+        .solve(&cx, &Problem::new(Q).with_gold("-98765"))
         .await
         .expect("rise");
     assert_eq!(sol.attempts.len(), 3);
@@ -77,26 +73,26 @@ async fn rise_oracle_stops_at_the_first_accepted_turn() {
 #[tokio::test]
 async fn budgets_stop_the_loop_and_say_so() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (mut cx, _) = context(dir.path(), 8).await;
-    cx.budget = Budget {
-        max_calls: Some(2),
-        max_tokens_total: None,
-    };
+    let (cx, _) = context(dir.path(), 8).await;
+    let cx = cx.with_budget(Budget::new().with_max_calls(2));
     let sol = rise(RiseMode::Majority, 5)
         .solve(&cx, &Problem::new(Q))
         .await
         .expect("rise");
     assert_eq!(sol.attempts.len(), 2);
-    let why = sol.budget_stop.clone().expect("the budget is reported");
+    let stop = sol.budget_stop.clone().expect("the budget is reported");
+    assert_eq!(stop.cap, amend::run::Cap::MaxCalls);
+    let why = stop.to_string();
     assert!(
-        why.contains("--max-calls 2") && why.contains("turn 3"),
+        why.starts_with("max_calls reached (2; 2 calls made)") && why.contains("turn 3"),
         "{why}"
     );
+    assert!(
+        !why.contains("--"),
+        "library text names options, not flags: {why}"
+    );
 
-    cx.budget = Budget {
-        max_calls: None,
-        max_tokens_total: Some(10),
-    };
+    let cx = cx.with_budget(Budget::new().with_max_tokens_total(10));
     let sol = rise(RiseMode::Majority, 5)
         .solve(&cx, &Problem::new(Q))
         .await
@@ -104,14 +100,11 @@ async fn budgets_stop_the_loop_and_say_so() {
     assert_eq!(sol.attempts.len(), 1);
     assert!(sol
         .budget_stop
-        .is_some_and(|w| w.contains("--max-tokens-total 10")));
+        .is_some_and(|w| w.to_string().starts_with("max_tokens_total reached (10;")));
 
-    cx.budget = Budget {
-        max_calls: Some(1),
-        max_tokens_total: None,
-    };
-    let sc = strategy::by_name(
-        "self-consistency",
+    let cx = cx.with_budget(Budget::new().with_max_calls(1));
+    let sc = strategy::build(
+        Kind::SelfConsistency,
         &Options {
             samples: 12,
             ..Options::default()
@@ -126,27 +119,53 @@ async fn budgets_stop_the_loop_and_say_so() {
     );
     assert!(sol
         .budget_stop
-        .is_some_and(|w| w.contains("8 of 12 samples")));
+        .is_some_and(|w| w.to_string().contains("8 of 12 samples")));
+
+    // A deadline shorter than one call: the call is cancelled, the solve still returns, and
+    // says the deadline stopped it; a later attempt keeps the best answer so far.
+    let cx = cx.with_budget(Budget::new().with_deadline(std::time::Duration::from_millis(1)));
+    let sol = rise(RiseMode::Majority, 5)
+        .solve(&cx, &Problem::new(Q))
+        .await
+        .expect("rise under a deadline");
+    assert!(sol.attempts.is_empty() && sol.answer.is_none());
+    assert_eq!(
+        sol.budget_stop.map(|s| s.cap),
+        Some(amend::run::Cap::Deadline)
+    );
+    let cx = cx.with_budget(Budget::new().with_deadline(std::time::Duration::from_secs(4)));
+    let sol = rise(RiseMode::Majority, 50)
+        .solve(&cx, &Problem::new(Q))
+        .await
+        .expect("rise under a deadline");
+    assert!(sol.attempts.len() < 50);
+    // Not a speed measurement: the deadline cancels the running call, so the solve ends
+    // within moments of it, not after the call would have finished.
+    assert!(
+        sol.wall < std::time::Duration::from_secs(6),
+        "{:?}",
+        sol.wall
+    );
+    assert_eq!(
+        sol.budget_stop.map(|s| s.cap),
+        Some(amend::run::Cap::Deadline)
+    );
+    assert_eq!(sol.answer, strategy::majority_answer(&sol.attempts));
 }
 
 #[tokio::test]
 async fn rise_critic_mode_feeds_the_located_step_back() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (mut cx, writer) = context(dir.path(), 1).await;
-    let store = Arc::new(amend::log::SledStore::open(&dir.path().join("log")).expect("log"));
-    cx.log = Some(amend::log::Sink {
-        store: store.clone(),
-        task: "test".into(),
-        model: "default".into(),
-        run: None,
-    });
+    let (cx, writer) = context(dir.path(), 1).await;
+    let store = Arc::new(amend::mistakes::SledStore::open(&dir.path().join("log")).expect("log"));
+    let cx = cx.with_mistakes(store.clone()).with_task("test");
     let opts = Options {
         turns: 3,
         rise_mode: RiseMode::Critic,
-        critic: Some("arith".into()),
+        critic: Some(CriticSpec::Arith),
         ..Options::default()
     };
-    let sol = strategy::by_name("rise", &opts)
+    let sol = strategy::build(Kind::Rise, &opts)
         .expect("rise")
         .solve(&cx, &Problem::new(Q))
         .await
@@ -170,11 +189,19 @@ async fn rise_critic_mode_feeds_the_located_step_back() {
             "{last}"
         );
     }
-    // Every mistake the critic located is in the log, with the next turn as its correction.
-    use amend::log::MistakeStore;
+    // Every mistake the critic located is in the store and in the solution, with the next turn
+    // as its correction.
+    use amend::mistakes::Store;
     let recs = store.list(&Default::default()).expect("list");
     let located = events.iter().filter(|e| e.kind == "mistake").count();
     assert_eq!(recs.len(), located);
+    assert_eq!(sol.located.len(), located, "RISE returns what it located");
+    for (l, m) in sol.located.iter().zip(&recs) {
+        assert_eq!((Some(l.step), l.critic.as_str()), (m.step, "arith"));
+    }
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "solve" && e.data["strategy"] == "rise"));
     for (i, m) in recs.iter().enumerate() {
         assert_eq!(m.critic, "arith");
         assert_eq!(m.steps, amend::steps::split(&sol.attempts[i].text));
@@ -189,7 +216,7 @@ async fn rise_critic_mode_feeds_the_located_step_back() {
 async fn wait_continues_the_same_assistant_message() {
     let dir = tempfile::tempdir().expect("tmp");
     let (cx, writer) = context(dir.path(), 1).await;
-    let sol = strategy::by_name("wait", &Options::default())
+    let sol = strategy::build(Kind::Wait, &Options::default())
         .expect("wait")
         .solve(&cx, &Problem::new(Q))
         .await
@@ -221,11 +248,8 @@ async fn wait_continues_the_same_assistant_message() {
         },
     )
     .expect("api");
-    let cx2 = Context {
-        model: Arc::new(api),
-        ..cx.clone()
-    };
-    let err = strategy::by_name("wait", &Options::default())
+    let cx2 = Context::new(Arc::new(api), cx.prompts().clone());
+    let err = strategy::build(Kind::Wait, &Options::default())
         .expect("wait")
         .solve(&cx2, &Problem::new(Q))
         .await
@@ -241,8 +265,8 @@ async fn wait_continues_the_same_assistant_message() {
 async fn self_consistency_votes_over_batched_samples() {
     let dir = tempfile::tempdir().expect("tmp");
     let (cx, writer) = context(dir.path(), 8).await;
-    let sc = strategy::by_name(
-        "self-consistency",
+    let sc = strategy::build(
+        Kind::SelfConsistency,
         &Options {
             samples: 5,
             ..Options::default()
@@ -262,14 +286,9 @@ async fn self_consistency_votes_over_batched_samples() {
 #[tokio::test]
 async fn backtracking_keeps_the_prefix_and_decodes_only_the_suffix() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (mut cx, writer) = context(dir.path(), 8).await;
-    let store = Arc::new(amend::log::SledStore::open(&dir.path().join("log")).expect("log"));
-    cx.log = Some(amend::log::Sink {
-        store: store.clone(),
-        task: "test".into(),
-        model: "default".into(),
-        run: Some("r1".into()),
-    });
+    let (cx, writer) = context(dir.path(), 8).await;
+    let store = Arc::new(amend::mistakes::SledStore::open(&dir.path().join("log")).expect("log"));
+    let cx = cx.with_mistakes(store.clone()).with_task("test");
     let draft: Vec<String> = vec![
         "Each box holds 6 eggs.".into(),
         "There are 5 boxes.".into(),
@@ -278,15 +297,15 @@ async fn backtracking_keeps_the_prefix_and_decodes_only_the_suffix() {
     ];
     let q = "A box holds 6 eggs. How many eggs are in 5 boxes?";
     let opts = Options {
-        critic: Some("gold".into()),
+        critic: Some(CriticSpec::Gold),
+        accept: amend::strategy::Accept::Always,
         ..Options::default()
     };
-    let bt = strategy::by_name("backtrack", &opts).expect("backtrack");
+    let bt = strategy::build(Kind::Backtrack, &opts).expect("backtrack");
     let problem = Problem {
         draft: Some(&draft),
         gold_step: Some(Some(2)),
-        gold: Some("30"),
-        ..Problem::new(q)
+        ..Problem::new(q).with_gold("30")
     };
     let sol = bt.solve(&cx, &problem).await.expect("backtrack");
     assert_eq!(sol.attempts.len(), 2, "one backtrack");
@@ -342,8 +361,14 @@ async fn backtracking_keeps_the_prefix_and_decodes_only_the_suffix() {
         .iter()
         .any(|e| e.kind == "mistake" && e.data["step"] == 2 && e.data["critic"] == "gold"));
 
-    // The located mistake and its outcome are in the (real, flushed) mistake log.
-    use amend::log::{MistakeStore, Outcome};
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "solve" && e.data["strategy"] == "backtrack"),
+        "backtracking writes its solve event"
+    );
+    // The located mistake and its outcome are in the (real, flushed) mistakes store.
+    use amend::mistakes::{Outcome, Store};
     let recs = store.list(&Default::default()).expect("list");
     assert_eq!(recs.len(), 1);
     let m = &recs[0];
@@ -367,7 +392,12 @@ async fn backtracking_keeps_the_prefix_and_decodes_only_the_suffix() {
         .correction
         .as_deref()
         .is_some_and(|c| c.starts_with(revised[2].as_str())));
-    assert!(m.tokens > 0 && m.run.as_deref() == Some("r1"));
+    assert!(m.tokens > 0 && m.run.as_deref() == Some("test"));
+    assert_eq!(
+        m.model,
+        cx.model().id().key,
+        "records name the model by identity"
+    );
     let seq = m
         .trace
         .as_deref()
@@ -380,7 +410,7 @@ async fn backtracking_keeps_the_prefix_and_decodes_only_the_suffix() {
 
 #[tokio::test]
 async fn critics_vote_ask_per_step_and_chain() {
-    use amend::critic::{self, Critique};
+    use amend::critic::{self, Submission};
     let dir = tempfile::tempdir().expect("tmp");
     let (cx, writer) = context(dir.path(), 8).await;
     let steps: Vec<String> = vec![
@@ -388,15 +418,16 @@ async fn critics_vote_ask_per_step_and_chain() {
         "5 boxes hold 5 * 6 = 35 eggs.".into(),
         "The answer is 35.".into(),
     ];
-    let input = Critique {
+    let input = Submission {
         problem: "A box holds 6 eggs. How many eggs are in 5 boxes?",
         steps: &steps,
         gold: None,
     };
 
-    let v = critic::build("llm", 3)
-        .expect("llm")
-        .locate(&cx, &input)
+    let env = cx.critic_env(None);
+    let spec = |s: &str| s.parse::<CriticSpec>().expect("spec");
+    let v = critic::build(&spec("llm"), 3)
+        .locate(&env, &input)
         .await
         .expect("votes");
     assert_eq!(v.usage.calls, 1, "three critiques in one batched call");
@@ -415,9 +446,8 @@ async fn critics_vote_ask_per_step_and_chain() {
         !votes.data["winner"].is_null() || votes.data["parsed"] == true
     );
 
-    let v = critic::build("llm-step", 1)
-        .expect("llm-step")
-        .locate(&cx, &input)
+    let v = critic::build(&spec("llm-step"), 1)
+        .locate(&env, &input)
         .await
         .expect("step");
     assert!(v.usage.calls >= 1 && v.usage.calls <= 3);
@@ -425,9 +455,8 @@ async fn critics_vote_ask_per_step_and_chain() {
         assert_eq!(v.usage.calls, k as u64 + 1, "stops at the first no");
     }
 
-    let v = critic::build("chain:arith,llm", 1)
-        .expect("chain")
-        .locate(&cx, &input)
+    let v = critic::build(&spec("chain:arith,llm"), 1)
+        .locate(&env, &input)
         .await
         .expect("chain");
     assert_eq!(v.step, Some(1));
@@ -436,5 +465,63 @@ async fn critics_vote_ask_per_step_and_chain() {
         v.usage.calls, 0,
         "the exact verifier decided; the llm was not asked"
     );
-    assert!(critic::build("nope", 1).is_err());
+    assert!("nope".parse::<CriticSpec>().is_err());
+}
+
+#[tokio::test]
+async fn the_verifier_defaults_to_the_critic_through_the_library() {
+    // No CLI: the library's default options verify revisions with the critic.
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cx, writer) = context(dir.path(), 8).await;
+    let opts = Options {
+        critic: Some(CriticSpec::Arith),
+        ..Options::default()
+    };
+    assert_eq!(opts.effective_verifier(), Some(&CriticSpec::Arith));
+    let draft: Vec<String> = vec![
+        "Each box holds 6 eggs.".into(),
+        "So 5 boxes hold 5 * 6 = 35 eggs.".into(),
+        "The answer is 35.".into(),
+    ];
+    let problem = Problem {
+        draft: Some(&draft),
+        ..Problem::new("A box holds 6 eggs. How many eggs are in 5 boxes?").with_gold("30")
+    };
+    let sol = strategy::build(Kind::Backtrack, &opts)
+        .expect("backtrack")
+        .solve(&cx, &problem)
+        .await
+        .expect("solve");
+    assert_eq!(sol.located.len(), 1);
+    assert_eq!(
+        (sol.located[0].step, sol.located[0].critic.as_str()),
+        (1, "arith")
+    );
+    let events = amend::trace::read(writer.path()).expect("trace");
+    let mistake = events
+        .iter()
+        .find(|e| e.kind == "mistake")
+        .expect("mistake event");
+    let resampled = calls_made(&events) > 0;
+    if mistake.data["revised"].is_string() {
+        assert_eq!(mistake.data["detail"]["verifier"], "arith");
+        let revised: Vec<String> =
+            amend::steps::split(mistake.data["revised"].as_str().unwrap_or(""));
+        let false_claim = amend::critic::first_false(&revised).is_some();
+        assert_eq!(
+            mistake.data["detail"]["verifier_refused"], false_claim,
+            "a revision is kept exactly when the verifier finds no false claim"
+        );
+        assert_eq!(mistake.data["kept"], !false_claim);
+        assert_eq!(sol.attempts.len(), if false_claim { 1 } else { 2 });
+    } else {
+        assert!(
+            resampled,
+            "no revision only when every resample matched the step"
+        );
+    }
+}
+
+fn calls_made(events: &[amend::trace::Event]) -> usize {
+    events.iter().filter(|e| e.kind == "call").count()
 }

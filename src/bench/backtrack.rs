@@ -9,9 +9,11 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use super::median;
+use crate::critic::Spec;
 use crate::model::llama::{self, LocalModel};
-use crate::model::{Model, ModelError, NoPrefixReuse, Request, Response, Usage};
-use crate::strategy::{self, Context, Options, Problem, StrategyError};
+use crate::model::{Model, ModelError, ModelId, Request, Response, Usage};
+use crate::run::{Context, Problem};
+use crate::strategy::{self, Kind, Options, StrategyError};
 
 /// Result of [`backtrack`].
 #[derive(Debug, Clone, Serialize)]
@@ -43,8 +45,8 @@ struct Recorder {
 
 #[async_trait::async_trait]
 impl Model for Recorder {
-    fn name(&self) -> &str {
-        self.inner.name()
+    fn id(&self) -> &ModelId {
+        self.inner.id()
     }
     fn capabilities(&self) -> crate::model::Capabilities {
         self.inner.capabilities()
@@ -64,7 +66,6 @@ impl Model for Recorder {
 /// Any model or prompt error.
 pub async fn backtrack(path: &Path, threads: u32) -> Result<BacktrackReport, StrategyError> {
     let opts = llama::Options {
-        name: "bench".into(),
         n_ctx: 4096,
         max_ctx: 8192,
         n_seq: 8,
@@ -72,10 +73,10 @@ pub async fn backtrack(path: &Path, threads: u32) -> Result<BacktrackReport, Str
         kv: crate::model::KvLayout::Auto,
     };
     let local: Arc<dyn Model> = Arc::new(LocalModel::load(path, opts).await?);
-    let problem = crate::synth::generate(1, 40, 40, 11)
+    let problem = crate::data::synth::generate(1, 40, 40, 11)
         .into_iter()
         .next()
-        .ok_or_else(|| StrategyError::Options("no synthetic problem".into()))?;
+        .ok_or_else(|| ModelError::InvalidRequest("no synthetic problem was generated".into()))?;
     let draft: Vec<String> = problem
         .answer
         .lines()
@@ -83,10 +84,10 @@ pub async fn backtrack(path: &Path, threads: u32) -> Result<BacktrackReport, Str
         .map(str::to_string)
         .collect();
     let k = draft.len().saturating_sub(4);
-    let strat = strategy::by_name(
-        "backtrack",
+    let strat = strategy::build(
+        Kind::Backtrack,
         &Options {
-            critic: Some("gold".into()),
+            critic: Some(Spec::Gold),
             ..Options::default()
         },
     )?;
@@ -95,17 +96,10 @@ pub async fn backtrack(path: &Path, threads: u32) -> Result<BacktrackReport, Str
         inner: local.clone(),
         calls: Mutex::new(Vec::new()),
     });
-    let cx = |model: Arc<dyn Model>| Context {
-        model,
-        prompts: prompts.clone(),
-        trace: None,
-        max_tokens: 64,
-        style: Default::default(),
-        budget: Default::default(),
-        log: None,
-    };
-    let warm = cx(rec.clone());
-    let cold = cx(Arc::new(NoPrefixReuse(local.clone())));
+    let warm = Context::new(rec.clone(), prompts.clone()).with_max_tokens(64);
+    let cold = Context::new(local.clone(), prompts.clone())
+        .with_max_tokens(64)
+        .with_prefix_reuse(false);
     let p = Problem {
         draft: Some(&draft),
         gold_step: Some(Some(k)),
@@ -118,7 +112,7 @@ pub async fn backtrack(path: &Path, threads: u32) -> Result<BacktrackReport, Str
         // The draft is in the cache, as right after the model wrote it.
         let r = local
             .generate(
-                strategy::solve_request(&warm, &problem.question)?
+                warm.solve_request(&Problem::new(&problem.question))?
                     .with_prefill(full_draft.clone())
                     .with_max_tokens(1),
             )

@@ -85,7 +85,9 @@ pub(super) fn bare_parallel(
                 batch
                     .add(tok, pos, &[s as i32], true)
                     .map_err(|e| err(&e))?;
-                idx[s] = batch.n_tokens() - 1;
+                if let Some(slot) = idx.get_mut(s) {
+                    *slot = batch.n_tokens() - 1;
+                }
             }
             ctx.decode(&mut batch).map_err(|e| err(&e))?;
         }

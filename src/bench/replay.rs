@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::model::{LogitsHook, Model, ModelError, Request, Response, TokenStep};
+use crate::model::{LogitsHook, Model, ModelError, ModelId, Request, Response, TokenStep};
 
 /// The tokens of each call, in call order.
 #[derive(Default)]
@@ -83,8 +83,8 @@ impl Hooked {
 
 #[async_trait::async_trait]
 impl Model for Hooked {
-    fn name(&self) -> &str {
-        self.inner.name()
+    fn id(&self) -> &ModelId {
+        self.inner.id()
     }
     fn capabilities(&self) -> crate::model::Capabilities {
         self.inner.capabilities()

@@ -1,80 +1,18 @@
 //! What each subcommand does: build the library objects, call them, print the result.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use serde_json::json;
 
-use super::{BenchKind, Cli, Command, DataAction, EvalAction, ModelAction, ModelArgs, TraceAction};
-use amend::model::{spec, LoadOptions, Model, NoPrefixReuse, RetryPolicy, Spec};
-use amend::strategy::{self, Context, Solution};
-use amend::trace::{self, Traced, Writer};
-use amend::Prompts;
-
-pub(super) fn load_options(m: &ModelArgs, fetch_default: bool) -> LoadOptions {
-    LoadOptions {
-        base_url: m.base_url.clone(),
-        api_key_env: m.api_key_env.clone(),
-        max_concurrency: m.concurrency,
-        retry: RetryPolicy {
-            max_retries: m.retries,
-            timeout: Duration::from_secs_f64(m.timeout.max(0.001)),
-            ..RetryPolicy::default()
-        },
-        n_ctx: m.ctx,
-        threads: m.threads,
-        kv: m.kv,
-        fetch_default,
-        ..LoadOptions::default()
-    }
-}
-
-/// Load the model a spec names with the model flags (`--no-prefix-reuse` wraps it).
-pub(super) async fn load_model(
-    spec: &Spec,
-    m: &ModelArgs,
-    fetch_default: bool,
-) -> Result<Arc<dyn Model>> {
-    let model = spec::load(spec, &load_options(m, fetch_default)).await?;
-    Ok(if m.no_prefix_reuse {
-        Arc::new(NoPrefixReuse(model))
-    } else {
-        model
-    })
-}
-
-fn trace_writer(path: Option<&Path>) -> Result<Arc<Writer>> {
-    let w = match path {
-        Some(p) => Writer::create(p, &trace::new_run_id())?,
-        None => Writer::in_dir(Path::new("traces"))?,
-    };
-    Ok(Arc::new(w))
-}
-
-pub(super) async fn context(
-    m: &ModelArgs,
-    prompts: Option<&Path>,
-    trace: Option<&Path>,
-    fetch_default: bool,
-    max_tokens: u32,
-) -> Result<Context> {
-    let spec: Spec = m.model.parse()?;
-    let prompts = Arc::new(Prompts::load(prompts)?);
-    let writer = trace_writer(trace)?;
-    let model = load_model(&spec, m, fetch_default).await?;
-    let model: Arc<dyn Model> = Arc::new(Traced::new(model, writer.clone()));
-    Ok(Context {
-        model,
-        prompts,
-        trace: Some(writer),
-        max_tokens,
-        style: Default::default(),
-        budget: Default::default(),
-        log: None,
-    })
-}
+use super::common::{self, load_options};
+use super::eval::EvalAction;
+use super::{BenchKind, Cli, Command, DataAction, ModelAction, ModelArgs, TraceAction};
+use amend::model::{spec, Spec};
+use amend::prompt::PromptStyle;
+use amend::run::Problem;
+use amend::strategy::{self, Solution};
+use amend::trace;
 
 fn print_solution(s: &Solution) {
     for (i, a) in s.attempts.iter().enumerate() {
@@ -88,8 +26,16 @@ fn print_solution(s: &Solution) {
         println!("{}", a.text.trim());
         println!();
     }
-    if let Some(why) = &s.budget_stop {
-        println!("budget: stopped early: {why}");
+    if let Some(stop) = &s.budget_stop {
+        println!(
+            "budget: stopped early: {}",
+            super::speak(&format!(
+                "`{}` reached ({}); {}",
+                stop.cap.option(),
+                stop.reached,
+                stop.at
+            ))
+        );
     }
     println!("answer: {}", s.answer.as_deref().unwrap_or("(none found)"));
     let u = &s.usage;
@@ -114,33 +60,40 @@ pub async fn run(cli: Cli) -> Result<()> {
             strategy,
             critic,
             strategy_args,
+            critic_model,
             max_tokens,
             prompts,
             trace,
             principles,
-            log,
+            mistakes,
             model,
             out,
         } => {
             let opts = strategy_args.options(critic)?;
-            let strat = strategy::by_name(&strategy, &opts)?;
-            let texts = principles.texts()?;
-            let store = log.open()?;
-            let mut cx = context(
+            let strat = strategy::build(strategy, &opts)?;
+            let style = PromptStyle::new().with_principles(principles.texts()?);
+            let store = mistakes.open()?;
+            let mut cx = common::context(
                 &model,
+                Some(&critic_model),
                 prompts.as_deref(),
                 trace.as_deref(),
                 false,
-                max_tokens,
             )
-            .await?;
-            cx.budget = opts.budget;
-            cx.style.principles = Arc::new(texts);
-            cx.log = super::demo::sink(store, "solve", &model, &cx);
-            let sol = strat.solve(&cx, &strategy::Problem::new(&question)).await?;
-            let trace_path = cx.trace.as_ref().map(|t| t.path().display().to_string());
+            .await?
+            .with_budget(opts.budget)
+            .with_style(style)
+            .with_max_tokens(max_tokens);
+            if let Some(store) = store {
+                cx = cx.with_mistakes(store);
+            }
+            let sol = strat.solve(&cx, &Problem::new(&question)).await?;
+            let trace_path = cx.trace().map(|t| t.path().display().to_string());
             if out.json {
-                println!("{}", json!({"solution": sol, "trace": trace_path}));
+                println!(
+                    "{}",
+                    json!({"solution": sol, "trace": trace_path, "model": cx.model().id()})
+                );
             } else {
                 print_solution(&sol);
                 println!("trace: {}", trace_path.unwrap_or_default());
@@ -149,11 +102,20 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Demo {
             prompts,
             trace,
-            log,
+            critic_model,
+            mistakes,
             model,
             out,
         } => {
-            super::demo::demo(&model, prompts.as_deref(), trace.as_deref(), &log, out.json).await?
+            super::demo::demo(
+                &model,
+                &critic_model,
+                prompts.as_deref(),
+                trace.as_deref(),
+                &mistakes,
+                out.json,
+            )
+            .await?
         }
         Command::Mistakes { action } => super::mistakes::run(action)?,
         Command::Leap { action } => super::leap::run(action).await?,
@@ -180,15 +142,16 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => show_trace(&file, out.json)?,
         Command::Bench {
             which:
-                BenchKind::Log {
+                BenchKind::Mistakes {
                     records,
                     batch,
                     lookups,
                     out,
                 },
         } => {
-            let dir = std::env::temp_dir().join(format!("amend-bench-log-{}", std::process::id()));
-            let r = amend::log::bench::run(&dir, records, batch, lookups);
+            let dir =
+                std::env::temp_dir().join(format!("amend-bench-mistakes-{}", std::process::id()));
+            let r = amend::bench::mistakes::run(&dir, records, batch, lookups);
             let _ = std::fs::remove_dir_all(&dir);
             let r = r?;
             if out.json {
@@ -196,6 +159,20 @@ pub async fn run(cli: Cli) -> Result<()> {
             } else {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             }
+        }
+        Command::Bench {
+            which: BenchKind::Fingerprint { model, rounds, out },
+        } => {
+            let path = spec::resolve_path(&model, true).await?;
+            let r = amend::bench::fingerprint::run(&path, rounds)?;
+            println!(
+                "{}",
+                if out.json {
+                    serde_json::to_string(&r)?
+                } else {
+                    serde_json::to_string_pretty(&r)?
+                }
+            );
         }
         Command::Bench { which } => bench(which).await?,
         Command::Eval {
@@ -235,8 +212,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                     seed,
                 },
         } => {
-            let loaded = amend::eval::data::load(amend::eval::Task::Gsm8k, &data, false)?;
-            let mut made = amend::inject::inject(&loaded.items, seed);
+            let loaded = amend::data::load(amend::data::Task::Gsm8k, &data, false)?;
+            let mut made = amend::data::inject::inject(&loaded.items, seed);
             if let Some(n) = limit {
                 made.truncate(n);
             }
@@ -260,7 +237,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 },
         } => {
             let (lo, hi) = super::eval::parse_steps(&steps)?;
-            let problems = amend::synth::generate(n, lo, hi, seed);
+            let problems = amend::data::synth::generate(n, lo, hi, seed);
             let mut text = String::new();
             for p in &problems {
                 text.push_str(&serde_json::to_string(p)?);
@@ -279,15 +256,14 @@ pub async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-async fn info(s: &str, m: &ModelArgs, json_out: bool) -> Result<()> {
-    let parsed: Spec = s.parse()?;
-    let model = spec::load(&parsed, &load_options(m, false)).await?;
+async fn info(parsed: &Spec, m: &ModelArgs, json_out: bool) -> Result<()> {
+    let model = spec::load(parsed, &load_options(m, false)).await?;
     let caps = model.capabilities();
     #[cfg(feature = "local")]
-    let file_info = match &parsed {
+    let file_info = match parsed {
         Spec::OpenAi { .. } => None,
         _ => {
-            let path = spec::resolve_path(&parsed, false).await?;
+            let path = spec::resolve_path(parsed, false).await?;
             let local = amend::model::llama::LocalModel::load(&path, Default::default()).await?;
             Some(serde_json::to_value(local.info())?)
         }
@@ -297,11 +273,11 @@ async fn info(s: &str, m: &ModelArgs, json_out: bool) -> Result<()> {
     if json_out {
         println!(
             "{}",
-            json!({"spec": s, "name": model.name(), "capabilities": caps, "file": file_info})
+            json!({"spec": parsed.to_string(), "id": model.id(), "capabilities": caps, "file": file_info})
         );
         return Ok(());
     }
-    println!("model: {}", model.name());
+    println!("model: {} ({parsed})", model.id());
     println!("capabilities: {}", serde_json::to_string_pretty(&caps)?);
     if let Some(fi) = file_info {
         for key in [
@@ -340,6 +316,7 @@ fn show_trace(file: &Path, json_out: bool) -> Result<()> {
     println!("trace {} — runs: {}", file.display(), sum.runs.join(", "));
     for ev in &events {
         let d = &ev.data;
+        let at = |p: &str| d.pointer(p).cloned().unwrap_or_default();
         let line = match ev.kind.as_str() {
             "header" => format!(
                 "schema {} (amend {})",
@@ -347,7 +324,8 @@ fn show_trace(file: &Path, json_out: bool) -> Result<()> {
                 d["amend"].as_str().unwrap_or("?")
             ),
             "call" => {
-                let text = d["output"][0]["text"].as_str().unwrap_or("");
+                let text = at("/output/0/text");
+                let text = text.as_str().unwrap_or("");
                 let short: String = text.chars().take(70).collect::<String>().replace('\n', " ");
                 match d.get("error") {
                     Some(e) if !e.is_null() => {
@@ -356,10 +334,10 @@ fn show_trace(file: &Path, json_out: bool) -> Result<()> {
                     _ => format!(
                         "{} n={} prompt={} reused={} gen={} {:.0}ms \"{short}\"",
                         d["model"].as_str().unwrap_or("?"),
-                        d["request"]["n"],
-                        d["usage"]["prompt_tokens"],
-                        d["usage"]["reused_tokens"],
-                        d["usage"]["generated_tokens"],
+                        at("/request/n"),
+                        at("/usage/prompt_tokens"),
+                        at("/usage/reused_tokens"),
+                        at("/usage/generated_tokens"),
                         d["wall_ms"].as_f64().unwrap_or(0.0)
                     ),
                 }
@@ -409,7 +387,9 @@ async fn bench(which: BenchKind) -> Result<()> {
             let r = bench::backtrack(&p, common.threads).await?;
             (common, serde_json::to_value(r)?)
         }
-        BenchKind::Log { .. } => anyhow::bail!("bench log is run before the model benchmarks"),
+        BenchKind::Mistakes { .. } | BenchKind::Fingerprint { .. } => {
+            anyhow::bail!("this benchmark is run before the model benchmarks")
+        }
     };
     if common.out.json {
         println!("{value}");
@@ -420,9 +400,8 @@ async fn bench(which: BenchKind) -> Result<()> {
 }
 
 #[cfg(feature = "local")]
-async fn bench_path(model: &str) -> Result<std::path::PathBuf> {
-    let parsed: Spec = model.parse()?;
-    spec::resolve_path(&parsed, true)
+async fn bench_path(model: &Spec) -> Result<std::path::PathBuf> {
+    spec::resolve_path(model, true)
         .await
         .context("benchmarks need a local GGUF model")
 }

@@ -1,18 +1,17 @@
 //! `amend demo`: backtracking with the exact arithmetic critic on built-in word problems.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Result;
 use serde_json::json;
 
-use super::commands::context;
-use super::mistakes::LogArgs;
-use super::ModelArgs;
+use super::mistakes::MistakesArgs;
+use super::{CriticModelArgs, ModelArgs};
 use amend::answer;
-use amend::log::{MistakeStore, Sink};
-use amend::model::spec;
-use amend::strategy::{self, Context};
+use amend::critic::Spec as CriticSpec;
+use amend::model::{spec, Spec};
+use amend::run::Problem;
+use amend::strategy::{self, Kind};
 
 /// Built-in word problems of the demo: (question, answer).
 const DEMO_PROBLEMS: &[(&str, &str)] = &[
@@ -31,50 +30,38 @@ const DEMO_PROBLEMS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Tag records of a context with the task, model and trace run.
-pub(super) fn sink(
-    store: Option<Arc<dyn MistakeStore>>,
-    task: &str,
-    m: &ModelArgs,
-    cx: &Context,
-) -> Option<Sink> {
-    store.map(|store| Sink {
-        store,
-        task: task.into(),
-        model: m.model.clone(),
-        run: cx.trace.as_ref().map(|t| t.run_id().to_string()),
-    })
-}
-
 pub(super) async fn demo(
     m: &ModelArgs,
+    critic_model: &CriticModelArgs,
     prompts: Option<&Path>,
     trace: Option<&Path>,
-    log: &LogArgs,
+    mistakes: &MistakesArgs,
     json_out: bool,
 ) -> Result<()> {
-    let store = log.open()?;
-    if !json_out && m.model == "default" && !spec::default_path().is_file() {
+    let store = mistakes.open()?;
+    if !json_out && m.model == Spec::Default && !spec::default_path().is_file() {
         eprintln!("fetching the default model (SmolLM2-135M-Instruct, ~100 MB) ...");
     }
-    let mut cx = context(m, prompts, trace, true, 256).await?;
-    cx.log = sink(store, "demo", m, &cx);
-    // Backtracking with the exact arithmetic verifier: the first attempt, the step it flags,
-    // and the corrected answer, kept only when the verifier accepts it (the CLI default).
+    let mut cx = super::common::context(m, Some(critic_model), prompts, trace, true)
+        .await?
+        .with_max_tokens(256)
+        .with_task("demo");
+    if let Some(store) = store {
+        cx = cx.with_mistakes(store);
+    }
+    // Backtracking with the exact arithmetic critic: the first attempt, the step it flags,
+    // and the corrected answer, kept only when the verifier (the critic, by default) accepts
+    // it.
     let opts = strategy::Options {
-        critic: Some("arith".into()),
-        verifier: Some("arith".into()),
+        critic: Some(CriticSpec::Arith),
         max_backtracks: 2,
         ..strategy::Options::default()
     };
-    let strat = strategy::by_name("backtrack", &opts)?;
+    let strat = strategy::build(Kind::Backtrack, &opts)?;
     let mut rows = Vec::new();
     let (mut right_before, mut right, mut located) = (0, 0, 0);
     for (i, (q, gold)) in DEMO_PROBLEMS.iter().enumerate() {
-        let problem = strategy::Problem {
-            gold: Some(gold),
-            ..strategy::Problem::new(q)
-        };
+        let problem = Problem::new(q).with_gold(gold);
         let sol = strat.solve(&cx, &problem).await?;
         located += sol.located.len();
         let is_right = |a: Option<&str>| a.is_some_and(|a| answer::same_number(a, gold));
@@ -117,27 +104,22 @@ pub(super) async fn demo(
             "right_before": ok_before, "right": ok, "located": sol.located, "usage": sol.usage}));
     }
     let trace_path = cx
-        .trace
-        .as_ref()
+        .trace()
         .map(|t| t.path().display().to_string())
         .unwrap_or_default();
     if json_out {
         println!(
             "{}",
-            json!({"model": cx.model.name(), "problems": rows, "right_before": right_before, "right": right, "trace": trace_path})
+            json!({"model": cx.model().id(), "problems": rows, "right_before": right_before, "right": right, "trace": trace_path})
         );
     } else {
         println!(
             "{right_before}/{n} right on the first attempt, {right}/{n} after backtracking with the `arith` critic ({})",
-            cx.model.name(),
+            m.model,
             n = DEMO_PROBLEMS.len(),
         );
         println!("trace: {trace_path}  (read it with `amend trace show {trace_path}`)");
-        if let Some(p) = log
-            .log
-            .clone()
-            .or_else(|| (!log.no_log).then(amend::log::default_path))
-        {
+        if let Some(p) = mistakes.path() {
             println!(
                 "mistakes located: {} recorded in {}  (`amend mistakes list --task demo`)",
                 located,

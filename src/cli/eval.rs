@@ -2,13 +2,99 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use std::path::PathBuf;
 
-use super::EvalRun;
-use amend::eval::{self, Task};
-use amend::model::{spec, Spec};
-use amend::strategy::Format;
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+
+use super::{mistakes, CriticModelArgs, ModelArgs, OutArgs, PrinciplesArgs, StrategyArgs};
+use amend::critic::Spec as CriticSpec;
+use amend::data::Task;
+use amend::eval;
+use amend::prompt::Format;
+use amend::run::Context;
+use amend::strategy::Kind;
 use amend::Prompts;
+
+#[derive(Debug, Subcommand)]
+pub enum EvalAction {
+    /// Recompute summary.json and the reports of a run directory from its results.
+    Report {
+        /// The run's output directory.
+        dir: PathBuf,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Put several runs side by side on the items they share.
+    Compare {
+        /// Output directories of earlier runs.
+        #[arg(required = true, num_args = 2..)]
+        dirs: Vec<PathBuf>,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvalRun {
+    /// Task format.
+    #[arg(long, value_enum, required = true)]
+    pub task: Option<Task>,
+    /// Dataset file.
+    #[arg(long, required = true)]
+    pub data: Option<PathBuf>,
+    /// Strategy.
+    #[arg(long, value_enum, default_value_t = Kind::Baseline)]
+    pub strategy: Kind,
+    #[command(flatten)]
+    pub strategy_args: StrategyArgs,
+    /// Critic (processbench defaults to `llm`).
+    #[arg(long)]
+    pub critic: Option<CriticSpec>,
+    #[command(flatten)]
+    pub critic_model: CriticModelArgs,
+    /// Output directory (results.jsonl, summary.json, report.md/html, traces/); reruns resume.
+    #[arg(long, required = true)]
+    pub out: Option<PathBuf>,
+    /// Items in flight at once (useful for API models).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Keep the first N items (after --shuffle and --offset).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Skip the first N items.
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// Shuffle the items with this seed first.
+    #[arg(long)]
+    pub shuffle: Option<u64>,
+    /// Skip malformed records (they are counted) instead of stopping.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Worked examples before each question.
+    #[arg(long, default_value_t = 0)]
+    pub shots: usize,
+    /// File the worked examples come from (same format as --data).
+    #[arg(long)]
+    pub fewshot: Option<PathBuf>,
+    /// Prompt format: chat, or completion for base models.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Token limit of one attempt.
+    #[arg(long, default_value_t = amend::run::DEFAULT_MAX_TOKENS)]
+    pub max_tokens: u32,
+    /// Directory of prompt templates overriding the built-in ones.
+    #[arg(long)]
+    pub prompts: Option<PathBuf>,
+    #[command(flatten)]
+    pub principles: PrinciplesArgs,
+    #[command(flatten)]
+    pub mistakes: mistakes::MistakesArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub out_args: OutArgs,
+}
 
 /// Parse `1..3`, `1..=3` or `2` into an inclusive range.
 pub fn parse_steps(s: &str) -> Result<(usize, usize)> {
@@ -31,23 +117,12 @@ pub fn parse_steps(s: &str) -> Result<(usize, usize)> {
 
 /// Run `amend eval` with its flags.
 pub async fn run(a: EvalRun) -> Result<()> {
-    let (Some(task), Some(data), Some(out)) = (a.task.clone(), a.data.clone(), a.out.clone())
-    else {
+    let (Some(task), Some(data), Some(out)) = (a.task, a.data.clone(), a.out.clone()) else {
         bail!("amend eval needs --task, --data and --out");
     };
-    let task: Task = task.parse().map_err(anyhow::Error::msg)?;
-    let format = match a.format.as_str() {
-        "chat" => Format::Chat,
-        "completion" => Format::Completion,
-        other => bail!("--format must be chat or completion, got {other:?}"),
-    };
     let cfg = eval::Config {
-        task,
-        data,
-        strategy: a.strategy.clone(),
         critic: a.critic.clone(),
-        model: a.model.model.clone(),
-        out,
+        critic_model: a.critic_model.critic_model.clone(),
         concurrency: a.jobs.max(1),
         limit: a.limit,
         offset: a.offset,
@@ -55,21 +130,28 @@ pub async fn run(a: EvalRun) -> Result<()> {
         skip_bad: a.skip_bad,
         shots: a.shots,
         fewshot: a.fewshot.clone(),
-        format,
+        format: a.format,
         max_tokens: a.max_tokens,
         options: a.strategy_args.options(a.critic.clone())?,
         principles: a.principles.principles.clone(),
-        principles_level: a.principles.level()?,
+        principles_level: a.principles.principles_level,
         progress: !a.out_args.json,
         prefix_reuse: !a.model.no_prefix_reuse,
+        ..eval::Config::new(task, data, a.strategy, a.model.model.clone(), out)
     };
-    let parsed: Spec = cfg.model.parse()?;
     let prompts = Arc::new(Prompts::load(a.prompts.as_deref())?);
     let plan = eval::runner::prepare(&cfg)?;
-    let log = a.log.open()?;
+    let store = a.mistakes.open()?;
     // `cfg.prefix_reuse` carries --no-prefix-reuse: the runner applies it.
-    let model = spec::load(&parsed, &super::commands::load_options(&a.model, false)).await?;
-    let outcome = eval::runner::execute(&cfg, plan, model, prompts, log).await?;
+    let model = super::common::load_model(&a.model.model, &a.model, false).await?;
+    let mut cx = Context::new(model, prompts);
+    if let Some(cm) = super::common::load_critic_model(&a.critic_model, &a.model, false).await? {
+        cx = cx.with_critic_model(cm);
+    }
+    if let Some(store) = store {
+        cx = cx.with_mistakes(store);
+    }
+    let outcome = eval::runner::execute(&cfg, plan, cx).await?;
     if a.out_args.json {
         println!("{}", serde_json::to_string(&outcome.summary)?);
         return Ok(());

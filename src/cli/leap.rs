@@ -6,13 +6,15 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use clap::Subcommand;
 
-use super::mistakes::LogArgs;
+use super::mistakes::MistakesArgs;
 use super::{ModelArgs, OutArgs};
-use amend::eval::{self, data::Gold, Task};
+use amend::data::{Gold, Task};
+use amend::eval;
 use amend::leap::{self, Example, LearnConfig, Level, PrincipleSet};
-use amend::log::{Filter, Sink};
-use amend::model::{spec, Model, Spec};
-use amend::trace::Traced;
+use amend::mistakes::Filter;
+use amend::model::Spec;
+use amend::run::Context;
+use amend::strategy::Kind;
 use amend::Prompts;
 
 /// `amend leap ...`.
@@ -46,7 +48,7 @@ pub enum LeapAction {
         from_log: bool,
         /// Model that writes the principles (default: the student, --model).
         #[arg(long)]
-        teacher: Option<String>,
+        teacher: Option<Spec>,
         /// Most mistakes turned into principles.
         #[arg(long, default_value_t = 100)]
         max_mistakes: usize,
@@ -57,7 +59,7 @@ pub enum LeapAction {
         #[arg(long)]
         prompts: Option<PathBuf>,
         #[command(flatten)]
-        log: LogArgs,
+        mistakes: MistakesArgs,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
@@ -72,8 +74,8 @@ pub enum LeapAction {
         #[arg(long)]
         validate: PathBuf,
         /// Task format of the validation data.
-        #[arg(long, default_value = "gsm8k")]
-        task: String,
+        #[arg(long, value_enum, default_value_t = Task::Gsm8k)]
+        task: Task,
         /// Validation items.
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -84,16 +86,16 @@ pub enum LeapAction {
         #[arg(long, default_value_t = 0.02)]
         max_negative_flips: f64,
         /// Which principles go into the prompt: low or high.
-        #[arg(long, default_value = "high")]
-        principles_level: String,
+        #[arg(long, value_enum, default_value_t)]
+        principles_level: Level,
         /// Token limit of one attempt.
-        #[arg(long, default_value_t = 384)]
+        #[arg(long, default_value_t = amend::run::DEFAULT_MAX_TOKENS)]
         max_tokens: u32,
         /// Directory of prompt templates overriding the built-in ones.
         #[arg(long)]
         prompts: Option<PathBuf>,
         #[command(flatten)]
-        log: LogArgs,
+        mistakes: MistakesArgs,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
@@ -117,7 +119,7 @@ pub async fn run(action: LeapAction) -> Result<()> {
             max_mistakes,
             out,
             prompts,
-            log,
+            mistakes,
             model,
             out_args,
         } => {
@@ -129,38 +131,42 @@ pub async fn run(action: LeapAction) -> Result<()> {
             if exs.is_empty() && !from_log {
                 bail!("nothing to learn from: give --examples K with --data, or --from-log");
             }
-            let store = log.open()?;
+            let store = mistakes.open()?;
+            let mut student = super::common::context(&model, None, prompts.as_deref(), None, true)
+                .await?
+                .with_task(task.clone());
             let logged = match (&store, from_log) {
-                (Some(s), true) => s.list(&Filter {
-                    task: Some(task.clone()),
-                    model: Some(model.model.clone()),
-                    ..Filter::default()
-                })?,
-                (None, true) => bail!("--from-log needs the mistake log (drop --no-log)"),
+                (Some(s), true) => {
+                    // The student's identity, and the spec it was given as (older records).
+                    let mut models = super::mistakes::model_names(&model.model.to_string());
+                    models.push(student.model().id().key.clone());
+                    models.dedup();
+                    s.list(&Filter {
+                        task: Some(task.clone()),
+                        models,
+                        ..Filter::default()
+                    })?
+                }
+                (None, true) => bail!("--from-log needs the mistakes store (drop --no-mistakes)"),
                 _ => Vec::new(),
             };
-            let student =
-                super::commands::context(&model, prompts.as_deref(), None, true, 384).await?;
+            if let Some(store) = store {
+                student = student.with_mistakes(store);
+            }
             let teacher_cx = match &teacher {
                 None => student.clone(),
                 Some(t) => {
-                    let spec: Spec = t.parse()?;
-                    let m = super::commands::load_model(&spec, &model, true).await?;
-                    let writer = student
-                        .trace
-                        .clone()
-                        .ok_or_else(|| anyhow::anyhow!("no trace"))?;
-                    let m: Arc<dyn Model> = Arc::new(Traced::new(m, writer));
-                    amend::strategy::Context {
-                        model: m,
-                        ..student.clone()
+                    let m = super::common::load_model(t, &model, true).await?;
+                    let mut cx = Context::new(m, student.prompts().clone())
+                        .with_prefix_reuse(!model.no_prefix_reuse);
+                    if let Some(w) = student.trace() {
+                        cx = cx.with_trace(w.clone());
                     }
+                    cx
                 }
             };
             let cfg = LearnConfig {
                 task: task.clone(),
-                student: model.model.clone(),
-                teacher: teacher.clone().unwrap_or_else(|| model.model.clone()),
                 data: data.map(|d| d.display().to_string()).unwrap_or_default(),
                 samples,
                 temperature,
@@ -168,13 +174,7 @@ pub async fn run(action: LeapAction) -> Result<()> {
                 max_mistakes,
                 max_high: 8,
             };
-            let sink = store.map(|store| Sink {
-                store,
-                task: task.clone(),
-                model: model.model.clone(),
-                run: student.trace.as_ref().map(|t| t.run_id().to_string()),
-            });
-            let set = leap::learn(&student, &teacher_cx, &exs, logged, &cfg, sink.as_ref()).await?;
+            let set = leap::learn(&student, &teacher_cx, &exs, logged, &cfg).await?;
             set.save(&out)?;
             if out_args.json {
                 println!("{}", serde_json::to_string(&set)?);
@@ -192,49 +192,34 @@ pub async fn run(action: LeapAction) -> Result<()> {
             principles_level,
             max_tokens,
             prompts,
-            log,
+            mistakes,
             model,
             out_args,
         } => {
-            let level: Level = principles_level.parse().map_err(anyhow::Error::msg)?;
             PrincipleSet::load(&file)?;
-            let task: Task = task.parse().map_err(anyhow::Error::msg)?;
             let base = eval::Config {
-                task,
-                data: validate,
-                strategy: "baseline".into(),
-                critic: None,
-                model: model.model.clone(),
-                out: PathBuf::new(),
-                concurrency: 1,
                 limit: Some(limit),
                 offset,
-                shuffle: None,
-                skip_bad: false,
-                shots: 0,
-                fewshot: None,
-                format: Default::default(),
                 max_tokens,
-                options: Default::default(),
-                principles: None,
-                principles_level: level,
+                principles_level,
                 progress: !out_args.json,
                 prefix_reuse: !model.no_prefix_reuse,
+                ..eval::Config::new(
+                    task,
+                    validate,
+                    Kind::Baseline,
+                    model.model.clone(),
+                    std::path::PathBuf::new(),
+                )
             };
-            let parsed: Spec = model.model.parse()?;
             // `base.prefix_reuse` carries --no-prefix-reuse: the runner applies it.
-            let m = spec::load(&parsed, &super::commands::load_options(&model, true)).await?;
+            let m = super::common::load_model(&model.model, &model, true).await?;
             let prompts = Arc::new(Prompts::load(prompts.as_deref())?);
-            let d = leap::promote(
-                &file,
-                &base,
-                level,
-                m,
-                prompts,
-                max_negative_flips,
-                log.open()?,
-            )
-            .await?;
+            let mut cx = Context::new(m, prompts);
+            if let Some(store) = mistakes.open()? {
+                cx = cx.with_mistakes(store);
+            }
+            let d = leap::promote(&file, &base, principles_level, cx, max_negative_flips).await?;
             if out_args.json {
                 println!("{}", serde_json::to_string(&d)?);
             } else {
@@ -247,7 +232,7 @@ pub async fn run(action: LeapAction) -> Result<()> {
 }
 
 fn examples_from(data: &std::path::Path, offset: usize, k: usize) -> Result<Vec<Example>> {
-    let loaded = eval::data::load(Task::Gsm8k, data, false)?;
+    let loaded = amend::data::load(Task::Gsm8k, data, false)?;
     let out: Vec<Example> = loaded
         .items
         .into_iter()

@@ -1,5 +1,5 @@
-//! `amend mistakes`: read and move the mistake log; `--log` / `--no-log` for the commands that
-//! write to it.
+//! `amend mistakes`: read and move the mistakes store; `--mistakes` / `--no-mistakes` for the
+//! commands that write to it.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -10,47 +10,78 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::OutArgs;
-use amend::log::{self, Filter, MistakeStore, Outcome, SledStore};
+use amend::mistakes::{self, Filter, Outcome, SledStore, Store};
+use amend::model::{ModelId, Spec};
 
-/// Where the mistake log is (commands that read or manage it).
+/// The store's directory: `--mistakes`, else `$AMEND_MISTAKES`, else the older `$AMEND_LOG`,
+/// else the default (`$AMEND_HOME/mistakes`).
+fn store_path(flag: Option<&PathBuf>) -> PathBuf {
+    flag.cloned()
+        .or_else(|| std::env::var_os("AMEND_LOG").map(PathBuf::from))
+        .unwrap_or_else(mistakes::default_path)
+}
+
+/// Where the mistakes store is (commands that read or manage it).
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
-    /// Mistake log directory (default: $AMEND_HOME/mistakes, i.e. ~/.amend/mistakes).
-    #[arg(long, env = "AMEND_LOG")]
-    pub log: Option<PathBuf>,
+    /// Mistakes store directory (default: $AMEND_HOME/mistakes, i.e. ~/.amend/mistakes).
+    #[arg(long, alias = "log", env = "AMEND_MISTAKES")]
+    pub mistakes: Option<PathBuf>,
 }
 
 impl StoreArgs {
     /// Open the store.
     pub fn open(&self) -> Result<SledStore> {
-        let path = self.log.clone().unwrap_or_else(log::default_path);
-        Ok(SledStore::open(&path)?)
+        Ok(SledStore::open(&store_path(self.mistakes.as_ref()))?)
     }
 }
 
 /// Where commands that find mistakes record them.
 #[derive(Debug, Clone, Args)]
-pub struct LogArgs {
-    /// Mistake log directory (default: $AMEND_HOME/mistakes, i.e. ~/.amend/mistakes).
-    #[arg(long, env = "AMEND_LOG")]
-    pub log: Option<PathBuf>,
-    /// Record nothing in the mistake log (wins over --log and AMEND_LOG).
-    #[arg(long)]
-    pub no_log: bool,
+pub struct MistakesArgs {
+    /// Mistakes store directory (default: $AMEND_HOME/mistakes, i.e. ~/.amend/mistakes).
+    #[arg(long, alias = "log", env = "AMEND_MISTAKES")]
+    pub mistakes: Option<PathBuf>,
+    /// Record nothing in the mistakes store (wins over --mistakes and the environment).
+    #[arg(long, alias = "no-log")]
+    pub no_mistakes: bool,
 }
 
-impl LogArgs {
-    /// The store to record into, unless `--no-log`.
-    pub fn open(&self) -> Result<Option<Arc<dyn MistakeStore>>> {
-        if self.no_log {
-            return Ok(None);
-        }
-        let store = StoreArgs {
-            log: self.log.clone(),
-        }
-        .open()?;
-        Ok(Some(Arc::new(store)))
+impl MistakesArgs {
+    /// The store's directory, unless `--no-mistakes`.
+    pub fn path(&self) -> Option<PathBuf> {
+        (!self.no_mistakes).then(|| store_path(self.mistakes.as_ref()))
     }
+
+    /// The store to record into, unless `--no-mistakes`.
+    pub fn open(&self) -> Result<Option<Arc<dyn Store>>> {
+        match self.path() {
+            None => Ok(None),
+            Some(p) => Ok(Some(Arc::new(SledStore::open(&p)?))),
+        }
+    }
+}
+
+/// The names a model's records may carry: its identity key and, for records written before
+/// identities existed, the spec string given then. `name` is an identity key or a spec; a
+/// spec naming a local file that is there adds the file's identity.
+pub fn model_names(name: &str) -> Vec<String> {
+    let mut names = vec![name.to_string()];
+    if ModelId::is_key(name) {
+        return names;
+    }
+    let path = match name.parse::<Spec>() {
+        Ok(Spec::Default) => Some(amend::model::spec::default_path()),
+        Ok(Spec::Path(p)) => Some(p),
+        _ => None,
+    };
+    if let Some(id) = path
+        .filter(|p| p.is_file())
+        .and_then(|p| amend::model::fingerprint(&p).ok())
+    {
+        names.push(id.key);
+    }
+    names
 }
 
 /// Which records (list, stats, export).
@@ -59,12 +90,14 @@ pub struct FilterArgs {
     /// Only this task.
     #[arg(long)]
     pub task: Option<String>,
-    /// Only this model.
+    /// Only this model: its identity (`gguf-...`, `openai:MODEL@URL`) or a model spec (a local
+    /// spec also matches its file's identity; records written before identities existed carry
+    /// the spec).
     #[arg(long)]
     pub model: Option<String>,
     /// Only this outcome: fixed, not_fixed, made_worse, unverified.
     #[arg(long)]
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     /// Only records since this date (YYYY-MM-DD, UTC) or time (RFC 3339).
     #[arg(long)]
     pub since: Option<String>,
@@ -81,13 +114,8 @@ impl FilterArgs {
         };
         Ok(Filter {
             task: self.task.clone(),
-            model: self.model.clone(),
-            outcome: self
-                .outcome
-                .as_deref()
-                .map(str::parse::<Outcome>)
-                .transpose()
-                .map_err(anyhow::Error::msg)?,
+            models: self.model.as_deref().map(model_names).unwrap_or_default(),
+            outcome: self.outcome,
             since,
             run: self.run.clone(),
         })
@@ -182,7 +210,9 @@ pub fn run(action: MistakesAction) -> Result<()> {
             out,
         } => {
             let all = store.open()?.list(&filter.filter()?)?;
-            let shown = &all[all.len().saturating_sub(limit)..];
+            let shown = all
+                .get(all.len().saturating_sub(limit)..)
+                .unwrap_or_default();
             if out.json {
                 println!("{}", serde_json::to_string(shown)?);
                 return Ok(());
@@ -200,7 +230,7 @@ pub fn run(action: MistakesAction) -> Result<()> {
                 println!(
                     "{}  {}  {:<10} {:<11} step {:<4} {:<8} {}",
                     m.id,
-                    &m.time[..m.time.len().min(19)],
+                    m.time.chars().take(19).collect::<String>(),
                     m.task,
                     m.outcome.as_str(),
                     m.step.map_or("-".to_string(), |s| s.to_string()),
@@ -263,7 +293,7 @@ pub fn run(action: MistakesAction) -> Result<()> {
             println!("trace:     {}", m.trace.as_deref().unwrap_or("-"));
         }
         MistakesAction::Stats { filter, store, out } => {
-            let s = log::stats(&store.open()?.list(&filter.filter()?)?);
+            let s = mistakes::stats(&store.open()?.list(&filter.filter()?)?);
             if out.json {
                 println!("{}", serde_json::to_string(&s)?);
                 return Ok(());
@@ -295,12 +325,12 @@ pub fn run(action: MistakesAction) -> Result<()> {
         }
         MistakesAction::Export { filter, store } => {
             let recs = store.open()?.list(&filter.filter()?)?;
-            log::write_export(&recs, std::io::stdout().lock())?;
+            mistakes::write_export(&recs, std::io::stdout().lock())?;
         }
         MistakesAction::Import { file, store, out } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let recs = log::parse_import(&file.display().to_string(), &text)?;
+            let recs = mistakes::parse_import(&file.display().to_string(), &text)?;
             let s = store.open()?;
             let mut new = 0;
             for m in &recs {
@@ -327,7 +357,7 @@ pub fn run(action: MistakesAction) -> Result<()> {
                 if line.trim().is_empty() {
                     continue;
                 }
-                let recs = log::parse_import(&format!("stdin line {}", i + 1), &line)?;
+                let recs = mistakes::parse_import(&format!("stdin line {}", i + 1), &line)?;
                 s.record_batch(&recs)?;
                 for m in &recs {
                     writeln!(stdout, "recorded {}", m.id)?;

@@ -1,6 +1,7 @@
 //! Command-line definitions (clap derive) and dispatch to the library.
 
 mod commands;
+mod common;
 mod demo;
 mod eval;
 mod leap;
@@ -10,7 +11,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use amend::critic::Spec as CriticSpec;
+
+use amend::model::Spec;
+use amend::prompt::Level;
+use amend::strategy::{Accept, Kind, ResampleUntil, RiseMode};
+
 pub use commands::run;
+pub use common::speak;
 
 /// amend: LLM calls that correct themselves.
 #[derive(Debug, Parser)]
@@ -25,7 +33,7 @@ pub struct Cli {
 pub struct ModelArgs {
     /// Model spec: `default`, a .gguf path, `hf:OWNER/REPO/FILE.gguf` or `openai:MODEL`.
     #[arg(long, short, default_value = "default", env = "AMEND_MODEL")]
-    pub model: String,
+    pub model: Spec,
     /// Base URL of an OpenAI-compatible API (for `openai:` models).
     #[arg(long, env = "AMEND_BASE_URL")]
     pub base_url: Option<String>,
@@ -50,7 +58,7 @@ pub struct ModelArgs {
     /// How a local model's parallel samples hold their KV cache: `split` (one stream each:
     /// faster batches, n× the memory), `unified` (one shared cache), or `auto` (split when
     /// it stays under 2 GiB).
-    #[arg(long, default_value = "auto")]
+    #[arg(long, value_enum, default_value_t)]
     pub kv: amend::model::KvLayout,
     /// Decode every prompt from scratch instead of reusing the KV cache of a shared prefix.
     /// A local model's greedy output then depends only on the prompt, not on the calls before
@@ -60,77 +68,97 @@ pub struct ModelArgs {
     pub no_prefix_reuse: bool,
 }
 
+/// The critics' own model, when it is not the generator's.
+#[derive(Debug, Clone, Args)]
+pub struct CriticModelArgs {
+    /// Model the critics run on (default: the generator's, --model); same spec forms.
+    #[arg(long)]
+    pub critic_model: Option<Spec>,
+    /// Base URL of the critic model's API (default: --base-url).
+    #[arg(long)]
+    pub critic_base_url: Option<String>,
+}
+
+/// The library's strategy defaults: the flags' defaults are these, so the CLI and a library
+/// caller get the same.
+fn defaults() -> amend::strategy::Options {
+    amend::strategy::Options::default()
+}
+
 /// Settings of the correction strategies.
 #[derive(Debug, Clone, Args)]
 pub struct StrategyArgs {
     /// Self-consistency: samples.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = defaults().samples)]
     pub samples: u32,
     /// Self-consistency: sampling temperature.
-    #[arg(long, default_value_t = 0.7)]
+    #[arg(long, default_value_t = defaults().temperature)]
     pub temperature: f32,
     /// RISE: turns.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = defaults().turns)]
     pub turns: usize,
     /// RISE: previous attempts kept in the conversation.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = defaults().window)]
     pub window: usize,
     /// RISE: oracle, majority or critic.
-    #[arg(long, default_value = "majority")]
-    pub rise_mode: String,
+    #[arg(long, value_enum, default_value_t = defaults().rise_mode)]
+    pub rise_mode: RiseMode,
     /// Cap on the tokens (decoded prompt + generated) one solve may spend.
     #[arg(long)]
     pub max_tokens_total: Option<u64>,
     /// Cap on the model calls one solve may make.
     #[arg(long)]
     pub max_calls: Option<u64>,
+    /// Cap on the wall-clock seconds one solve may take (a call still running is cancelled;
+    /// the best answer so far is kept).
+    #[arg(long)]
+    pub deadline: Option<f64>,
     /// Critiques an `llm` critic draws and votes over.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = defaults().critic_votes)]
     pub critic_votes: u32,
     /// Backtrack: most backtracks per solve.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = defaults().max_backtracks)]
     pub max_backtracks: usize,
     /// Backtrack: `differs` (resample the wrong step until it differs) or `accepted` (until
     /// the critic accepts it).
-    #[arg(long, default_value = "differs")]
-    pub resample_until: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub resample_until: ResampleUntil,
     /// Backtrack: `verified` keeps a revision only when --verifier (default: the critic) does
     /// not flag it; `always` keeps every revision. The default is `verified`: on 200 synthetic
     /// problems with the `arith` critic, `always` turned 4 right answers wrong and fixed 1,
     /// `verified` turned 1 wrong and fixed the same 1, at the same token cost (BENCHMARKS.md).
-    #[arg(long, default_value = "verified")]
-    pub accept: String,
-    /// Backtrack: the verifier of `--accept verified`.
+    #[arg(long, value_enum, default_value_t)]
+    pub accept: Accept,
+    /// Backtrack: the verifier of `--accept verified` (default: the critic).
     #[arg(long)]
-    pub verifier: Option<String>,
+    pub verifier: Option<CriticSpec>,
 }
 
 impl StrategyArgs {
-    /// The library's strategy options.
-    pub fn options(&self, critic: Option<String>) -> anyhow::Result<amend::strategy::Options> {
+    /// The library's strategy options (defaults are the library's: the flags only override).
+    pub fn options(&self, critic: Option<CriticSpec>) -> anyhow::Result<amend::strategy::Options> {
+        let deadline = match self.deadline {
+            Some(s) if !(s.is_finite() && s > 0.0) => {
+                anyhow::bail!("--deadline must be a positive number of seconds, got {s}")
+            }
+            s => s.map(std::time::Duration::from_secs_f64),
+        };
         Ok(amend::strategy::Options {
             samples: self.samples,
             temperature: self.temperature,
             turns: self.turns,
             window: self.window,
-            rise_mode: self.rise_mode.parse().map_err(anyhow::Error::msg)?,
-            critic: critic.clone(),
+            rise_mode: self.rise_mode,
+            critic,
             max_backtracks: self.max_backtracks,
             critic_votes: self.critic_votes.max(1),
-            until_accepted: match self.resample_until.as_str() {
-                "differs" => false,
-                "accepted" => true,
-                o => anyhow::bail!("--resample-until must be differs or accepted, got {o:?}"),
-            },
-            verifier: match self.accept.as_str() {
-                "always" => None,
-                // Only backtracking reads it, and backtracking always has a critic.
-                "verified" => self.verifier.clone().or_else(|| critic.clone()),
-                o => anyhow::bail!("--accept must be always or verified, got {o:?}"),
-            },
-            budget: amend::strategy::Budget {
+            resample_until: self.resample_until,
+            accept: self.accept,
+            verifier: self.verifier.clone(),
+            budget: amend::run::Budget {
                 max_tokens_total: self.max_tokens_total,
                 max_calls: self.max_calls,
+                deadline,
             },
         })
     }
@@ -150,16 +178,19 @@ pub enum Command {
     Solve {
         /// The question.
         question: String,
-        /// Strategy: baseline, self-consistency, rise, wait or backtrack.
-        #[arg(long, default_value = "baseline")]
-        strategy: String,
-        /// Critic used by the strategy (backtrack; rise critic/oracle modes): llm, arith, gold.
+        /// Strategy.
+        #[arg(long, value_enum, default_value_t = Kind::Baseline)]
+        strategy: Kind,
+        /// Critic used by the strategy (backtrack; rise critic/oracle modes): llm, llm-step,
+        /// arith, gold, chain:A,B.
         #[arg(long)]
-        critic: Option<String>,
+        critic: Option<CriticSpec>,
         #[command(flatten)]
         strategy_args: Box<StrategyArgs>,
+        #[command(flatten)]
+        critic_model: CriticModelArgs,
         /// Token limit of one attempt.
-        #[arg(long, default_value_t = 384)]
+        #[arg(long, default_value_t = amend::run::DEFAULT_MAX_TOKENS)]
         max_tokens: u32,
         /// Directory of prompt templates overriding the built-in ones.
         #[arg(long)]
@@ -170,7 +201,7 @@ pub enum Command {
         #[command(flatten)]
         principles: PrinciplesArgs,
         #[command(flatten)]
-        log: mistakes::LogArgs,
+        mistakes: mistakes::MistakesArgs,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
@@ -185,7 +216,9 @@ pub enum Command {
         #[arg(long)]
         trace: Option<PathBuf>,
         #[command(flatten)]
-        log: mistakes::LogArgs,
+        critic_model: CriticModelArgs,
+        #[command(flatten)]
+        mistakes: mistakes::MistakesArgs,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
@@ -205,16 +238,16 @@ pub enum Command {
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Eval {
         #[command(subcommand)]
-        action: Option<EvalAction>,
+        action: Option<eval::EvalAction>,
         #[command(flatten)]
-        run: Box<EvalRun>,
+        run: Box<eval::EvalRun>,
     },
     /// Make datasets.
     Data {
         #[command(subcommand)]
         action: DataAction,
     },
-    /// The mistake log: list, show, stats, export, import.
+    /// The mistakes store: list, show, stats, export, import, record.
     Mistakes {
         #[command(subcommand)]
         action: mistakes::MistakesAction,
@@ -241,7 +274,7 @@ pub enum ModelAction {
     /// Show what a model is and can do.
     Info {
         /// Model spec.
-        spec: String,
+        spec: Spec,
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
@@ -283,9 +316,10 @@ pub enum BenchKind {
         #[command(flatten)]
         common: BenchArgs,
     },
-    /// Mistake log: appends/s (flushed per batch) and lookup latency at N records, against
-    /// bare sled writes and reads of the same bytes.
-    Log {
+    /// The mistakes store: appends/s (flushed per batch) and lookup latency at N records,
+    /// against bare sled writes and reads of the same bytes.
+    #[command(alias = "log")]
+    Mistakes {
         /// Records to append.
         #[arg(long, default_value_t = 100_000)]
         records: usize,
@@ -304,6 +338,17 @@ pub enum BenchKind {
         #[command(flatten)]
         common: BenchArgs,
     },
+    /// A model's identity (SHA-256 of the GGUF file) vs reading the file without hashing.
+    Fingerprint {
+        /// Model spec (a local GGUF).
+        #[arg(long, short, default_value = "default")]
+        model: Spec,
+        /// Rounds (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        #[command(flatten)]
+        out: OutArgs,
+    },
     /// 8 samples as one batch vs 8 sequential runs.
     Parallel {
         /// Samples.
@@ -321,90 +366,12 @@ pub enum BenchKind {
 pub struct BenchArgs {
     /// Model spec (a local GGUF).
     #[arg(long, short, default_value = "default")]
-    pub model: String,
+    pub model: Spec,
     /// CPU threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: u32,
     #[command(flatten)]
     pub out: OutArgs,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum EvalAction {
-    /// Recompute summary.json and the reports of a run directory from its results.
-    Report {
-        /// The run's output directory.
-        dir: PathBuf,
-        #[command(flatten)]
-        out: OutArgs,
-    },
-    /// Put several runs side by side on the items they share.
-    Compare {
-        /// Output directories of earlier runs.
-        #[arg(required = true, num_args = 2..)]
-        dirs: Vec<PathBuf>,
-        #[command(flatten)]
-        out: OutArgs,
-    },
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct EvalRun {
-    /// Task format: gsm8k, processbench or bbmistake.
-    #[arg(long, required = true)]
-    pub task: Option<String>,
-    /// Dataset file.
-    #[arg(long, required = true)]
-    pub data: Option<PathBuf>,
-    /// Strategy: baseline, self-consistency, rise, wait or backtrack.
-    #[arg(long, default_value = "baseline")]
-    pub strategy: String,
-    #[command(flatten)]
-    pub strategy_args: StrategyArgs,
-    /// Critic (processbench defaults to `llm`).
-    #[arg(long)]
-    pub critic: Option<String>,
-    /// Output directory (results.jsonl, summary.json, report.md/html, traces/); reruns resume.
-    #[arg(long, required = true)]
-    pub out: Option<PathBuf>,
-    /// Items in flight at once (useful for API models).
-    #[arg(long, default_value_t = 1)]
-    pub jobs: usize,
-    /// Keep the first N items (after --shuffle and --offset).
-    #[arg(long)]
-    pub limit: Option<usize>,
-    /// Skip the first N items.
-    #[arg(long, default_value_t = 0)]
-    pub offset: usize,
-    /// Shuffle the items with this seed first.
-    #[arg(long)]
-    pub shuffle: Option<u64>,
-    /// Skip malformed records (they are counted) instead of stopping.
-    #[arg(long)]
-    pub skip_bad: bool,
-    /// Worked examples before each question.
-    #[arg(long, default_value_t = 0)]
-    pub shots: usize,
-    /// File the worked examples come from (same format as --data).
-    #[arg(long)]
-    pub fewshot: Option<PathBuf>,
-    /// Prompt format: chat, or completion for base models.
-    #[arg(long, default_value = "chat")]
-    pub format: String,
-    /// Token limit of one attempt.
-    #[arg(long, default_value_t = 384)]
-    pub max_tokens: u32,
-    /// Directory of prompt templates overriding the built-in ones.
-    #[arg(long)]
-    pub prompts: Option<PathBuf>,
-    #[command(flatten)]
-    pub principles: PrinciplesArgs,
-    #[command(flatten)]
-    pub log: mistakes::LogArgs,
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub out_args: OutArgs,
 }
 
 /// Principles (from `amend leap learn`) to put into the prompt.
@@ -414,21 +381,15 @@ pub struct PrinciplesArgs {
     #[arg(long)]
     pub principles: Option<PathBuf>,
     /// Which of its principles: high (the condensed list) or low (one per mistake).
-    #[arg(long, default_value = "high")]
-    pub principles_level: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub principles_level: Level,
 }
 
 impl PrinciplesArgs {
-    /// The level, checked.
-    pub fn level(&self) -> anyhow::Result<amend::leap::Level> {
-        self.principles_level.parse().map_err(anyhow::Error::msg)
-    }
-
     /// The principle texts, if a file was given.
     pub fn texts(&self) -> anyhow::Result<Vec<String>> {
-        let level = self.level()?;
         Ok(match &self.principles {
-            Some(p) => amend::leap::PrincipleSet::load(p)?.texts(level),
+            Some(p) => amend::prompt::PrincipleSet::load(p)?.texts(self.principles_level),
             None => Vec::new(),
         })
     }

@@ -8,9 +8,9 @@
 
 use async_trait::async_trait;
 
-use super::{Critic, Critique, Verdict};
+use super::{Critic, CriticError, Submission, Verdict};
 use crate::answer::Number;
-use crate::strategy::{Context, StrategyError};
+use crate::run::Env;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Tok {
@@ -34,18 +34,21 @@ fn tokenize_spans(s: &str) -> Vec<(Tok, std::ops::Range<usize>)> {
         .map(|(o, _)| o)
         .chain(std::iter::once(s.len()))
         .collect();
+    // The char at index `k` ('\0' past the end) and its byte offset (the end past it).
+    let ch = |k: usize| b.get(k).copied().unwrap_or('\0');
+    let off = |k: usize| at.get(k).copied().unwrap_or(s.len());
     let mut out: Vec<(Tok, std::ops::Range<usize>)> = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        let c = b[i];
+        let c = ch(i);
         if c.is_ascii_digit() {
             let mut j = i;
             let mut raw = String::new();
             while j < b.len() {
-                if b[j].is_ascii_digit() {
-                    raw.push(b[j]);
+                if ch(j).is_ascii_digit() {
+                    raw.push(ch(j));
                     j += 1;
-                } else if b[j] == ','
+                } else if ch(j) == ','
                     && j + 3 < b.len() + 1
                     && b.get(j + 1..j + 4)
                         .is_some_and(|d| d.iter().all(char::is_ascii_digit))
@@ -60,8 +63,8 @@ fn tokenize_spans(s: &str) -> Vec<(Tok, std::ops::Range<usize>)> {
             if b.get(j) == Some(&'.') && b.get(j + 1).is_some_and(char::is_ascii_digit) {
                 raw.push('.');
                 j += 1;
-                while j < b.len() && b[j].is_ascii_digit() {
-                    raw.push(b[j]);
+                while j < b.len() && ch(j).is_ascii_digit() {
+                    raw.push(ch(j));
                     decimals += 1;
                     j += 1;
                 }
@@ -70,13 +73,14 @@ fn tokenize_spans(s: &str) -> Vec<(Tok, std::ops::Range<usize>)> {
                 Some(n) => Tok::Num(n, decimals),
                 None => Tok::Break,
             };
-            out.push((tok, at[i]..at[j]));
+            out.push((tok, off(i)..off(j)));
             i = j;
             continue;
         }
         let prev_operand = matches!(out.last(), Some((Tok::Num(..) | Tok::Close, _)));
-        let next_operand = b[i + 1..]
+        let next_operand = b
             .iter()
+            .skip(i + 1)
             .find(|c| !c.is_whitespace())
             .is_some_and(|c| c.is_ascii_digit() || *c == '(');
         let tok = match c {
@@ -92,7 +96,7 @@ fn tokenize_spans(s: &str) -> Vec<(Tok, std::ops::Range<usize>)> {
             _ => Some(Tok::Break),
         };
         if let Some(tok) = tok {
-            out.push((tok, at[i]..at[i + 1]));
+            out.push((tok, off(i)..off(i + 1)));
         }
         i += 1;
     }
@@ -216,8 +220,8 @@ fn side(segment: &str, left: bool) -> Option<(Number, usize, Option<u32>, &str)>
     let n = hi - lo;
     (0..n).find_map(|k| {
         let (a, z) = if left { (lo + k, hi) } else { (lo, hi - k) };
-        let (v, ops, dec) = parse_all(&toks[a..z])?;
-        let text = segment.get(spanned[a].1.start..spanned[z - 1].1.end)?;
+        let (v, ops, dec) = parse_all(toks.get(a..z)?)?;
+        let text = segment.get(spanned.get(a)?.1.start..spanned.get(z.checked_sub(1)?)?.1.end)?;
         Some((v, ops, dec, text))
     })
 }
@@ -287,9 +291,9 @@ pub fn check(step: &str) -> Vec<Claim> {
     }
     rest.push_str(s);
     let segments: Vec<&str> = rest.split('=').collect();
-    for w in segments.windows(2) {
+    for (l, r) in segments.iter().zip(segments.iter().skip(1)) {
         let (Some((lv, lops, _, ltext)), Some((rv, rops, rdec, rtext))) =
-            (side(w[0], true), side(w[1], false))
+            (side(l, true), side(r, false))
         else {
             continue;
         };
@@ -328,7 +332,7 @@ impl Critic for Arith {
         "arith"
     }
 
-    async fn locate(&self, _cx: &Context, input: &Critique<'_>) -> Result<Verdict, StrategyError> {
+    async fn locate(&self, _env: &Env, input: &Submission<'_>) -> Result<Verdict, CriticError> {
         Ok(match first_false(input.steps) {
             Some((i, c)) => Verdict {
                 step: Some(i),

@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Critic, Critique, Verdict};
+use super::{Critic, CriticError, Submission, Verdict};
 use crate::answer;
 use crate::model::{Message, Request};
-use crate::strategy::{Context, StrategyError};
+use crate::run::Env;
 
 /// An LLM critic: one greedy critique, or a majority over `votes` sampled ones.
 #[derive(Debug, Clone)]
@@ -76,8 +76,8 @@ impl Critic for Llm {
         "llm"
     }
 
-    async fn locate(&self, cx: &Context, input: &Critique<'_>) -> Result<Verdict, StrategyError> {
-        let prompt = cx.prompts.render(
+    async fn locate(&self, env: &Env, input: &Submission<'_>) -> Result<Verdict, CriticError> {
+        let prompt = env.prompts.render(
             "critic_processbench",
             &PromptCx {
                 problem: input.problem,
@@ -86,12 +86,12 @@ impl Critic for Llm {
         )?;
         let req = Request::chat(vec![Message::user(prompt)]).with_max_tokens(self.max_tokens);
         if self.votes > 1 {
-            return self.locate_votes(cx, req, input.steps.len()).await;
+            return self.locate_votes(env, req, input.steps.len()).await;
         }
-        let resp = cx.model.generate(req).await?;
+        let resp = env.generate(req).await?;
         let text = resp.text().to_string();
         let parsed = parse_index(&text, input.steps.len());
-        cx.record(
+        env.record(
             "critic",
             json!({"critic": "llm", "parsed": parsed.is_some(), "step": parsed.flatten()}),
         );
@@ -117,17 +117,16 @@ impl Critic for Llm {
 impl Llm {
     async fn locate_votes(
         &self,
-        cx: &Context,
+        env: &Env,
         req: Request,
         n_steps: usize,
-    ) -> Result<Verdict, StrategyError> {
-        let per_call = cx.model.capabilities().samples_per_call(self.votes);
+    ) -> Result<Verdict, CriticError> {
+        let per_call = env.model.capabilities().samples_per_call(self.votes);
         let mut texts = Vec::new();
         let mut usage = crate::model::Usage::default();
         while (texts.len() as u32) < self.votes {
             let n = (self.votes - texts.len() as u32).min(per_call);
-            let r = cx
-                .model
+            let r = env
                 .generate(
                     req.clone()
                         .with_sampling(0.7, 1.0)
@@ -141,7 +140,7 @@ impl Llm {
         let preds: Vec<Option<Option<usize>>> =
             texts.iter().map(|t| parse_index(t, n_steps)).collect();
         let result = vote(&preds);
-        cx.record(
+        env.record(
             "critic",
             json!({"critic": "llm", "votes": preds, "winner": result.map(|r| r.0), "parsed": result.is_some()}),
         );

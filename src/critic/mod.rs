@@ -1,6 +1,8 @@
 //! Critics: given a problem and the steps of a solution, find the first wrong step.
 //!
-//! A critic returns a [`Verdict`]: the index of the first wrong step or none, whether its
+//! A critic runs with an [`Env`] (a model, the prompts, the trace, a deadline) that need not be
+//! the generator's: `Context::with_critic_model` puts the critics of a strategy on another
+//! model. It returns a [`Verdict`]: the index of the first wrong step or none, whether its
 //! output could be read at all, a confidence and a rationale. An unparseable critic output is
 //! "no prediction" (`parsed = false`), never a guess. Implementations: [`Llm`] (the
 //! ProcessBench-style critique prompt, in a fresh context, optionally with majority voting),
@@ -18,11 +20,39 @@ pub use arith::{check as check_arith, eval as eval_arith, first_false, Arith, Cl
 pub use llm::{vote, Llm};
 pub use step::{yes_no, Chain, LlmStep};
 
-use crate::strategy::{Context, StrategyError};
+use crate::model::ModelError;
+use crate::prompt::PromptError;
+use crate::run::{CallError, Env};
 
-/// What a critic is shown.
+/// A critic failed (an unreadable critic answer is not a failure: it is "no prediction").
+#[derive(Debug, thiserror::Error)]
+pub enum CriticError {
+    /// The critic's model failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A prompt failed to render.
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+    /// The deadline passed during one of the critic's calls.
+    #[error("the `deadline` passed while the critic was judging")]
+    Deadline,
+    /// A critic spec that names no critic.
+    #[error("unknown critic {0:?}; available: llm, llm-step, arith, gold, chain:A,B")]
+    Unknown(String),
+}
+
+impl From<CallError> for CriticError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Model(e) => Self::Model(e),
+            CallError::Deadline => Self::Deadline,
+        }
+    }
+}
+
+/// What a critic is shown: a problem and the steps of a solution to it.
 #[derive(Debug, Clone, Copy)]
-pub struct Critique<'a> {
+pub struct Submission<'a> {
     /// The problem statement.
     pub problem: &'a str,
     /// The solution's steps, in order.
@@ -55,18 +85,27 @@ impl Verdict {
         }
         Some(self.step.map(|s| s as i64).unwrap_or(-1))
     }
+    /// Did the critic read the solution and find no mistake?
+    pub fn accepts(&self) -> bool {
+        self.parsed && self.step.is_none()
+    }
+    /// The located step, when the critic read the solution and found one.
+    pub fn located(&self) -> Option<usize> {
+        self.step.filter(|_| self.parsed)
+    }
 }
 
 /// Finds the first wrong step of a solution.
 #[async_trait]
 pub trait Critic: Send + Sync {
-    /// The critic's name.
+    /// The critic's name (its spec, e.g. `arith` or `chain:arith,llm`).
     fn name(&self) -> &str;
-    /// Judge `input`.
+    /// Judge `input`, calling `env`'s model when the critic needs one.
     ///
     /// # Errors
-    /// [`StrategyError`] when the model or a prompt fails (an unreadable answer is not an error).
-    async fn locate(&self, cx: &Context, input: &Critique<'_>) -> Result<Verdict, StrategyError>;
+    /// [`CriticError`] when the model or a prompt fails, or the deadline passes (an unreadable
+    /// answer is not an error).
+    async fn locate(&self, env: &Env, input: &Submission<'_>) -> Result<Verdict, CriticError>;
 }
 
 /// The oracle: the dataset's own label.
@@ -79,7 +118,7 @@ impl Critic for Gold {
         "gold"
     }
 
-    async fn locate(&self, _cx: &Context, input: &Critique<'_>) -> Result<Verdict, StrategyError> {
+    async fn locate(&self, _env: &Env, input: &Submission<'_>) -> Result<Verdict, CriticError> {
         Ok(match input.gold {
             Some(step) => Verdict {
                 step,
@@ -99,41 +138,127 @@ impl Critic for Gold {
     }
 }
 
-/// The critic registered under `name`, with one critique per judgement.
-///
-/// # Errors
-/// [`StrategyError::UnknownCritic`].
-pub fn by_name(name: &str) -> Result<Box<dyn Critic>, StrategyError> {
-    build(name, 1)
+/// A critic, named: `gold`, `arith`, `llm`, `llm-step`, or `chain:A,B,...` (those critics in
+/// order). Parse it once (`"chain:arith,llm".parse::<critic::Spec>()`); it prints and
+/// serialises as the same text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spec {
+    /// [`Gold`].
+    Gold,
+    /// [`Arith`].
+    Arith,
+    /// [`Llm`].
+    Llm,
+    /// [`LlmStep`].
+    LlmStep,
+    /// [`Chain`] of these.
+    Chain(Vec<Spec>),
 }
 
-/// The critic a spec names: `gold`, `arith`, `llm` (majority over `votes` critiques),
-/// `llm-step`, or `chain:A,B,...` (those critics in order).
-///
-/// # Errors
-/// [`StrategyError::UnknownCritic`].
-pub fn build(spec: &str, votes: u32) -> Result<Box<dyn Critic>, StrategyError> {
-    if let Some(list) = spec.strip_prefix("chain:") {
-        let critics = list
-            .split(',')
-            .map(|n| build(n.trim(), votes))
-            .collect::<Result<Vec<_>, _>>()?;
-        if critics.is_empty() {
-            return Err(StrategyError::UnknownCritic(spec.to_string()));
+impl std::str::FromStr for Spec {
+    type Err = CriticError;
+    fn from_str(s: &str) -> Result<Self, CriticError> {
+        let s = s.trim();
+        if let Some(list) = s.strip_prefix("chain:") {
+            let parts = list
+                .split(',')
+                .map(|n| n.trim().parse::<Spec>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| CriticError::Unknown(s.to_string()))?;
+            if parts.is_empty() || parts.iter().any(|p| matches!(p, Spec::Chain(_))) {
+                return Err(CriticError::Unknown(s.to_string()));
+            }
+            return Ok(Spec::Chain(parts));
         }
-        return Ok(Box::new(Chain {
-            critics,
-            name: spec.to_string(),
-        }));
+        match s {
+            "gold" => Ok(Spec::Gold),
+            "arith" => Ok(Spec::Arith),
+            "llm" => Ok(Spec::Llm),
+            "llm-step" => Ok(Spec::LlmStep),
+            other => Err(CriticError::Unknown(other.to_string())),
+        }
     }
+}
+
+impl std::fmt::Display for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Spec::Gold => f.write_str("gold"),
+            Spec::Arith => f.write_str("arith"),
+            Spec::Llm => f.write_str("llm"),
+            Spec::LlmStep => f.write_str("llm-step"),
+            Spec::Chain(parts) => {
+                let names: Vec<String> = parts.iter().map(ToString::to_string).collect();
+                write!(f, "chain:{}", names.join(","))
+            }
+        }
+    }
+}
+
+impl Serialize for Spec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Spec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The critic `spec` names; an `llm` critic draws `votes` critiques and takes the majority
+/// (1: one greedy critique).
+pub fn build(spec: &Spec, votes: u32) -> Box<dyn Critic> {
     match spec {
-        "gold" => Ok(Box::new(Gold)),
-        "llm" => Ok(Box::new(Llm {
+        Spec::Gold => Box::new(Gold),
+        Spec::Arith => Box::new(Arith),
+        Spec::Llm => Box::new(Llm {
             votes: votes.max(1),
             ..Llm::default()
-        })),
-        "llm-step" => Ok(Box::new(LlmStep)),
-        "arith" => Ok(Box::new(Arith)),
-        other => Err(StrategyError::UnknownCritic(other.to_string())),
+        }),
+        Spec::LlmStep => Box::new(LlmStep),
+        Spec::Chain(parts) => Box::new(Chain {
+            critics: parts.iter().map(|p| build(p, votes)).collect(),
+            name: spec.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_print_and_build() {
+        for s in ["gold", "arith", "llm", "llm-step", "chain:arith,llm"] {
+            let spec: Result<Spec, _> = s.parse();
+            assert_eq!(
+                spec.as_ref().map(ToString::to_string).ok().as_deref(),
+                Some(s)
+            );
+            if let Ok(spec) = spec {
+                assert_eq!(build(&spec, 3).name(), s);
+            }
+        }
+        for bad in [
+            "",
+            "nope",
+            "chain:",
+            "chain:arith,nope",
+            "chain:chain:arith",
+        ] {
+            let e = bad
+                .parse::<Spec>()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains("unknown critic"), "{bad:?}: {e}");
+        }
+        let json =
+            serde_json::to_string(&Spec::Chain(vec![Spec::Arith, Spec::Gold])).unwrap_or_default();
+        assert_eq!(json, "\"chain:arith,gold\"");
     }
 }

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Critic, Critique, Verdict};
+use super::{Critic, CriticError, Submission, Verdict};
 use crate::model::{Message, Request, Usage};
-use crate::strategy::{Context, StrategyError};
+use crate::run::Env;
 
 /// One yes/no question per step.
 #[derive(Debug, Clone, Copy, Default)]
@@ -43,21 +43,20 @@ impl Critic for LlmStep {
         "llm-step"
     }
 
-    async fn locate(&self, cx: &Context, input: &Critique<'_>) -> Result<Verdict, StrategyError> {
+    async fn locate(&self, env: &Env, input: &Submission<'_>) -> Result<Verdict, CriticError> {
         let mut usage = Usage::default();
         let mut unreadable = 0;
         let mut answers = Vec::new();
         for (i, step) in input.steps.iter().enumerate() {
-            let prompt = cx.prompts.render(
+            let prompt = env.prompts.render(
                 "critic_step",
                 &StepCx {
                     problem: input.problem,
-                    previous: &input.steps[..i],
+                    previous: input.steps.get(..i).unwrap_or_default(),
                     step,
                 },
             )?;
-            let r = cx
-                .model
+            let r = env
                 .generate(Request::chat(vec![Message::user(prompt)]).with_max_tokens(8))
                 .await?;
             usage += r.usage;
@@ -65,7 +64,7 @@ impl Critic for LlmStep {
             answers.push(said);
             match said {
                 Some(false) => {
-                    cx.record(
+                    env.record(
                         "critic",
                         json!({"critic": "llm-step", "answers": answers, "step": i}),
                     );
@@ -81,7 +80,7 @@ impl Critic for LlmStep {
                 None => unreadable += 1,
             }
         }
-        cx.record(
+        env.record(
             "critic",
             json!({"critic": "llm-step", "answers": answers, "step": null}),
         );
@@ -113,12 +112,12 @@ impl Critic for Chain {
         &self.name
     }
 
-    async fn locate(&self, cx: &Context, input: &Critique<'_>) -> Result<Verdict, StrategyError> {
+    async fn locate(&self, env: &Env, input: &Submission<'_>) -> Result<Verdict, CriticError> {
         let mut usage = Usage::default();
         let mut all_parsed = true;
         let mut notes = Vec::new();
         for c in &self.critics {
-            let v = c.locate(cx, input).await?;
+            let v = c.locate(env, input).await?;
             usage += v.usage;
             if v.parsed && v.step.is_some() {
                 return Ok(Verdict {

@@ -49,13 +49,14 @@ fn label(dir: &Path) -> String {
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
     match cfg {
         Some(v) => {
-            let c = &v["config"];
+            let c = v.get("config").cloned().unwrap_or_default();
+            let c = |k: &str| c.get(k).cloned().unwrap_or_default();
             let mut l = format!(
                 "{} {}",
-                c["strategy"].as_str().unwrap_or("?"),
-                c["model"].as_str().unwrap_or("?")
+                c("strategy").as_str().unwrap_or("?"),
+                c("model").as_str().unwrap_or("?")
             );
-            if let Some(cr) = c["critic"].as_str() {
+            if let Some(cr) = c("critic").as_str() {
                 l.push_str(&format!(" critic={cr}"));
             }
             l
@@ -73,10 +74,10 @@ pub fn compare(dirs: &[PathBuf]) -> Result<Comparison, EvalError> {
     for d in dirs {
         let rs = read_results(&d.join("results.jsonl"))?;
         if rs.is_empty() {
-            return Err(EvalError::Usage(format!(
-                "{} has no results.jsonl with results",
-                d.display()
-            )));
+            return Err(EvalError::Io {
+                path: d.join("results.jsonl"),
+                reason: "no results (is this an evaluation run's directory?)".into(),
+            });
         }
         per_run.push(rs.into_iter().map(|r| (r.id.clone(), r)).collect());
     }
@@ -84,7 +85,7 @@ pub fn compare(dirs: &[PathBuf]) -> Result<Comparison, EvalError> {
         .first()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
-    for m in &per_run[1..] {
+    for m in per_run.iter().skip(1) {
         shared.retain(|id| m.contains_key(id));
     }
     let runs = dirs

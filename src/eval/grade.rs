@@ -2,102 +2,12 @@
 
 use serde_json::json;
 
-use super::data::{Gold, Item};
 use super::metrics::ItemResult;
-use crate::answer::{self, Number};
-use crate::critic::{Critic, Critique};
-use crate::strategy::{Context, Problem, Shot, Strategy};
-
-/// Strip GSM8K calculator annotations (`<<48/2=24>>`).
-pub fn strip_annotations(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("<<") {
-        out.push_str(&rest[..start]);
-        match rest[start..].find(">>") {
-            Some(end) => rest = &rest[start + end + 2..],
-            None => {
-                rest = &rest[start..];
-                break;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// A worked example made from an item (GSM8K: the reference solution; BIG-Bench Mistake: a
-/// trace without mistakes). `None` for items that cannot serve as one.
-pub fn shot_from(item: &Item) -> Option<Shot> {
-    match &item.gold {
-        Gold::Answer { answer, solution } => Some(Shot {
-            question: item.question.clone(),
-            solution: format!(
-                "{}\nThe answer is {answer}.",
-                strip_annotations(solution).trim()
-            ),
-        }),
-        Gold::Trace {
-            steps,
-            answer,
-            target,
-            mistake_index: None,
-        } if bb_match(answer, target) => Some(Shot {
-            question: item.question.clone(),
-            solution: steps.join("\n"),
-        }),
-        _ => None,
-    }
-}
-
-fn mc_letter(s: &str) -> Option<char> {
-    let b = s.as_bytes();
-    let mut last = None;
-    for i in 0..b.len().saturating_sub(2) {
-        if b[i] == b'(' && b[i + 1].is_ascii_uppercase() && b[i + 2] == b')' {
-            last = Some(b[i + 1] as char);
-        }
-    }
-    last
-}
-
-/// The final answer part of a BIG-Bench Mistake style text ("... So the answer is X").
-pub fn bb_answer(text: &str) -> String {
-    let lower = text.to_ascii_lowercase();
-    let tail = match lower.rfind("the answer is") {
-        Some(p) => &text[p + "the answer is".len()..],
-        None => text
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or(""),
-    };
-    tail.trim().trim_end_matches('.').trim().to_string()
-}
-
-/// Does `got` (an answer or a full text) match the BIG-Bench Mistake `target`?
-/// Multiple choice compares letters, numbers compare numerically, text compares words.
-pub fn bb_match(got: &str, target: &str) -> bool {
-    let got = bb_answer(got);
-    if let Some(t) = mc_letter(target) {
-        return mc_letter(&got) == Some(t);
-    }
-    if let Some(t) = Number::parse(target) {
-        return answer::extract(&got).is_some_and(|(n, _)| n == t);
-    }
-    let words = |s: &str| -> Vec<String> {
-        s.split(|c: char| c.is_whitespace() || c == ',')
-            .filter(|w| !w.is_empty())
-            .map(|w| {
-                w.trim_matches(|c: char| !c.is_alphanumeric())
-                    .to_lowercase()
-            })
-            .filter(|w| !w.is_empty())
-            .collect()
-    };
-    let t = words(target);
-    !t.is_empty() && words(&got) == t
-}
+use crate::answer::{self, bb_answer, bb_match};
+use crate::critic::{Critic, Submission};
+use crate::data::{Gold, Item};
+use crate::run::{Check, Context, Located, Problem};
+use crate::strategy::{Solution, Strategy};
 
 /// Run one item through the strategy or critic and grade it. Model errors become a wrong
 /// result carrying the error (the run goes on).
@@ -108,11 +18,7 @@ pub async fn item(
     cx: &Context,
 ) -> ItemResult {
     let start = std::time::Instant::now();
-    let trace = cx.trace.as_ref().and_then(|t| {
-        t.write("item", json!({"id": item.id}))
-            .ok()
-            .map(|seq| format!("{}#{seq}", t.path().display()))
-    });
+    let trace = cx.record("item", json!({"id": item.id}));
     let mut r = ItemResult {
         id: item.id.clone(),
         gold: String::new(),
@@ -129,28 +35,36 @@ pub async fn item(
         trace,
         error: None,
         budget_stop: None,
+        question: Some(item.question.clone()),
+        attempts: Vec::new(),
+        located: Vec::new(),
     };
     match &item.gold {
         Gold::Steps { steps, label } => {
             r.gold = label.to_string();
             r.label = Some(*label);
             let gold = Some((*label >= 0).then_some(*label as usize));
-            let input = Critique {
+            let input = Submission {
                 problem: &item.question,
                 steps,
                 gold,
             };
             let Some(critic) = critic else {
-                r.error = Some("processbench needs a critic (--critic llm|gold)".into());
+                r.error = Some("`critic` is needed by processbench (e.g. llm or gold)".into());
                 return r;
             };
-            match critic.locate(cx, &input).await {
+            r.attempts = vec![crate::steps::join(steps)];
+            match critic.locate(&cx.critic_env(None), &input).await {
                 Ok(v) => {
+                    if let Some(k) = v.located() {
+                        let text = steps.get(k).map_or("", String::as_str);
+                        r.located = vec![Located::new(k, text, critic.name(), &v.rationale)];
+                    }
                     r.usage = v.usage;
                     r.predicted_step = v.as_label();
                     let ok = r.predicted_step == Some(*label);
                     r.answers = vec![r.predicted_step.map(|p| p.to_string())];
-                    r.final_answer = r.answers[0].clone();
+                    r.final_answer = r.answers.first().cloned().flatten();
                     r.correct_by_turn = vec![ok];
                     r.correct_before = ok;
                     r.correct_after = ok;
@@ -160,13 +74,10 @@ pub async fn item(
         }
         Gold::Answer { answer: gold, .. } => {
             r.gold = gold.clone();
-            let problem = Problem {
-                gold: Some(gold),
-                ..Problem::new(&item.question)
-            };
+            let problem = Problem::new(&item.question).with_gold(gold);
             match strategy.solve(cx, &problem).await {
                 Ok(sol) => {
-                    r.usage = sol.usage;
+                    keep_record(&mut r, &sol);
                     r.answers = sol.attempts.iter().map(|a| a.answer.clone()).collect();
                     let ok = |a: &Option<String>| {
                         a.as_deref().is_some_and(|a| answer::same_number(a, gold))
@@ -175,7 +86,6 @@ pub async fn item(
                     r.correct_before = r.correct_by_turn.first().copied().unwrap_or(false);
                     r.correct_after = ok(&sol.answer);
                     r.final_answer = sol.answer;
-                    r.budget_stop = sol.budget_stop;
                 }
                 Err(e) => r.error = Some(e.to_string()),
             }
@@ -195,12 +105,12 @@ pub async fn item(
                 draft: Some(steps),
                 gold_step: Some(*mistake_index),
                 gold: Some(target),
-                check: Some(crate::strategy::Check(&judge)),
+                check: Some(Check(&judge)),
                 ..Problem::new(&item.question)
             };
             match strategy.solve(cx, &problem).await {
                 Ok(sol) => {
-                    r.usage = sol.usage;
+                    keep_record(&mut r, &sol);
                     r.answers = sol
                         .attempts
                         .iter()
@@ -213,7 +123,6 @@ pub async fn item(
                         .collect();
                     r.correct_after = r.correct_by_turn.last().copied().unwrap_or(false);
                     r.final_answer = r.answers.last().cloned().flatten();
-                    r.budget_stop = sol.budget_stop;
                 }
                 Err(e) => r.error = Some(e.to_string()),
             }
@@ -223,37 +132,11 @@ pub async fn item(
     r
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bbmistake_matching() {
-        assert!(bb_match(
-            "Alice has Moby Dick. So the answer is (C).",
-            "(C)"
-        ));
-        assert!(!bb_match("So the answer is (A)", "(C)"));
-        assert!(bb_match("So the answer is -2116.", "-2116"));
-        assert!(!bb_match("So the answer is 1244", "-2116"));
-        assert!(bb_match(
-            "So the answer is apple banana cherry",
-            "apple banana cherry"
-        ));
-        assert!(!bb_match(
-            "So the answer is banana apple cherry",
-            "apple banana cherry"
-        ));
-        assert!(!bb_match("", "(A)"));
-        assert!(!bb_match("anything", ""));
-    }
-
-    #[test]
-    fn annotations_are_stripped() {
-        assert_eq!(
-            strip_annotations("48/2 = <<48/2=24>>24 clips"),
-            "48/2 = 24 clips"
-        );
-        assert_eq!(strip_annotations("a <<b"), "a <<b");
-    }
+/// What a result keeps of a solution besides its answers: usage, budget stop, the attempts'
+/// texts and the located mistakes (for the report's per-item details).
+fn keep_record(r: &mut ItemResult, sol: &Solution) {
+    r.usage = sol.usage;
+    r.budget_stop = sol.budget_stop.as_ref().map(ToString::to_string);
+    r.attempts = sol.attempts.iter().map(|a| a.text.clone()).collect();
+    r.located = sol.located.clone();
 }

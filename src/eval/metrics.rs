@@ -55,6 +55,15 @@ pub struct ItemResult {
     /// A budget cut the strategy short on this item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_stop: Option<String>,
+    /// The question (runs before this field existed lack it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
+    /// The text of every attempt, in order (ProcessBench: the given solution).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<String>,
+    /// The mistakes a critic located, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub located: Vec<crate::run::Located>,
 }
 
 /// The flip matrix.
@@ -194,23 +203,6 @@ fn ratio(a: u64, b: u64) -> f64 {
     }
 }
 
-/// The majority answer of `answers` (ties → the latest of the tied); `None` if all are `None`.
-pub fn majority(answers: &[Option<String>]) -> Option<(usize, &str)> {
-    let mut best: Option<(usize, usize, &str)> = None; // (count, last index, answer)
-    for (i, a) in answers.iter().enumerate() {
-        let Some(a) = a.as_deref() else { continue };
-        let count = answers.iter().filter(|b| b.as_deref() == Some(a)).count();
-        let last = answers
-            .iter()
-            .rposition(|b| b.as_deref() == Some(a))
-            .unwrap_or(i);
-        if best.is_none_or(|(c, l, _)| count > c || (count == c && last > l)) {
-            best = Some((count, last, a));
-        }
-    }
-    best.map(|(_, l, a)| (l, a))
-}
-
 /// Critic scores over results that carry a label.
 pub fn critic_scores(results: &[ItemResult]) -> Option<CriticScores> {
     let labelled: Vec<&ItemResult> = results.iter().filter(|r| r.label.is_some()).collect();
@@ -270,9 +262,13 @@ pub fn by_turn(results: &[ItemResult]) -> Vec<TurnAccuracy> {
                 if upto == 0 {
                     continue;
                 }
-                m1 += u64::from(r.correct_by_turn[upto - 1]);
-                p1 += u64::from(r.correct_by_turn[..upto].iter().any(|c| *c));
-                if let Some((idx, _)) = majority(&r.answers[..upto.min(r.answers.len())]) {
+                m1 += u64::from(r.correct_by_turn.get(upto - 1).copied().unwrap_or(false));
+                p1 += u64::from(r.correct_by_turn.iter().take(upto).any(|c| *c));
+                if let Some((idx, _)) = crate::answer::majority(
+                    r.answers
+                        .get(..upto.min(r.answers.len()))
+                        .unwrap_or_default(),
+                ) {
                     maj += u64::from(r.correct_by_turn.get(idx).copied().unwrap_or(false));
                 }
             }
@@ -356,35 +352,4 @@ pub fn summarize(results: &[ItemResult]) -> Summary {
         });
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn some(v: &[&str]) -> Vec<Option<String>> {
-        v.iter()
-            .map(|s| {
-                if s.is_empty() {
-                    None
-                } else {
-                    Some(s.to_string())
-                }
-            })
-            .collect()
-    }
-
-    #[test]
-    fn majority_ties_go_to_the_latest_and_skip_unparsed() {
-        assert_eq!(
-            majority(&some(&["1", "2", "1", "2"])).map(|x| x.1),
-            Some("2")
-        );
-        assert_eq!(
-            majority(&some(&["1", "", "1", "2"])).map(|x| x.1),
-            Some("1")
-        );
-        assert_eq!(majority(&some(&["", ""])), None);
-        assert_eq!(majority(&some(&["3", "", ""])).map(|x| x.1), Some("3"));
-    }
 }

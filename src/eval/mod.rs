@@ -1,8 +1,9 @@
-//! The evaluation harness behind `amend eval`: datasets, grading, metrics, resumable runs,
-//! reports and run comparison. Every strategy and critic is measured through [`run`].
+//! The evaluation harness behind `amend eval`: grading, metrics, resumable runs, reports and
+//! run comparison over the datasets of [`crate::data`]. Every strategy and critic is measured
+//! through [`runner::prepare`] and [`runner::execute`].
 
 pub mod compare;
-pub mod data;
+mod config;
 pub mod grade;
 pub mod metrics;
 pub mod report;
@@ -10,17 +11,17 @@ pub mod runner;
 
 use std::path::PathBuf;
 
-pub use data::{Gold, Item, Task};
+pub use crate::data::{Gold, Item, Task};
 pub use metrics::{ItemResult, Summary};
-pub use runner::{run, Config, Outcome};
+pub use runner::{Config, Outcome};
 
 /// An evaluation could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     /// The dataset is unreadable or malformed.
     #[error(transparent)]
-    Data(#[from] data::DataError),
-    /// A strategy or critic name is unknown.
+    Data(#[from] crate::data::DataError),
+    /// The strategy's options do not fit.
     #[error(transparent)]
     Strategy(#[from] crate::strategy::StrategyError),
     /// A file could not be read or written.
@@ -42,7 +43,7 @@ pub enum EvalError {
         reason: String,
     },
     /// The output directory holds a run with another configuration.
-    #[error("{out} holds a run with another configuration; use a new --out or the same settings\n  was: {was}\n  now: {now}")]
+    #[error("{out} holds a run with another configuration; use a new `out` directory or the same settings\n  was: {was}\n  now: {now}")]
     ConfigMismatch {
         /// The directory.
         out: PathBuf,
@@ -54,7 +55,10 @@ pub enum EvalError {
     /// A report template failed.
     #[error("report: {0}")]
     Report(String),
-    /// Options that do not fit together.
-    #[error("{0}")]
-    Usage(String),
+    /// Options that are missing or do not fit together.
+    #[error(transparent)]
+    Option(#[from] crate::run::OptionError),
+    /// The principles file is unreadable.
+    #[error(transparent)]
+    Prompt(#[from] crate::prompt::PromptError),
 }

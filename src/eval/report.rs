@@ -1,5 +1,7 @@
 //! `report.md` and `report.html` of a run (tera), with inline SVG plots of accuracy per turn
-//! and of cost, and a link to the trace of every wrong item.
+//! and of cost, and the items worth a look (wrong, or changed by the strategy): in
+//! `report.html` each expands in place to its question, attempts and located mistakes, and
+//! both reports link each to its trace when the trace file exists.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -15,19 +17,27 @@ const MD: &str = include_str!("../../templates/report.md.tera");
 const HTML: &str = include_str!("../../templates/report.html.tera");
 
 #[derive(Serialize)]
-struct Wrong {
-    id: String,
-    gold: String,
+struct Listed<'a> {
+    id: &'a str,
+    gold: &'a str,
     got: String,
-    error: Option<String>,
+    right: bool,
+    changed: bool,
+    error: Option<&'a str>,
     link: Option<String>,
+    question: Option<&'a str>,
+    attempts: Vec<(&'a str, String)>,
+    located: &'a [crate::run::Located],
+    budget_stop: Option<&'a str>,
 }
 
 #[derive(Serialize)]
 struct ReportCx<'a> {
     config: &'a Config,
     s: &'a Summary,
-    wrong: Vec<Wrong>,
+    listed: Vec<Listed<'a>>,
+    wrong: usize,
+    missing_traces: usize,
     turns_svg: String,
     cost_svg: String,
     critic_run: bool,
@@ -51,23 +61,29 @@ fn num(args: &HashMap<String, Value>) -> tera::Result<Value> {
     }))
 }
 
-/// A trace link relative to the output directory: `traces/RUN.jsonl#Lseq`. Runs keep their
-/// traces in `OUT/traces/`, so the link survives moving the directory.
-fn link(out: &Path, trace: &str) -> String {
+/// A link to an item's trace event relative to the output directory (`traces/RUN.jsonl#Ln`,
+/// or `traces/RUN.jsonl.gz` once compressed), or `None` when neither file exists (runs made
+/// before traces were kept with their results).
+fn link(out: &Path, trace: &str) -> Option<String> {
     let (file, seq) = trace.rsplit_once('#').unwrap_or((trace, ""));
     let path = Path::new(file);
-    let rel = match (path.parent().and_then(|p| p.file_name()), path.file_name()) {
-        (Some(dir), Some(name)) if dir == "traces" => format!("traces/{}", name.to_string_lossy()),
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let rel = match path.parent().and_then(|p| p.file_name()) {
+        Some(dir) if dir == "traces" => format!("traces/{name}"),
         _ => path
             .strip_prefix(out)
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| file.to_string()),
     };
-    // Event `seq` n is on line n + 1 (the header is event 0, on line 1).
-    match seq.parse::<u64>() {
-        Ok(n) => format!("{rel}#L{}", n + 1),
-        Err(_) => rel,
+    if out.join(&rel).is_file() {
+        // Event `seq` n is on line n + 1 (the header is event 0, on line 1).
+        return Some(match seq.parse::<u64>() {
+            Ok(n) => format!("{rel}#L{}", n + 1),
+            Err(_) => rel,
+        });
     }
+    let gz = format!("{rel}.gz");
+    out.join(&gz).is_file().then_some(gz)
 }
 
 /// Line chart of m1 / p1 / majority accuracy per turn.
@@ -182,21 +198,42 @@ pub fn write(cfg: &Config, s: &Summary, results: &[ItemResult]) -> Result<(), Ev
     tera.register_function("num", num);
     tera.add_raw_templates(vec![("report.md", MD), ("report.html", HTML)])
         .map_err(|e| EvalError::Report(e.to_string()))?;
-    let wrong = results
+    let mut missing_traces = 0;
+    let listed: Vec<Listed> = results
         .iter()
-        .filter(|r| !r.correct_after)
-        .map(|r| Wrong {
-            id: r.id.clone(),
-            gold: r.gold.clone(),
-            got: r.final_answer.clone().unwrap_or_else(|| "(none)".into()),
-            error: r.error.clone(),
-            link: r.trace.as_deref().map(|t| link(&cfg.out, t)),
+        .filter(|r| !r.correct_after || r.correct_before != r.correct_after)
+        .map(|r| {
+            let link = r.trace.as_deref().and_then(|t| link(&cfg.out, t));
+            missing_traces += usize::from(r.trace.is_some() && link.is_none());
+            Listed {
+                id: &r.id,
+                gold: &r.gold,
+                got: r.final_answer.clone().unwrap_or_else(|| "(none)".into()),
+                right: r.correct_after,
+                changed: r.correct_before != r.correct_after,
+                error: r.error.as_deref(),
+                link,
+                question: r.question.as_deref(),
+                attempts: r
+                    .attempts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let a = r.answers.get(i).cloned().flatten();
+                        (t.as_str(), a.unwrap_or_else(|| "(none)".into()))
+                    })
+                    .collect(),
+                located: &r.located,
+                budget_stop: r.budget_stop.as_deref(),
+            }
         })
         .collect();
     let cx = ReportCx {
         config: cfg,
         s,
-        wrong,
+        wrong: results.iter().filter(|r| !r.correct_after).count(),
+        listed,
+        missing_traces,
         turns_svg: turns_svg(&s.accuracy_by_turn),
         cost_svg: cost_svg(s),
         critic_run: s.f1.is_some(),

@@ -4,8 +4,12 @@
 //! synced). A rerun with the same `--out` reads it back, drops a half-written last line (the
 //! item that was in flight when the process died) and skips every finished item; Ctrl-C stops
 //! launching items and loses at most those in flight. The run's configuration is kept in
-//! `OUT/config.json`, and a rerun with a different task, data, strategy, critic, model, prefix reuse or
-//! prompting is refused rather than mixed into the same results.
+//! `OUT/config.json`, and a rerun with a different task, data, strategy, critic, model, prefix
+//! reuse or prompting is refused rather than mixed into the same results (see [`Config`]: models
+//! are compared by identity, [`crate::model::ModelId`]).
+//!
+//! Every invocation traces its model calls into `OUT/traces/RUN_ID.jsonl` and compresses the
+//! file to `RUN_ID.jsonl.gz` when it ends, so a run directory keeps what it did.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -13,90 +17,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::data::{self, Task};
+use super::config::check_config;
+pub use super::config::Config;
 use super::metrics::{self, ItemResult, Summary};
 use super::{grade, report, EvalError};
 use crate::critic::{self, Critic};
-use crate::log::{MistakeStore, Sink};
-use crate::model::{Model, NoPrefixReuse};
-use crate::prompt::Prompts;
-use crate::strategy::{self, Context, Format, PromptStyle, Strategy};
+use crate::data::{self, Task};
+use crate::prompt::{PrincipleSet, PromptStyle, Shot};
+use crate::run::{Context, OptionError};
+use crate::strategy::{self, Strategy};
 use crate::trace::Writer;
-
-/// Everything that defines an evaluation run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Config {
-    /// Task format.
-    pub task: Task,
-    /// Dataset file.
-    pub data: PathBuf,
-    /// Strategy name.
-    pub strategy: String,
-    /// Critic name (ProcessBench; correction strategies that use one).
-    pub critic: Option<String>,
-    /// Model spec as given.
-    pub model: String,
-    /// Output directory.
-    pub out: PathBuf,
-    /// Items in flight at once.
-    pub concurrency: usize,
-    /// Keep the first N selected items.
-    pub limit: Option<usize>,
-    /// Skip the first N items (after shuffling).
-    pub offset: usize,
-    /// Shuffle with this seed before offset/limit.
-    pub shuffle: Option<u64>,
-    /// Skip malformed records instead of stopping.
-    pub skip_bad: bool,
-    /// Worked examples before each question.
-    pub shots: usize,
-    /// Where worked examples come from (same format as the data).
-    pub fewshot: Option<PathBuf>,
-    /// Chat or plain-completion prompting.
-    pub format: Format,
-    /// Token limit of one attempt.
-    pub max_tokens: u32,
-    /// Strategy settings (samples, turns, window, mode, budget).
-    #[serde(default)]
-    pub options: strategy::Options,
-    /// Principles file put into the prompt (LEAP).
-    #[serde(default)]
-    pub principles: Option<PathBuf>,
-    /// Which of its principles.
-    #[serde(default)]
-    pub principles_level: crate::leap::Level,
-    /// Show a progress bar on stderr.
-    #[serde(skip)]
-    pub progress: bool,
-    /// Whether the model reuses the KV cache of a shared prompt prefix (`false`: [`execute`]
-    /// wraps the model in [`NoPrefixReuse`], every prompt is decoded from scratch, and an
-    /// item's output does not depend on the items before it). Part of the run's identity: a
-    /// resumed run keeps its setting.
-    #[serde(default = "reuse_default")]
-    pub prefix_reuse: bool,
-}
-
-fn reuse_default() -> bool {
-    true
-}
-
-impl Config {
-    fn identity(&self) -> serde_json::Value {
-        let mut id = serde_json::json!({
-            "task": self.task, "data": self.data, "strategy": self.strategy, "critic": self.critic,
-            "model": self.model, "shots": self.shots, "fewshot": self.fewshot, "format": self.format,
-            "max_tokens": self.max_tokens, "shuffle": self.shuffle, "options": self.options,
-            "principles": self.principles, "principles_level": self.principles_level,
-        });
-        // Only recorded when off, so directories written before the setting existed still match.
-        if !self.prefix_reuse {
-            id["prefix_reuse"] = serde_json::Value::Bool(false);
-        }
-        id
-    }
-}
 
 /// What a run did.
 #[derive(Debug, Clone, Serialize)]
@@ -173,61 +105,46 @@ fn append(file: &mut std::fs::File, path: &Path, r: &ItemResult) -> Result<(), E
     file.sync_data().map_err(|e| io_err(path, e))
 }
 
-fn check_config(cfg: &Config) -> Result<(), EvalError> {
-    let path = cfg.out.join("config.json");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let old: serde_json::Value = serde_json::from_str(&text).map_err(|e| io_err(&path, e))?;
-        let new = cfg.identity();
-        if old.get("identity") != Some(&new) {
-            return Err(EvalError::ConfigMismatch {
-                out: cfg.out.clone(),
-                was: old.get("identity").cloned().unwrap_or_default().to_string(),
-                now: new.to_string(),
-            });
-        }
-    }
-    let doc = serde_json::json!({"identity": cfg.identity(), "config": cfg});
-    std::fs::write(
-        &path,
-        serde_json::to_vec_pretty(&doc).map_err(|e| io_err(&path, e))?,
-    )
-    .map_err(|e| io_err(&path, e))
-}
-
-fn load_shots(cfg: &Config) -> Result<Vec<strategy::Shot>, EvalError> {
+fn load_shots(cfg: &Config) -> Result<Vec<Shot>, EvalError> {
     if cfg.shots == 0 {
         return Ok(Vec::new());
     }
     let Some(file) = &cfg.fewshot else {
-        return Err(EvalError::Usage(
-            "--shots needs --fewshot FILE (same format as --data)".into(),
-        ));
+        return Err(OptionError::new(
+            "shots",
+            "needs `fewshot`, the file the worked examples come from (same format as `data`)",
+        )
+        .into());
     };
     let loaded = data::load(cfg.task, file, cfg.skip_bad)?;
     let shots: Vec<_> = loaded
         .items
         .iter()
-        .filter_map(grade::shot_from)
+        .filter_map(data::shot_from)
         .take(cfg.shots)
         .collect();
     if shots.len() < cfg.shots {
-        return Err(EvalError::Usage(format!(
-            "{} has only {} usable worked examples, {} asked for",
-            file.display(),
-            shots.len(),
-            cfg.shots
-        )));
+        return Err(OptionError::new(
+            "shots",
+            format!(
+                "is {}, but {} has only {} usable worked examples",
+                cfg.shots,
+                file.display(),
+                shots.len()
+            ),
+        )
+        .into());
     }
     Ok(shots)
 }
 
-/// A checked run, ready to execute: data loaded and selected, worked examples, strategy and
-/// critic resolved, output directory claimed. Everything that can fail before a model is
-/// loaded fails here.
+/// A checked run, ready to execute: data loaded and selected, worked examples and principles
+/// read, strategy and critic built. Everything that can fail before a model is loaded fails
+/// here.
 pub struct Plan {
     items: Vec<data::Item>,
     skipped_bad: usize,
-    shots: Vec<strategy::Shot>,
+    style: PromptStyle,
     strategy: Box<dyn Strategy>,
     critic: Option<Box<dyn Critic>>,
 }
@@ -235,72 +152,52 @@ pub struct Plan {
 /// Check a run's configuration and data.
 ///
 /// # Errors
-/// [`EvalError`] for bad data, unknown names, or a mismatched output directory.
+/// [`EvalError`] for bad data, a bad principles file or options that do not fit.
 pub fn prepare(cfg: &Config) -> Result<Plan, EvalError> {
     let loaded = data::load(cfg.task, &cfg.data, cfg.skip_bad)?;
     let items = data::select(loaded.items, cfg.shuffle, cfg.offset, cfg.limit);
     let shots = load_shots(cfg)?;
+    let principles = match &cfg.principles {
+        Some(p) => PrincipleSet::load(p)?.texts(cfg.principles_level),
+        None => Vec::new(),
+    };
     let mut options = cfg.options.clone();
     if cfg.task != Task::Processbench {
         options.critic = cfg.critic.clone();
     }
-    let strategy: Box<dyn Strategy> = strategy::by_name(&cfg.strategy, &options)?;
-    let critic_name = match (cfg.task, &cfg.critic) {
-        (Task::Processbench, None) => Some("llm".to_string()),
-        (_, c) => c.clone(),
-    };
-    let critic: Option<Box<dyn Critic>> = critic_name
-        .as_deref()
-        .map(|c| critic::build(c, cfg.options.critic_votes))
-        .transpose()?;
-    std::fs::create_dir_all(&cfg.out).map_err(|e| io_err(&cfg.out, e))?;
-    check_config(cfg)?;
+    let strategy = strategy::build(cfg.strategy, &options)?;
+    let critic = cfg
+        .effective_critic()
+        .map(|c| critic::build(&c, cfg.options.critic_votes));
     Ok(Plan {
         items,
         skipped_bad: loaded.skipped.len(),
-        shots,
+        style: PromptStyle::new()
+            .with_format(cfg.format)
+            .with_shots(shots)
+            .with_principles(principles),
         strategy,
         critic,
     })
 }
 
-/// Run (or resume) an evaluation: [`prepare`] then [`execute`].
+/// Execute a prepared run with `cx`: the context carries the model (and the critics' model and
+/// a mistakes store, when set); the run sets everything else from `cfg` (trace in
+/// `OUT/traces/`, prompt style, budget, token limit, prefix reuse, the task tag of mistakes).
 ///
 /// # Errors
-/// As [`prepare`] and [`execute`].
-pub async fn run(
-    cfg: &Config,
-    model: Arc<dyn Model>,
-    prompts: Arc<Prompts>,
-) -> Result<Outcome, EvalError> {
-    let plan = prepare(cfg)?;
-    execute(cfg, plan, model, prompts, None).await
-}
-
-/// Execute a prepared run.
-///
-/// # Errors
-/// [`EvalError`] for file-system failures. Model failures on single items are recorded in
-/// their results, not raised.
-pub async fn execute(
-    cfg: &Config,
-    plan: Plan,
-    model: Arc<dyn Model>,
-    prompts: Arc<Prompts>,
-    log: Option<Arc<dyn MistakeStore>>,
-) -> Result<Outcome, EvalError> {
+/// [`EvalError`] for a directory that holds another run, or file-system failures. Model
+/// failures on single items are recorded in their results, not raised.
+pub async fn execute(cfg: &Config, plan: Plan, cx: Context) -> Result<Outcome, EvalError> {
     let Plan {
         items,
         skipped_bad,
-        shots,
+        style,
         strategy,
         critic,
     } = plan;
-    let model: Arc<dyn Model> = if cfg.prefix_reuse {
-        model
-    } else {
-        Arc::new(NoPrefixReuse(model))
-    };
+    std::fs::create_dir_all(&cfg.out).map_err(|e| io_err(&cfg.out, e))?;
+    check_config(cfg, cx.model().id(), Some(cx.critic_model().id()))?;
 
     let results_path = cfg.out.join("results.jsonl");
     let previous = read_results(&results_path)?;
@@ -313,33 +210,15 @@ pub async fn execute(
     let resumed = items.len() - pending.len();
 
     let traces = cfg.out.join("traces");
+    compress_leftovers(&traces);
     let writer = Arc::new(Writer::in_dir(&traces).map_err(|e| io_err(&traces, e))?);
-    let traced: Arc<dyn Model> = Arc::new(crate::trace::Traced::new(model, writer.clone()));
-    let run_id = writer.run_id().to_string();
-    let principles = match &cfg.principles {
-        Some(p) => crate::leap::PrincipleSet::load(p)
-            .map_err(|e| EvalError::Usage(e.to_string()))?
-            .texts(cfg.principles_level),
-        None => Vec::new(),
-    };
-    let cx = Context {
-        model: traced,
-        prompts,
-        trace: Some(writer),
-        max_tokens: cfg.max_tokens,
-        style: PromptStyle {
-            format: cfg.format,
-            shots: Arc::new(shots),
-            principles: Arc::new(principles),
-        },
-        budget: cfg.options.budget,
-        log: log.map(|store| Sink {
-            store,
-            task: cfg.task.to_string(),
-            model: cfg.model.clone(),
-            run: Some(run_id),
-        }),
-    };
+    let cx = cx
+        .with_trace(writer.clone())
+        .with_style(style)
+        .with_budget(cfg.options.budget)
+        .with_max_tokens(cfg.max_tokens)
+        .with_prefix_reuse(cfg.prefix_reuse)
+        .with_task(cfg.task.to_string());
 
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -378,19 +257,18 @@ pub async fn execute(
         }
     }
     bar.finish_and_clear();
+    drop(cx);
+    let trace_path = writer.path().to_path_buf();
+    drop(writer);
+    if let Err(e) = crate::trace::compress(&trace_path) {
+        tracing::warn!(error = %e, "the run's trace was left uncompressed");
+    }
     let wanted: HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
     let mine: Vec<ItemResult> = all
         .into_iter()
         .filter(|r| wanted.contains(r.id.as_str()))
         .collect();
-    let summary = metrics::summarize(&mine);
-    let summary_path = cfg.out.join("summary.json");
-    std::fs::write(
-        &summary_path,
-        serde_json::to_vec_pretty(&summary).map_err(|e| io_err(&summary_path, e))?,
-    )
-    .map_err(|e| io_err(&summary_path, e))?;
-    report::write(cfg, &summary, &mine)?;
+    let summary = write_outputs(cfg, &mine)?;
     Ok(Outcome {
         remaining: items.len() - resumed - finished_now,
         summary,
@@ -400,6 +278,33 @@ pub async fn execute(
         skipped_bad,
         out: cfg.out.clone(),
     })
+}
+
+/// Compress the plain traces an earlier invocation left behind (it was killed before it could).
+fn compress_leftovers(traces: &Path) {
+    let Ok(entries) = std::fs::read_dir(traces) else {
+        return;
+    };
+    for p in entries.filter_map(Result::ok).map(|e| e.path()) {
+        if p.extension().is_some_and(|x| x == "jsonl") {
+            if let Err(e) = crate::trace::compress(&p) {
+                tracing::warn!(error = %e, "an earlier trace was left uncompressed");
+            }
+        }
+    }
+}
+
+/// Write `summary.json`, `report.md` and `report.html` of `results` into the run's directory.
+fn write_outputs(cfg: &Config, results: &[ItemResult]) -> Result<Summary, EvalError> {
+    let summary = metrics::summarize(results);
+    let summary_path = cfg.out.join("summary.json");
+    std::fs::write(
+        &summary_path,
+        serde_json::to_vec_pretty(&summary).map_err(|e| io_err(&summary_path, e))?,
+    )
+    .map_err(|e| io_err(&summary_path, e))?;
+    report::write(cfg, &summary, results)?;
+    Ok(summary)
 }
 
 fn progress_bar(show: bool, len: u64, done: u64) -> indicatif::ProgressBar {
@@ -429,13 +334,5 @@ pub fn rereport(out: &Path) -> Result<Summary, EvalError> {
         .map_err(|e| io_err(&path, e))?;
     cfg.out = out.to_path_buf();
     let results = read_results(&out.join("results.jsonl"))?;
-    let summary = metrics::summarize(&results);
-    let summary_path = out.join("summary.json");
-    std::fs::write(
-        &summary_path,
-        serde_json::to_vec_pretty(&summary).map_err(|e| io_err(&summary_path, e))?,
-    )
-    .map_err(|e| io_err(&summary_path, e))?;
-    report::write(&cfg, &summary, &results)?;
-    Ok(summary)
+    write_outputs(&cfg, &results)
 }

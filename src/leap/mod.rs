@@ -7,19 +7,18 @@
 //! [`promote`]: the gate: evaluate without and with the principles on a validation slice and
 //! accept the file only if accuracy does not drop and negative flips stay under a cap.
 
-mod file;
 mod promote;
 
 use std::sync::Arc;
 
-pub use file::{Level, Principle, PrincipleSet, Promotion, FILE_VERSION};
+pub use crate::prompt::{Level, Principle, PrincipleSet, Promotion, FILE_VERSION};
 pub use promote::{decide, promote};
 
 use crate::answer;
-use crate::log::{Discard, LogError, Mistake, Sink};
+use crate::mistakes::{Discard, Mistake, Sink, StoreError};
 use crate::model::{Message, ModelError, Request};
 use crate::prompt::{LeapHighContext, LeapLowContext, PromptError};
-use crate::strategy::{solve_request, Context, StrategyError};
+use crate::run::{Context, Problem, RunError};
 
 /// LEAP failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,26 +26,18 @@ pub enum LeapError {
     /// A model call failed.
     #[error(transparent)]
     Model(#[from] ModelError),
-    /// A prompt failed to render.
+    /// A prompt failed to render, or a principles file is unreadable or unwritable.
     #[error(transparent)]
     Prompt(#[from] PromptError),
     /// Building a request failed.
     #[error(transparent)]
-    Strategy(#[from] StrategyError),
-    /// The mistake log failed.
+    Run(#[from] RunError),
+    /// The mistakes store failed.
     #[error(transparent)]
-    Log(#[from] LogError),
+    Store(#[from] StoreError),
     /// An evaluation run of the gate failed.
     #[error(transparent)]
     Eval(#[from] crate::eval::EvalError),
-    /// A principles file is unreadable or unwritable.
-    #[error("principles file {path}: {reason}")]
-    File {
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
     /// Nothing to learn from.
     #[error("{0}")]
     Nothing(String),
@@ -69,12 +60,8 @@ pub struct Example {
 /// Settings of [`learn`].
 #[derive(Debug, Clone)]
 pub struct LearnConfig {
-    /// Task tag (in the file and on logged mistakes).
+    /// Task tag (in the file and on recorded mistakes).
     pub task: String,
-    /// Student model spec (for the file).
-    pub student: String,
-    /// Teacher model spec (for the file).
-    pub teacher: String,
     /// Data the examples come from (for the file).
     pub data: String,
     /// Samples per example.
@@ -135,8 +122,9 @@ pub fn parse_bullets(text: &str, max: usize) -> Vec<String> {
         let Some(body) = bullet(l) else { continue };
         let mut body = clean(body);
         if is_heading(body) {
-            match lines[i + 1..]
+            match lines
                 .iter()
+                .skip(i + 1)
                 .take_while(|n| bullet(n).is_none())
                 .map(|n| clean(n))
                 .find(|n| !n.is_empty() && !is_heading(n))
@@ -167,16 +155,17 @@ pub async fn induce(
     sink: &Sink,
 ) -> Result<Vec<Mistake>, LeapError> {
     let mut out = Vec::new();
-    let per_call = student.model.capabilities().samples_per_call(cfg.samples);
+    let per_call = student.model().capabilities().samples_per_call(cfg.samples);
     for (i, ex) in examples.iter().enumerate() {
         let mut drawn = 0;
         while drawn < cfg.samples {
             let want = per_call.min(cfg.samples - drawn);
-            let req = solve_request(student, &ex.question)?
+            let req = student
+                .solve_request(&Problem::new(&ex.question))?
                 .with_sampling(cfg.temperature, 1.0)
                 .with_seed(cfg.seed + 1000 * i as u64 + u64::from(drawn))
                 .with_n(want);
-            let r = student.model.generate(req).await?;
+            let r = student.model().generate(req).await?;
             drawn += want;
             let tokens = r.usage.decoded_prompt_tokens() + r.usage.generated_tokens;
             for s in &r.samples {
@@ -221,7 +210,7 @@ pub async fn principles(
     for m in mistakes {
         let wrong = crate::steps::join(&m.steps);
         let reference = m.reference.clone().unwrap_or_default();
-        let prompt = teacher.prompts.render(
+        let prompt = teacher.prompts().render(
             "leap_low",
             &LeapLowContext {
                 question: &m.input,
@@ -232,7 +221,7 @@ pub async fn principles(
             },
         )?;
         let r = teacher
-            .model
+            .model()
             .generate(Request::chat(vec![Message::user(prompt)]).with_max_tokens(200))
             .await?;
         let Some(text) = parse_principle(r.text()) else {
@@ -249,12 +238,12 @@ pub async fn principles(
     }
     if low.is_empty() {
         return Err(LeapError::Nothing(format!(
-            "the teacher wrote no \"Principle:\" line for any of the {} mistakes; try a stronger --teacher",
+            "the teacher wrote no \"Principle:\" line for any of the {} mistakes; try a stronger `teacher`",
             mistakes.len()
         )));
     }
     let texts: Vec<String> = low.iter().map(|p| p.text.clone()).collect();
-    let prompt = teacher.prompts.render(
+    let prompt = teacher.prompts().render(
         "leap_high",
         &LeapHighContext {
             principles: &texts,
@@ -262,7 +251,7 @@ pub async fn principles(
         },
     )?;
     let r = teacher
-        .model
+        .model()
         .generate(Request::chat(vec![Message::user(prompt)]).with_max_tokens(400))
         .await?;
     let all: Vec<String> = low.iter().flat_map(|p| p.mistakes.clone()).collect();
@@ -276,8 +265,9 @@ pub async fn principles(
     Ok((high, low, unmarked))
 }
 
-/// The whole of `leap learn`: induce mistakes on `examples` (writing them to `log`), add
-/// `from_log`, learn principles with `teacher`.
+/// The whole of `leap learn`: induce mistakes on `examples` (writing them to the student
+/// context's mistakes store, when it has one), add `from_log`, learn principles with
+/// `teacher`. The file names both models by identity.
 ///
 /// # Errors
 /// [`LeapError`]; [`LeapError::Nothing`] when there are no mistakes to learn from.
@@ -287,16 +277,18 @@ pub async fn learn(
     examples: &[Example],
     from_log: Vec<Mistake>,
     cfg: &LearnConfig,
-    log: Option<&Sink>,
 ) -> Result<PrincipleSet, LeapError> {
-    let fallback = Sink {
+    let sink = student.sink().unwrap_or_else(|| Sink {
         store: Arc::new(Discard),
         task: cfg.task.clone(),
-        model: cfg.student.clone(),
-        run: None,
+        model: student.model().id().key.clone(),
+        run: student.run_id().map(str::to_string),
+    });
+    let sink = Sink {
+        task: cfg.task.clone(),
+        ..sink
     };
-    let sink = log.unwrap_or(&fallback);
-    let induced = induce(student, examples, cfg, sink).await?;
+    let induced = induce(student, examples, cfg, &sink).await?;
     sink.store.record_batch(&induced)?;
     tracing::info!(
         induced = induced.len(),
@@ -310,16 +302,16 @@ pub async fn learn(
     all.truncate(cfg.max_mistakes);
     if all.is_empty() {
         return Err(LeapError::Nothing(
-            "no mistakes to learn from: the student answered every sample right and the log has none for this task and model; raise --samples or --examples".into(),
+            "no mistakes to learn from: the student answered every sample right and the mistakes store has none for this task and model; raise `samples` or `examples`".into(),
         ));
     }
     let (high, low, unmarked) = principles(teacher, &all, cfg.max_high).await?;
     Ok(PrincipleSet {
         version: FILE_VERSION,
         task: cfg.task.clone(),
-        student: cfg.student.clone(),
-        teacher: cfg.teacher.clone(),
-        created: crate::log::now(),
+        student: student.model().id().key.clone(),
+        teacher: teacher.model().id().key.clone(),
+        created: crate::mistakes::now(),
         data: cfg.data.clone(),
         examples: examples.len(),
         samples: cfg.samples,

@@ -6,14 +6,11 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use super::{LeapError, Level, PrincipleSet, Promotion};
 use crate::eval::metrics::ItemResult;
 use crate::eval::{runner, Config};
-use crate::log::MistakeStore;
-use crate::model::Model;
-use crate::prompt::Prompts;
+use crate::run::Context;
 
 /// Judge the two runs on the items they share: the decision (status, reason) and its figures.
 pub fn decide(
@@ -71,7 +68,7 @@ pub fn decide(
     Promotion {
         status: status.into(),
         reason,
-        date: crate::log::now(),
+        date: crate::mistakes::now(),
         n,
         baseline_accuracy: acc(base_right),
         principled_accuracy: acc(with_right),
@@ -83,7 +80,8 @@ pub fn decide(
 }
 
 /// Gate the principles file at `path`: `base` is the validation run's configuration (its
-/// `out`, `principles` and `principles_level` are set here).
+/// `out`, `principles` and `principles_level` are set here), `cx` the context both runs use
+/// (the model, and a mistakes store when set).
 ///
 /// # Errors
 /// [`LeapError`] when the file, an evaluation run or writing the decision fails.
@@ -91,10 +89,8 @@ pub async fn promote(
     path: &Path,
     base: &Config,
     level: Level,
-    model: Arc<dyn Model>,
-    prompts: Arc<Prompts>,
+    cx: Context,
     max_negative_flips: f64,
-    log: Option<Arc<dyn MistakeStore>>,
 ) -> Result<Promotion, LeapError> {
     let mut set = PrincipleSet::load(path)?;
     let eval_dir = path.with_extension("promotion");
@@ -106,9 +102,9 @@ pub async fn promote(
     p.principles = Some(path.to_path_buf());
     p.principles_level = level;
     let plan = runner::prepare(&b)?;
-    runner::execute(&b, plan, model.clone(), prompts.clone(), log.clone()).await?;
+    runner::execute(&b, plan, cx.clone()).await?;
     let plan = runner::prepare(&p)?;
-    runner::execute(&p, plan, model, prompts, log).await?;
+    runner::execute(&p, plan, cx).await?;
     let base_results = runner::read_results(&b.out.join("results.jsonl"))?;
     let with_results = runner::read_results(&p.out.join("results.jsonl"))?;
     let decision = decide(
@@ -119,9 +115,11 @@ pub async fn promote(
     );
     let json_path = path.with_extension("promotion.json");
     let text = serde_json::to_string_pretty(&decision).map_err(|e| LeapError::Io(e.to_string()))?;
-    std::fs::write(&json_path, text + "\n").map_err(|e| LeapError::File {
-        path: json_path.display().to_string(),
-        reason: e.to_string(),
+    std::fs::write(&json_path, text + "\n").map_err(|e| {
+        LeapError::Prompt(crate::prompt::PromptError::Principles {
+            path: json_path.display().to_string(),
+            reason: e.to_string(),
+        })
     })?;
     set.promotion = Some(decision.clone());
     set.save(path)?;

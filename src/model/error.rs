@@ -7,7 +7,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// The model file does not exist.
-    #[error("model file not found: {path}\n  fetch the default model with `amend model fetch`, or pass an existing .gguf with --model PATH")]
+    #[error("model file not found: {path}\n  fetch the default model (`amend model fetch`), or give a `model` spec naming an existing .gguf")]
     NotFound {
         /// The path that was looked for.
         path: PathBuf,
@@ -21,7 +21,7 @@ pub enum ModelError {
         reason: String,
     },
     /// The model spec could not be parsed.
-    #[error("invalid model spec {spec:?}: {reason}\n  use a path to a .gguf file, `default`, `hf:OWNER/REPO/FILE.gguf` or `openai:MODEL` (with --base-url)")]
+    #[error("invalid model spec {spec:?}: {reason}\n  use a path to a .gguf file, `default`, `hf:OWNER/REPO/FILE.gguf` or `openai:MODEL` (with `base_url`)")]
     Spec {
         /// The spec as given.
         spec: String,
@@ -72,7 +72,7 @@ pub enum ModelError {
         message: String,
     },
     /// Every retry failed.
-    #[error("{url} still failing after {attempts} attempts ({retries} infrastructure retries): {last}\n  check that the server is up and healthy, or raise --retries")]
+    #[error("{url} still failing after {attempts} attempts ({retries} infrastructure retries): {last}\n  check that the server is up and healthy, or raise `retries`")]
     RetriesExhausted {
         /// Base URL of the endpoint.
         url: String,
@@ -84,7 +84,7 @@ pub enum ModelError {
         last: String,
     },
     /// A call timed out (after retries).
-    #[error("{url} did not answer within {after:?} ({attempts} attempts); raise --timeout or check the server")]
+    #[error("{url} did not answer within {after:?} ({attempts} attempts); raise `timeout` or check the server")]
     Timeout {
         /// Base URL of the endpoint.
         url: String,
@@ -103,7 +103,7 @@ pub enum ModelError {
     },
     /// Could not reach the server at all.
     #[error(
-        "could not connect to {url}: {reason}\n  is the server running, and is --base-url right?"
+        "could not connect to {url}: {reason}\n  is the server running, and is `base_url` right?"
     )]
     Connect {
         /// Base URL of the endpoint.
@@ -111,4 +111,17 @@ pub enum ModelError {
         /// The transport error.
         reason: String,
     },
+}
+
+impl ModelError {
+    /// Is this failure worth retrying later as it is: a rate limit, a server error or timeout
+    /// that outlasted the backend's own retries, a lost connection. The rest (bad requests,
+    /// missing files, unsupported features) fail the same way again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::RetriesExhausted { .. } | Self::Timeout { .. } | Self::Connect { .. } => true,
+            Self::Api { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// How a local model's parallel sequences (`n_seq > 1`) hold their KV cache.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum KvLayout {
     /// [`Split`](Self::Split) when its largest cache (`n_seq × max_ctx` cells) fits in
@@ -36,20 +36,6 @@ impl KvLayout {
     }
 }
 
-impl std::str::FromStr for KvLayout {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "split" => Ok(Self::Split),
-            "unified" => Ok(Self::Unified),
-            o => Err(format!(
-                "unknown KV layout {o:?}; use auto, split or unified"
-            )),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,7 +49,8 @@ mod tests {
         assert!(KvLayout::Split.split(8, 8192, 131_072));
         assert!(!KvLayout::Unified.split(8, 16, 1));
         assert!(!KvLayout::Split.split(1, 16, 1));
-        assert_eq!("unified".parse(), Ok(KvLayout::Unified));
-        assert!("shared".parse::<KvLayout>().is_err());
+        use clap::ValueEnum;
+        assert_eq!(KvLayout::from_str("unified", false), Ok(KvLayout::Unified));
+        assert!(KvLayout::from_str("shared", false).is_err());
     }
 }

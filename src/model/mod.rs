@@ -10,6 +10,7 @@
 //! [`openai`] (any OpenAI-compatible HTTP API).
 
 mod error;
+mod id;
 mod kv;
 #[cfg(feature = "local")]
 pub mod llama;
@@ -25,6 +26,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use error::ModelError;
+pub use id::{fingerprint, ModelId};
 pub use kv::{KvLayout, KV_SPLIT_BUDGET};
 pub use no_reuse::NoPrefixReuse;
 pub use retry::RetryPolicy;
@@ -380,10 +382,39 @@ impl Capabilities {
 }
 
 /// A language model: local or remote, one interface.
+///
+/// # Contract
+/// - **Identity.** [`Model::id`] names the model by what it is (a GGUF file's content, an API
+///   model at its URL), not by how it was asked for; wrappers ([`NoPrefixReuse`],
+///   `trace::Traced`) return the inner model's identity.
+/// - **Samples.** `generate` returns exactly `request.n` samples, or an error; never fewer.
+///   A backend that cannot draw `n` in one call says so in
+///   [`Capabilities::max_samples_per_call`] and refuses larger `n` with
+///   [`ModelError::InvalidRequest`]; callers split (see [`Capabilities::samples_per_call`]).
+///   With `temperature = 0` a sample is the greedy continuation; the same `seed` with the
+///   same request and the same earlier calls gives the same text.
+/// - **Stop strings.** Generation of a sample ends before the first stop string; the stop
+///   string is not in [`Sample::text`] and [`Sample::finish`] is [`FinishReason::Stop`].
+/// - **Prefill.** With [`Request::prefill`], the assistant's message starts with the prefill
+///   and the sample's text is only what follows it. Backends without
+///   [`Capabilities::assistant_prefill`] refuse such a request.
+/// - **Prefix reuse.** A backend with [`Capabilities::kv_prefix_reuse`] decodes only the
+///   tokens after the longest prefix shared with what it holds, and reports them in
+///   [`Usage::reused_tokens`]. This is not bit-exact: llama.cpp's arithmetic depends on how a
+///   prompt is split into decode batches, so a greedy near-tie can come out the other way after
+///   reuse. [`Request::reuse_prefix`] = false (or [`NoPrefixReuse`]) decodes from scratch.
+/// - **Cancellation.** Dropping the future returned by `generate` cancels the call: a local
+///   model stops decoding it at the next token and frees its sequences; an API call's
+///   connection is dropped. Nothing of a cancelled call is reported.
+/// - **Errors.** Every failure is a [`ModelError`] naming what failed and what to do.
+///   [`ModelError::is_retryable`] tells the failures worth retrying (rate limits, 5xx,
+///   timeouts, lost connections) from the ones that will fail again; an API backend has
+///   already retried those within its retry policy, and counts them in
+///   [`Usage::infra_retries`], never as model calls.
 #[async_trait]
 pub trait Model: Send + Sync {
-    /// A name for reports and traces (the spec it was loaded from).
-    fn name(&self) -> &str;
+    /// Who this model is (see [`ModelId`]).
+    fn id(&self) -> &ModelId;
     /// What this backend offers.
     fn capabilities(&self) -> Capabilities;
     /// Generate `request.n` samples.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Capabilities, Model, ModelError, Request, Response};
+use super::{Capabilities, Model, ModelError, ModelId, Request, Response};
 
 /// Forwards every request to the inner model with prefix reuse switched off, so a local
 /// model's greedy output depends only on the request, not on the calls before it.
@@ -23,8 +23,8 @@ pub struct NoPrefixReuse(pub Arc<dyn Model>);
 
 #[async_trait]
 impl Model for NoPrefixReuse {
-    fn name(&self) -> &str {
-        self.0.name()
+    fn id(&self) -> &ModelId {
+        self.0.id()
     }
 
     fn capabilities(&self) -> Capabilities {

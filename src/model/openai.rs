@@ -58,7 +58,7 @@ impl Default for Options {
 /// A model behind an OpenAI-compatible API.
 pub struct ApiModel {
     model: String,
-    name: String,
+    id: super::ModelId,
     opts: Options,
     config: OpenAIConfig,
     http: reqwest::Client,
@@ -80,7 +80,7 @@ impl ApiModel {
             .map_err(|e| ModelError::InvalidRequest(format!("HTTP client: {e}")))?;
         let permits = Arc::new(Semaphore::new(opts.max_concurrency.max(1)));
         Ok(Self {
-            name: format!("openai:{model}"),
+            id: super::ModelId::api(&model, &opts.base_url),
             model,
             opts,
             config,
@@ -205,8 +205,8 @@ fn finish(f: Option<ApiFinish>) -> FinishReason {
 
 #[async_trait]
 impl Model for ApiModel {
-    fn name(&self) -> &str {
-        &self.name
+    fn id(&self) -> &super::ModelId {
+        &self.id
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -222,7 +222,7 @@ impl Model for ApiModel {
     }
 
     async fn generate(&self, req: Request) -> Result<Response, ModelError> {
-        check_supported(&self.capabilities(), &self.name, &req)?;
+        check_supported(&self.capabilities(), &self.id.key, &req)?;
         let start = Instant::now();
         let mut samples: Vec<Sample> = Vec::new();
         let mut usage = Usage::default();

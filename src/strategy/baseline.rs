@@ -1,10 +1,9 @@
 //! The baseline: one greedy chain-of-thought pass, answer extracted.
 
 use async_trait::async_trait;
-use serde_json::json;
 
-use super::{Attempt, Context, Problem, Solution, Strategy, StrategyError};
-use crate::answer;
+use super::{finish, Attempt, Finished, Solution, Strategy, StrategyError};
+use crate::run::{Context, Ledger, Problem};
 
 /// One chain-of-thought pass at T=0.
 #[derive(Debug, Clone, Copy, Default)]
@@ -17,24 +16,19 @@ impl Strategy for Baseline {
     }
 
     async fn solve(&self, cx: &Context, problem: &Problem<'_>) -> Result<Solution, StrategyError> {
-        let question = problem.question;
-        let start = std::time::Instant::now();
-        let req = super::solve_request(cx, question)?;
-        let resp = cx.model.generate(req).await?;
-        let text = resp.text().to_string();
-        let ans = answer::extract_str(&text);
-        cx.record(
-            "solve",
-            json!({"strategy": "baseline", "question": question, "answer": ans}),
-        );
-        Ok(Solution {
-            strategy: self.name().into(),
-            answer: ans.clone(),
-            attempts: vec![Attempt { text, answer: ans }],
-            usage: resp.usage,
-            wall: start.elapsed(),
-            budget_stop: None,
-            located: Vec::new(),
-        })
+        let mut ledger = Ledger::new(cx.budget());
+        let req = cx.solve_request(problem)?;
+        let mut attempts = Vec::new();
+        let mut budget_stop = None;
+        match cx.call(&mut ledger, req).await? {
+            Some(resp) => attempts.push(Attempt::new(resp.text())),
+            None => budget_stop = ledger.stop("no attempt made"),
+        }
+        let answer = attempts.first().and_then(|a| a.answer.clone());
+        let end = Finished {
+            detail: serde_json::json!({"question": problem.text()}),
+            ..Finished::new(attempts, answer, budget_stop)
+        };
+        Ok(finish(cx, self.name(), &ledger, end))
     }
 }

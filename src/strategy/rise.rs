@@ -12,16 +12,14 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{
-    majority_answer, solve_request, Attempt, Context, Format, Ledger, Problem, Solution, Strategy,
-    StrategyError,
-};
-use crate::answer;
-use crate::critic::{Critic, Critique};
+use super::{finish, judge, majority_answer, Attempt, Finished, Solution, Strategy, StrategyError};
+use crate::critic::Critic;
 use crate::model::{Input, Message, Request};
+use crate::prompt::Format;
+use crate::run::{Context, Ledger, Located, OptionError, Problem};
 
 /// How RISE decides when to stop and what to answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum RiseMode {
     /// Stop at the first verified turn.
@@ -30,20 +28,6 @@ pub enum RiseMode {
     Majority,
     /// Critic feedback; stop when the critic accepts.
     Critic,
-}
-
-impl std::str::FromStr for RiseMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "oracle" => Ok(Self::Oracle),
-            "majority" => Ok(Self::Majority),
-            "critic" => Ok(Self::Critic),
-            o => Err(format!(
-                "unknown RISE mode {o:?}; use oracle, majority or critic"
-            )),
-        }
-    }
 }
 
 /// Multi-turn "try again".
@@ -74,36 +58,11 @@ pub fn window_messages(
 ) -> Vec<Message> {
     let mut msgs = base.to_vec();
     let from = history.len().saturating_sub(window);
-    for (attempt, feedback) in &history[from..] {
+    for (attempt, feedback) in history.iter().skip(from) {
         msgs.push(Message::assistant(attempt.clone()));
         msgs.push(Message::user(feedback.clone()));
     }
     msgs
-}
-
-impl Rise {
-    async fn judge(
-        &self,
-        cx: &Context,
-        problem: &Problem<'_>,
-        text: &str,
-    ) -> Result<Option<crate::critic::Verdict>, StrategyError> {
-        let Some(critic) = &self.critic else {
-            return Ok(None);
-        };
-        let steps = crate::steps::split(text);
-        let v = critic
-            .locate(
-                cx,
-                &Critique {
-                    problem: problem.question,
-                    steps: &steps,
-                    gold: None,
-                },
-            )
-            .await?;
-        Ok(Some(v))
-    }
 }
 
 /// A located mistake waiting for the next turn (its correction).
@@ -150,50 +109,45 @@ impl Strategy for Rise {
     }
 
     async fn solve(&self, cx: &Context, problem: &Problem<'_>) -> Result<Solution, StrategyError> {
-        if cx.style.format != Format::Chat {
-            return Err(StrategyError::Options(
-                "rise is multi-turn: it needs --format chat".into(),
-            ));
+        if cx.style().format != Format::Chat {
+            return Err(
+                OptionError::new("format", "must be chat for rise, which is multi-turn").into(),
+            );
         }
         if self.mode == RiseMode::Oracle
             && problem.gold.is_none()
             && problem.check.is_none()
             && self.critic.is_none()
         {
-            return Err(StrategyError::Options(
-                "rise oracle mode needs a verifier: a gold answer (eval) or --critic NAME".into(),
-            ));
+            return Err(OptionError::new(
+                "critic",
+                "is needed by rise oracle mode when there is no gold answer to stop on",
+            )
+            .into());
         }
-        let start = std::time::Instant::now();
-        let Input::Chat(base) = solve_request(cx, problem.question)?.input else {
-            return Err(StrategyError::Options("rise needs chat prompting".into()));
+        let Input::Chat(base) = cx.solve_request(problem)?.input else {
+            return Err(OptionError::new("format", "must be chat for rise").into());
         };
-        let mut ledger = Ledger::new(cx.budget);
+        let question = problem.text();
+        let mut ledger = Ledger::new(cx.budget());
         let mut history: Vec<(String, String)> = Vec::new();
         let mut attempts: Vec<Attempt> = Vec::new();
+        let mut located = Vec::new();
         let mut accepted: Option<usize> = None;
         let mut budget_stop = None;
         let mut pending: Option<Pending> = None;
         for turn in 0..self.turns {
-            if let Some(why) = ledger.exhausted() {
-                budget_stop = Some(format!("{why}; stopped before turn {}", turn + 1));
-                break;
-            }
             let msgs = window_messages(&base, &history, self.window);
-            let resp = cx
-                .model
-                .generate(Request::chat(msgs).with_max_tokens(cx.max_tokens))
-                .await?;
-            ledger.add(resp.usage);
+            let req = Request::chat(msgs).with_max_tokens(cx.max_tokens());
+            let Some(resp) = cx.call(&mut ledger, req).await? else {
+                budget_stop = ledger.stop(format!("stopped before turn {}", turn + 1));
+                break;
+            };
             let text = resp.text().trim_end().to_string();
-            let ans = answer::extract_str(&text);
             if let Some(p) = pending.take() {
                 self.note(cx, problem, &ledger, p, Some(&text));
             }
-            attempts.push(Attempt {
-                text: text.clone(),
-                answer: ans.clone(),
-            });
+            attempts.push(Attempt::new(text.clone()));
             let verdict = match (self.mode, problem.right(&text)) {
                 (RiseMode::Oracle, Some(right)) => {
                     if right {
@@ -202,21 +156,32 @@ impl Strategy for Rise {
                     }
                     None
                 }
-                (RiseMode::Oracle | RiseMode::Critic, _) => {
-                    let v = self.judge(cx, problem, &text).await?;
-                    if let Some(v) = &v {
-                        ledger.add(v.usage);
+                (RiseMode::Oracle | RiseMode::Critic, _) => match &self.critic {
+                    None => None,
+                    Some(critic) => {
+                        let steps = crate::steps::split(&text);
+                        let Some(v) =
+                            judge(cx, &mut ledger, critic.as_ref(), problem, &steps, None).await?
+                        else {
+                            budget_stop =
+                                ledger.stop(format!("critic cut short at turn {}", turn + 1));
+                            break;
+                        };
+                        if v.accepts() {
+                            accepted = Some(turn);
+                            break;
+                        }
+                        if let Some(k) = v.located() {
+                            let step_text = steps.get(k).map_or("", String::as_str);
+                            located.push(Located::new(k, step_text, critic.name(), &v.rationale));
+                        }
+                        Some(v)
                     }
-                    if v.as_ref().is_some_and(|v| v.parsed && v.step.is_none()) {
-                        accepted = Some(turn);
-                        break;
-                    }
-                    v
-                }
+                },
                 (RiseMode::Majority, _) => None,
             };
-            if let Some(v) = verdict.as_ref().filter(|v| v.parsed) {
-                if let Some(k) = v.step {
+            if let Some(v) = &verdict {
+                if let Some(k) = v.located() {
                     pending = Some(Pending {
                         attempt: text.clone(),
                         step: k,
@@ -228,10 +193,10 @@ impl Strategy for Rise {
                 (Some(v), RiseMode::Critic) if v.parsed => (v.step, Some(v.rationale.as_str())),
                 _ => (None, None),
             };
-            let feedback = cx.prompts.render(
+            let feedback = cx.prompts().render(
                 "rise_feedback",
                 &FeedbackCx {
-                    question: problem.question,
+                    question: &question,
                     step,
                     rationale,
                 },
@@ -242,23 +207,22 @@ impl Strategy for Rise {
             self.note(cx, problem, &ledger, p, None);
         }
         let answer = match (self.mode, accepted) {
-            (_, Some(t)) => attempts[t].answer.clone(),
+            (_, Some(t)) => attempts.get(t).and_then(|a| a.answer.clone()),
             (RiseMode::Majority, None) => majority_answer(&attempts),
             (_, None) => attempts.last().and_then(|a| a.answer.clone()),
         };
-        cx.record(
-            "solve",
-            json!({"strategy": "rise", "mode": self.mode, "turns": attempts.len(), "accepted_turn": accepted, "answer": answer, "budget_stop": budget_stop}),
-        );
-        Ok(Solution {
-            strategy: self.name().into(),
-            answer,
-            attempts,
-            usage: ledger.usage,
-            wall: start.elapsed(),
-            budget_stop,
-            located: Vec::new(),
-        })
+        Ok(finish(
+            cx,
+            self.name(),
+            &ledger,
+            Finished {
+                answer,
+                budget_stop,
+                located,
+                detail: json!({"mode": self.mode, "turns": attempts.len(), "accepted_turn": accepted}),
+                attempts,
+            },
+        ))
     }
 }
 

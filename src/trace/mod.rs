@@ -4,6 +4,8 @@
 //! the first line (`type: "header"`) carries the schema version. Every line is written with one
 //! `write` and flushed, so a killed process loses at most the line being written.
 //! [`Traced`] wraps any [`Model`] so that each call is recorded as a `call` event.
+//! A finished trace can be gzip-compressed ([`compress`]: `RUN.jsonl` → `RUN.jsonl.gz`);
+//! [`read`] reads either form. The format is described in `traces/README.md`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, Write};
@@ -15,7 +17,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::model::{Capabilities, Model, ModelError, Request, Response, Usage};
+use crate::model::{Capabilities, Model, ModelError, ModelId, Request, Response, Usage};
 
 /// The trace format's version, in the header line.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -162,17 +164,36 @@ impl Writer {
     }
 }
 
-/// Read every event of a trace file.
+/// Read every event of a trace file, plain (`.jsonl`) or gzip-compressed (`.jsonl.gz`). A
+/// plain path that was compressed since ([`compress`]) reads the compressed file, so a
+/// reference written before compression (`FILE#SEQ` in a result or a mistake record) still
+/// opens. A malformed last line (a writer killed mid-line) is dropped with a warning.
 ///
 /// # Errors
 /// [`TraceError::Io`] / [`TraceError::Malformed`] with the line number.
 pub fn read(path: &Path) -> Result<Vec<Event>, TraceError> {
+    let mut gz_name = path.as_os_str().to_os_string();
+    gz_name.push(".gz");
+    let gz = PathBuf::from(gz_name);
+    let path = if !path.exists() && gz.is_file() {
+        gz.as_path()
+    } else {
+        path
+    };
     let file = File::open(path).map_err(|e| TraceError::Io {
         path: path.into(),
         reason: e.to_string(),
     })?;
+    let reader: Box<dyn BufRead> = if path.extension().is_some_and(|x| x == "gz") {
+        Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
+            file,
+        )))
+    } else {
+        Box::new(std::io::BufReader::new(file))
+    };
     let mut out = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+    let mut bad: Option<TraceError> = None;
+    for (i, line) in reader.lines().enumerate() {
         let line = line.map_err(|e| TraceError::Io {
             path: path.into(),
             reason: e.to_string(),
@@ -180,14 +201,49 @@ pub fn read(path: &Path) -> Result<Vec<Event>, TraceError> {
         if line.trim().is_empty() {
             continue;
         }
-        let ev: Event = serde_json::from_str(&line).map_err(|e| TraceError::Malformed {
-            path: path.into(),
-            line: i + 1,
-            reason: e.to_string(),
-        })?;
-        out.push(ev);
+        if let Some(e) = bad.take() {
+            return Err(e);
+        }
+        match serde_json::from_str::<Event>(&line) {
+            Ok(ev) => out.push(ev),
+            Err(e) => {
+                bad = Some(TraceError::Malformed {
+                    path: path.into(),
+                    line: i + 1,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    if let Some(e) = bad {
+        tracing::warn!("{e}: dropped as the half-written last line of a killed writer");
     }
     Ok(out)
+}
+
+/// Compress a finished trace: write `PATH.gz` (gzip, best compression) and remove `PATH`.
+/// Returns the new path. Call it only when nothing writes to `PATH` any more.
+///
+/// # Errors
+/// [`TraceError::Io`]; on failure the plain file is kept.
+pub fn compress(path: &Path) -> Result<PathBuf, TraceError> {
+    let io = |p: &Path, e: std::io::Error| TraceError::Io {
+        path: p.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut gz_name = path.as_os_str().to_os_string();
+    gz_name.push(".gz");
+    let gz = PathBuf::from(gz_name);
+    let part = gz.with_extension("gz.part");
+    let mut input = File::open(path).map_err(|e| io(path, e))?;
+    let out = File::create(&part).map_err(|e| io(&part, e))?;
+    let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::best());
+    std::io::copy(&mut input, &mut enc).map_err(|e| io(&part, e))?;
+    let out = enc.finish().map_err(|e| io(&part, e))?;
+    out.sync_all().map_err(|e| io(&part, e))?;
+    std::fs::rename(&part, &gz).map_err(|e| io(&gz, e))?;
+    std::fs::remove_file(path).map_err(|e| io(path, e))?;
+    Ok(gz)
 }
 
 /// Totals over a trace, for `amend trace show`.
@@ -249,8 +305,8 @@ impl Traced {
 
 #[async_trait]
 impl Model for Traced {
-    fn name(&self) -> &str {
-        self.inner.name()
+    fn id(&self) -> &ModelId {
+        self.inner.id()
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -267,7 +323,7 @@ impl Model for Traced {
         let result = self.inner.generate(request).await;
         let data = match &result {
             Ok(r) => json!({
-                "model": self.inner.name(),
+                "model": self.inner.id().key,
                 "request": summary,
                 "output": r.samples,
                 "usage": r.usage,
@@ -275,7 +331,7 @@ impl Model for Traced {
                 "wall_ms": start.elapsed().as_secs_f64() * 1000.0,
             }),
             Err(e) => json!({
-                "model": self.inner.name(),
+                "model": self.inner.id().key,
                 "request": summary,
                 "error": e.to_string(),
                 "start_ms": start_ms,
@@ -286,5 +342,32 @@ impl Model for Traced {
             tracing::error!(error = %e, "could not write the trace");
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compressed_trace_reads_as_the_plain_one() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("r.jsonl");
+        let w = Writer::create(&path, "r")?;
+        w.write("item", json!({"id": "7"}))?;
+        w.write("solve", json!({"answer": "3"}))?;
+        drop(w);
+        let plain = read(&path)?;
+        let gz = compress(&path)?;
+        assert!(!path.exists() && gz.ends_with("r.jsonl.gz"));
+        assert_eq!(read(&gz)?, plain);
+        assert_eq!(
+            read(&path)?,
+            plain,
+            "the plain path finds the compressed file"
+        );
+        assert_eq!(plain.len(), 3);
+        assert_eq!(plain.first().map(|e| e.kind.as_str()), Some("header"));
+        Ok(())
     }
 }

@@ -106,22 +106,21 @@ pub fn scratch_log() -> PathBuf {
 }
 
 /// A strategy context on the real default model (local backend, one thread, `n_seq`
-/// sequences, 96 tokens per call), traced to `DIR/t.jsonl`; returns the context, its trace
-/// writer and the untraced model.
+/// sequences, 96 tokens per call), traced to `DIR/t.jsonl` (run id `test`); returns the
+/// context, its trace writer and the untraced model.
 #[cfg(feature = "local")]
 pub async fn local_context(
     dir: &std::path::Path,
     n_seq: u32,
 ) -> (
-    amend::strategy::Context,
+    amend::run::Context,
     std::sync::Arc<amend::trace::Writer>,
     std::sync::Arc<dyn amend::Model>,
 ) {
     use amend::model::llama::{LocalModel, Options};
-    use amend::trace::{Traced, Writer};
+    use amend::trace::Writer;
     use std::sync::Arc;
     let opts = Options {
-        name: "default".into(),
         n_ctx: 2048,
         max_ctx: 8192,
         n_seq,
@@ -131,15 +130,11 @@ pub async fn local_context(
     let local: Arc<dyn amend::Model> =
         Arc::new(LocalModel::load(&model_path(), opts).await.expect("model"));
     let writer = Arc::new(Writer::create(&dir.join("t.jsonl"), "test").expect("trace"));
-    let model: Arc<dyn amend::Model> = Arc::new(Traced::new(local.clone(), writer.clone()));
-    let cx = amend::strategy::Context {
-        model,
-        prompts: Arc::new(amend::Prompts::builtin().expect("prompts")),
-        trace: Some(writer.clone()),
-        max_tokens: 96,
-        style: Default::default(),
-        budget: Default::default(),
-        log: None,
-    };
+    let cx = amend::run::Context::new(
+        local.clone(),
+        Arc::new(amend::Prompts::builtin().expect("prompts")),
+    )
+    .with_trace(writer.clone())
+    .with_max_tokens(96);
     (cx, writer, local)
 }

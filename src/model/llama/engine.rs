@@ -72,7 +72,7 @@ impl Seq {
             Err(e) if e.error_len().is_none() => {
                 // An incomplete character at the end: emit the valid part, keep the rest.
                 let valid = e.valid_up_to();
-                if let Ok(s) = std::str::from_utf8(&self.pending[..valid]) {
+                if let Ok(s) = std::str::from_utf8(self.pending.get(..valid).unwrap_or_default()) {
                     self.text.push_str(s);
                 }
                 self.pending.drain(..valid);
@@ -261,7 +261,7 @@ impl<'m> Engine<'m> {
             self.shape.n_seq as i32,
         );
         let mut last_idx = 0;
-        let new = &tokens[keep..];
+        let new = tokens.get(keep..).unwrap_or_default();
         for (c, chunk) in new.chunks(N_BATCH as usize).enumerate() {
             batch.clear();
             let mut boundaries = Vec::new();
@@ -283,7 +283,10 @@ impl<'m> Engine<'m> {
                 self.save(len, logits);
             }
         }
-        if !new.is_empty() && ends_line(&vocab, tokens[tokens.len() - 1]) {
+        if tokens
+            .last()
+            .is_some_and(|t| !new.is_empty() && ends_line(&vocab, *t))
+        {
             let logits = self.ctx.get_logits_ith(last_idx).to_vec();
             self.save(tokens.len(), logits);
         }
@@ -350,7 +353,9 @@ impl<'m> Engine<'m> {
             self.trim_saved();
             batch.clear();
             for (i, p) in picked {
-                let seq = &mut seqs[i];
+                let Some(seq) = seqs.get_mut(i) else {
+                    return Err(ModelError::Decode(format!("no sequence {i} in the batch")));
+                };
                 let Some(Picked {
                     token: tok,
                     logprob,

@@ -21,13 +21,13 @@ use llama_cpp_2::model::LlamaModel;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::{check_supported, Capabilities, KvLayout, Model, ModelError, Request, Response};
+use super::{
+    check_supported, Capabilities, KvLayout, Model, ModelError, ModelId, Request, Response,
+};
 
 /// Settings of a local model.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Name shown in traces and reports.
-    pub name: String,
     /// Initial context size in tokens (per sequence when the KV layout is split, else shared
     /// by all).
     pub n_ctx: u32,
@@ -44,7 +44,6 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            name: "local".into(),
             n_ctx: 2048,
             max_ctx: 8192,
             n_seq: 8,
@@ -87,7 +86,7 @@ enum Job {
 /// Handle to a local model's worker thread.
 #[derive(Clone, Debug)]
 pub struct LocalModel {
-    name: String,
+    id: ModelId,
     info: Arc<Info>,
     jobs: mpsc::Sender<Job>,
     n_seq: u32,
@@ -163,23 +162,24 @@ pub(crate) fn threads(opt: u32) -> i32 {
 }
 
 impl LocalModel {
-    /// Load `path` on a new worker thread.
+    /// Load `path` on a new worker thread. The model's identity is the fingerprint of the
+    /// file's content ([`super::fingerprint`]), computed on that thread before loading.
     ///
     /// # Errors
     /// [`ModelError::NotFound`] for a missing file, [`ModelError::Load`] for one llama.cpp
     /// cannot read, [`ModelError::Decode`] when no context can be created.
     pub async fn load(path: &Path, opts: Options) -> Result<Self, ModelError> {
         let (jobs, rx) = mpsc::channel::<Job>();
-        let (ready_tx, ready_rx) = oneshot::channel::<Result<Info, ModelError>>();
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<(Info, ModelId), ModelError>>();
         let path = path.to_path_buf();
         let worker_opts = opts.clone();
         std::thread::Builder::new()
             .name("amend-llama".into())
             .spawn(move || worker(path, worker_opts, rx, ready_tx))
             .map_err(|e| ModelError::Decode(format!("cannot start the model thread: {e}")))?;
-        let info = ready_rx.await.map_err(|_| ModelError::WorkerGone)??;
+        let (info, id) = ready_rx.await.map_err(|_| ModelError::WorkerGone)??;
         Ok(Self {
-            name: opts.name,
+            id,
             info: Arc::new(info),
             jobs,
             n_seq: opts.n_seq.max(1),
@@ -196,8 +196,15 @@ fn worker(
     path: PathBuf,
     opts: Options,
     jobs: mpsc::Receiver<Job>,
-    ready: oneshot::Sender<Result<Info, ModelError>>,
+    ready: oneshot::Sender<Result<(Info, ModelId), ModelError>>,
 ) {
+    let id = match super::fingerprint(&path) {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
     let model = match load_gguf(&path) {
         Ok(m) => m,
         Err(e) => {
@@ -213,7 +220,7 @@ fn worker(
             return;
         }
     };
-    if ready.send(Ok(info)).is_err() {
+    if ready.send(Ok((info, id))).is_err() {
         return;
     }
     while let Ok(job) = jobs.recv() {
@@ -228,8 +235,8 @@ fn worker(
 
 #[async_trait]
 impl Model for LocalModel {
-    fn name(&self) -> &str {
-        &self.name
+    fn id(&self) -> &ModelId {
+        &self.id
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -245,7 +252,7 @@ impl Model for LocalModel {
     }
 
     async fn generate(&self, request: Request) -> Result<Response, ModelError> {
-        check_supported(&self.capabilities(), &self.name, &request)?;
+        check_supported(&self.capabilities(), &self.id.key, &request)?;
         if request.n > self.n_seq {
             return Err(ModelError::InvalidRequest(format!(
                 "n = {} exceeds the {} parallel sequences this model was loaded with",

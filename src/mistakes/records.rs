@@ -31,8 +31,9 @@ pub fn write_export<W: Write>(records: &[Mistake], mut out: W) -> std::io::Resul
 }
 
 /// Parse an import file strictly: every line (blank lines aside) must be a JSON object with
-/// exactly the fields of a [`Mistake`]. All lines are checked before anything is returned, so
-/// a bad file imports nothing.
+/// exactly the fields of a [`Mistake`], whose `id` is a UUID (hyphenated, as amend writes
+/// them), whose `time` is an RFC 3339 time and whose `outcome` is one of the known outcomes.
+/// All lines are checked before anything is returned, so a bad file imports nothing.
 ///
 /// # Errors
 /// [`ImportError`] listing the bad lines with their numbers.
@@ -73,8 +74,18 @@ fn parse_line(line: &str) -> Result<Mistake, String> {
         return Err(format!("missing field(s) {}", missing.join(", ")));
     }
     let m: Mistake = serde_json::from_value(v).map_err(|e| e.to_string())?;
-    if m.id.is_empty() {
-        return Err("empty id".into());
+    if uuid::Uuid::try_parse(&m.id).is_err() || m.id.len() != 36 {
+        return Err(format!(
+            "id {:?} is not a UUID like those amend writes (e.g. 0197a3c2-7d1e-7b3a-9c4f-2e8d1a6b5c40)",
+            m.id
+        ));
+    }
+    if time::OffsetDateTime::parse(&m.time, &time::format_description::well_known::Rfc3339).is_err()
+    {
+        return Err(format!(
+            "time {:?} is not an RFC 3339 time (e.g. 2026-11-30T10:07:30Z)",
+            m.time
+        ));
     }
     Ok(m)
 }
@@ -127,7 +138,7 @@ pub fn stats(records: &[Mistake]) -> Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::{Discard, Outcome, Sink};
+    use crate::mistakes::{Discard, Outcome, Sink};
     use std::sync::Arc;
 
     fn sample(n: usize) -> Vec<Mistake> {
@@ -181,6 +192,39 @@ mod tests {
         assert!(e.contains("line 3: missing field(s) task"), "{e}");
         assert!(e.contains("line 4: not JSON"), "{e}");
         assert!(!e.contains("  line 1:"), "{e}");
+    }
+
+    #[test]
+    fn times_ids_and_outcomes_are_validated_on_import() {
+        let rec = sample(1).remove(0);
+        let with = |field: &str, value: serde_json::Value| {
+            let mut v = serde_json::to_value(&rec).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert(field.into(), value);
+            }
+            v.to_string()
+        };
+        let text = [
+            with("time", "2026".into()),
+            // A multi-byte character where `mistakes list` used to cut the time at byte 19.
+            with("time", "2026-11-30T10:07:3é0Z".into()),
+            with("id", "not-a-uuid".into()),
+            with("outcome", "better".into()),
+            with("time", "2026-11-30T10:07:30+01:00".into()),
+        ]
+        .join("\n");
+        let e = parse_import("f.jsonl", &text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("line 1: time \"2026\" is not an RFC 3339 time"),
+            "{e}"
+        );
+        assert!(e.contains("line 2: time"), "{e}");
+        assert!(e.contains("line 3: id \"not-a-uuid\" is not a UUID"), "{e}");
+        assert!(e.contains("line 4: unknown variant `better`"), "{e}");
+        assert!(!e.contains("line 5"), "{e}");
     }
 
     #[test]

@@ -51,11 +51,13 @@ impl TokenRecord {
         let split = key
             .len()
             .checked_sub(5)
-            .filter(|&i| key[i] == 0)
+            .filter(|&i| key.get(i) == Some(&0))
             .ok_or("bad key")?;
-        let mistake = String::from_utf8(key[..split].to_vec()).map_err(|e| e.to_string())?;
+        let (id, pos) = key.split_at(split);
+        let mistake = String::from_utf8(id.to_vec()).map_err(|e| e.to_string())?;
         let position = u32::from_be_bytes(
-            key[split + 1..]
+            pos.get(1..)
+                .unwrap_or_default()
                 .try_into()
                 .map_err(|_| "bad key position")?,
         );
@@ -100,7 +102,8 @@ impl Reader<'_> {
         let bytes = self.take(n.checked_mul(4).ok_or("bad length")?)?;
         Ok(bytes
             .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .filter_map(|c| <[u8; 4]>::try_from(c).ok())
+            .map(f32::from_le_bytes)
             .collect())
     }
 }

@@ -1,4 +1,4 @@
-//! `amend bench log`: what the mistake log costs. Appends are timed in flushed batches, and
+//! `amend bench mistakes`: what the mistakes store costs. Appends are timed in flushed batches, and
 //! lookups by id one at a time, each against bare sled doing the same (one tree, the same
 //! bytes, the same flushes) in the same run.
 
@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{LogError, Mistake, MistakeStore, Outcome, SledStore};
+use crate::mistakes::{new_id, now, Mistake, Outcome, SledStore, Store, StoreError};
 
 /// The figures of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -39,9 +39,9 @@ fn record(i: usize) -> Mistake {
         Outcome::Unverified,
     ];
     Mistake {
-        id: super::new_id(),
-        time: super::now(),
-        task: tasks[i % 3].into(),
+        id: new_id(),
+        time: now(),
+        task: tasks.get(i % 3).copied().unwrap_or_default().into(),
         model: "default".into(),
         run: Some("bench".into()),
         input: format!("Problem {i}: a farmer has {i} apples and sells some of them at the market; how many are left after the second day of sales?"),
@@ -53,7 +53,7 @@ fn record(i: usize) -> Mistake {
         correction: Some(format!("Step 1: {i} - 1 = {}", i.saturating_sub(1))),
         answer_before: Some(i.to_string()),
         answer_after: Some(i.saturating_sub(1).to_string()),
-        outcome: outcomes[i % 4],
+        outcome: outcomes.get(i % 4).copied().unwrap_or(Outcome::Fixed),
         tokens: 300 + (i % 50) as u64,
         trace: Some(format!("traces/bench.jsonl#{i}")),
     }
@@ -65,15 +65,20 @@ fn percentile(xs: &mut [f64], p: f64) -> f64 {
     }
     xs.sort_by(f64::total_cmp);
     let i = ((xs.len() as f64 - 1.0) * p).round() as usize;
-    xs[i.min(xs.len() - 1)]
+    xs.get(i.min(xs.len() - 1)).copied().unwrap_or(0.0)
 }
 
 /// Append `records` records in flushed batches of `batch` to a fresh store under `dir`, then
 /// look `lookups` random ids up; the same against bare sled.
 ///
 /// # Errors
-/// [`LogError`] when a store fails.
-pub fn run(dir: &Path, records: usize, batch: usize, lookups: usize) -> Result<LogBench, LogError> {
+/// [`StoreError`] when a store fails.
+pub fn run(
+    dir: &Path,
+    records: usize,
+    batch: usize,
+    lookups: usize,
+) -> Result<LogBench, StoreError> {
     let batch = batch.max(1);
     let recs: Vec<Mistake> = (0..records).map(record).collect();
     let store = SledStore::open(&dir.join("amend"))?;
@@ -89,7 +94,7 @@ pub fn run(dir: &Path, records: usize, batch: usize, lookups: usize) -> Result<L
     for chunk in recs.chunks(batch) {
         let mut b = sled::Batch::default();
         for m in chunk {
-            let v = serde_json::to_vec(m).map_err(|e| LogError::Io(e.to_string()))?;
+            let v = serde_json::to_vec(m).map_err(|e| StoreError::Io(e.to_string()))?;
             b.insert(m.id.as_bytes(), v);
         }
         tree.apply_batch(b)?;
@@ -97,7 +102,7 @@ pub fn run(dir: &Path, records: usize, batch: usize, lookups: usize) -> Result<L
     }
     let bare_s = t.elapsed().as_secs_f64();
 
-    let mut rng = crate::synth::Rng::new(7);
+    let mut rng = crate::rng::Rng::new(7);
     let picks: Vec<usize> = (0..lookups)
         .map(|_| (rng.next_u64() % records.max(1) as u64) as usize)
         .collect();
@@ -109,7 +114,7 @@ pub fn run(dir: &Path, records: usize, batch: usize, lookups: usize) -> Result<L
         let got = store.get(&m.id)?;
         ours.push(t.elapsed().as_secs_f64() * 1000.0);
         if got.is_none() {
-            return Err(LogError::Io(format!(
+            return Err(StoreError::Io(format!(
                 "record {} missing after append",
                 m.id
             )));
@@ -118,7 +123,7 @@ pub fn run(dir: &Path, records: usize, batch: usize, lookups: usize) -> Result<L
         let raw = tree.get(m.id.as_bytes())?;
         theirs.push(t.elapsed().as_secs_f64() * 1000.0);
         if raw.is_none() {
-            return Err(LogError::Io(format!("bare record {} missing", m.id)));
+            return Err(StoreError::Io(format!("bare record {} missing", m.id)));
         }
     }
     let per_s = |s: f64| if s > 0.0 { records as f64 / s } else { 0.0 };

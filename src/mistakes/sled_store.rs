@@ -1,4 +1,4 @@
-//! The persistent [`MistakeStore`]: sled 0.34.
+//! The persistent [`Store`]: sled 0.34.
 //!
 //! Layout (schema version 1): tree `meta` holds `schema_version` (u32, big-endian); records
 //! live in `v1/mistakes` (key = id, value = the record as JSON); `v1/index` indexes them by
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use sled::Tree;
 
 use super::tokens::TokenRecord;
-use super::{Filter, LogError, Mistake, MistakeStore};
+use super::{Filter, Mistake, Store, StoreError};
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -21,7 +21,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 const OLDEST_MIGRATABLE: u32 = 1;
 const VERSION_KEY: &[u8] = b"schema_version";
 
-/// A mistake log in a sled directory.
+/// A mistakes store in a sled directory.
 pub struct SledStore {
     db: sled::Db,
     path: PathBuf,
@@ -50,8 +50,8 @@ fn index_key(value: &str, id: &str) -> Vec<u8> {
 const LOCK_RETRIES: u32 = 40;
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
-fn open_db(path: &Path) -> Result<sled::Db, LogError> {
-    let err = |reason: String| LogError::Open {
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let err = |reason: String| StoreError::Open {
         path: path.display().to_string(),
         reason,
     };
@@ -81,11 +81,11 @@ fn open_db(path: &Path) -> Result<sled::Db, LogError> {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(sled::Error::Io(e))) if locked(&e) => {
             Err(err(
-                "another amend process has it open (the store is locked while in use); wait for it to finish, or give this run another --log (or --no-log)".into(),
+                "another amend process has it open (the store is locked while in use); wait for it to finish, or give this run another `mistakes` store (or none)".into(),
             ))
         }
         Ok(Err(sled::Error::Corruption { .. })) | Err(_) => Err(err(
-            "the store's files are damaged; move the directory away (keep it for recovery) and start a new log, or point --log elsewhere".into(),
+            "the store's files are damaged; move the directory away (keep it for recovery) and start a new store, or point the `mistakes` option elsewhere".into(),
         )),
         Ok(Err(e)) => Err(err(e.to_string())),
     }
@@ -94,8 +94,8 @@ fn open_db(path: &Path) -> Result<sled::Db, LogError> {
 /// Create a store atomically: build it (schema version written and flushed) in a sibling
 /// directory, then rename it into place, so a process killed while creating leaves either
 /// nothing or a complete empty store.
-fn create(path: &Path) -> Result<(), LogError> {
-    let err = |reason: String| LogError::Open {
+fn create(path: &Path) -> Result<(), StoreError> {
+    let err = |reason: String| StoreError::Open {
         path: path.display().to_string(),
         reason,
     };
@@ -103,7 +103,7 @@ fn create(path: &Path) -> Result<(), LogError> {
         let mut entries = std::fs::read_dir(path).map_err(|e| err(e.to_string()))?;
         if entries.next().is_some() {
             return Err(err(
-                "the directory exists but holds no mistake log; choose an empty or new directory"
+                "the directory exists but holds no mistakes store; choose an empty or new directory"
                     .into(),
             ));
         }
@@ -134,14 +134,14 @@ impl SledStore {
     /// Open (or create) the store in directory `path`, checking and migrating its schema.
     ///
     /// # Errors
-    /// [`LogError::Open`] (locked, damaged, unwritable), [`LogError::TooNew`],
-    /// [`LogError::TooOld`].
-    pub fn open(path: &Path) -> Result<Self, LogError> {
+    /// [`StoreError::Open`] (locked, damaged, unwritable), [`StoreError::TooNew`],
+    /// [`StoreError::TooOld`].
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
         let damaged = |reason: &str| {
-            LogError::Open {
+            StoreError::Open {
             path: shown.clone(),
-            reason: format!("the store's files are damaged ({reason}); move the directory away (keep it for recovery) and start a new log, or point --log elsewhere"),
+            reason: format!("the store's files are damaged ({reason}); move the directory away (keep it for recovery) and start a new store, or point the `mistakes` option elsewhere"),
         }
         };
         let has_db = path.join("db").metadata().is_ok_and(|m| m.len() > 0);
@@ -163,14 +163,14 @@ impl SledStore {
             None => return Err(damaged("no schema version found")),
         };
         if version > SCHEMA_VERSION {
-            return Err(LogError::TooNew {
+            return Err(StoreError::TooNew {
                 path: shown,
                 found: version,
                 supported: SCHEMA_VERSION,
             });
         }
         if version < OLDEST_MIGRATABLE {
-            return Err(LogError::TooOld {
+            return Err(StoreError::TooOld {
                 path: shown,
                 found: version,
                 oldest: OLDEST_MIGRATABLE,
@@ -205,8 +205,8 @@ impl SledStore {
     /// Record token-level data (hidden state, logits) for a mistake; flushed before return.
     ///
     /// # Errors
-    /// [`LogError::Io`].
-    pub fn record_tokens(&self, records: &[TokenRecord]) -> Result<(), LogError> {
+    /// [`StoreError::Io`].
+    pub fn record_tokens(&self, records: &[TokenRecord]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for r in records {
             batch.insert(r.key(), r.encode());
@@ -219,13 +219,13 @@ impl SledStore {
     /// The token-level records of mistake `id`, by position.
     ///
     /// # Errors
-    /// [`LogError::Corrupt`] for an undecodable entry.
-    pub fn tokens(&self, id: &str) -> Result<Vec<TokenRecord>, LogError> {
+    /// [`StoreError::Corrupt`] for an undecodable entry.
+    pub fn tokens(&self, id: &str) -> Result<Vec<TokenRecord>, StoreError> {
         let mut out = Vec::new();
         for kv in self.tokens.scan_prefix(index_key(id, "")) {
             let (k, v) = kv?;
             out.push(
-                TokenRecord::decode(&k, &v).map_err(|reason| LogError::Corrupt {
+                TokenRecord::decode(&k, &v).map_err(|reason| StoreError::Corrupt {
                     key: String::from_utf8_lossy(&k).into_owned(),
                     reason,
                 })?,
@@ -234,14 +234,14 @@ impl SledStore {
         Ok(out)
     }
 
-    fn decode(key: &[u8], v: &[u8]) -> Result<Mistake, LogError> {
-        serde_json::from_slice(v).map_err(|e| LogError::Corrupt {
+    fn decode(key: &[u8], v: &[u8]) -> Result<Mistake, StoreError> {
+        serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
             key: String::from_utf8_lossy(key).into_owned(),
             reason: e.to_string(),
         })
     }
 
-    fn ids_from(tree: &Tree, value: &str) -> Result<Vec<Vec<u8>>, LogError> {
+    fn ids_from(tree: &Tree, value: &str) -> Result<Vec<Vec<u8>>, StoreError> {
         let prefix = index_key(value, "");
         let mut ids = Vec::new();
         for kv in tree.scan_prefix(&prefix) {
@@ -252,8 +252,8 @@ impl SledStore {
     }
 }
 
-impl MistakeStore for SledStore {
-    fn record_batch(&self, mistakes: &[Mistake]) -> Result<(), LogError> {
+impl Store for SledStore {
+    fn record_batch(&self, mistakes: &[Mistake]) -> Result<(), StoreError> {
         // Index entries are written before the records and everything is flushed before
         // returning. sled persists writes in order, so after a crash a record that is there
         // has its index entries too. `list` decodes every record an index points to and
@@ -266,7 +266,7 @@ impl MistakeStore for SledStore {
             std::collections::BTreeMap::new();
         let mut recs = sled::Batch::default();
         for m in mistakes {
-            let bytes = serde_json::to_vec(m).map_err(|e| LogError::Io(e.to_string()))?;
+            let bytes = serde_json::to_vec(m).map_err(|e| StoreError::Io(e.to_string()))?;
             for value in [
                 format!("t{}", m.task),
                 format!("m{}", m.model),
@@ -292,18 +292,25 @@ impl MistakeStore for SledStore {
         Ok(())
     }
 
-    fn get(&self, id: &str) -> Result<Option<Mistake>, LogError> {
+    fn get(&self, id: &str) -> Result<Option<Mistake>, StoreError> {
         self.mistakes
             .get(id.as_bytes())?
             .map(|v| Self::decode(id.as_bytes(), &v))
             .transpose()
     }
 
-    fn list(&self, filter: &Filter) -> Result<Vec<Mistake>, LogError> {
+    fn list(&self, filter: &Filter) -> Result<Vec<Mistake>, StoreError> {
         let ids = if let Some(t) = &filter.task {
             Some(Self::ids_from(&self.index, &format!("t{t}"))?)
-        } else if let Some(m) = &filter.model {
-            Some(Self::ids_from(&self.index, &format!("m{m}"))?)
+        } else if !filter.models.is_empty() {
+            let mut ids = Vec::new();
+            for m in &filter.models {
+                ids.extend(Self::ids_from(&self.index, &format!("m{m}"))?);
+            }
+            // Ids are UUID v7 (time-ordered): sorted, the union is oldest first again.
+            ids.sort();
+            ids.dedup();
+            Some(ids)
         } else if let Some(o) = filter.outcome {
             Some(Self::ids_from(&self.index, &format!("o{}", o.as_str()))?)
         } else {
@@ -338,12 +345,12 @@ impl MistakeStore for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::{Outcome, Sink};
+    use crate::mistakes::{Outcome, Sink};
     use std::sync::Arc;
 
     fn sink() -> Sink {
         Sink {
-            store: Arc::new(crate::log::Discard),
+            store: Arc::new(crate::mistakes::Discard),
             task: "gsm8k".into(),
             model: "m".into(),
             run: None,
@@ -351,8 +358,8 @@ mod tests {
     }
 
     #[test]
-    fn records_round_trip_and_indexes_follow_rewrites() -> Result<(), LogError> {
-        let dir = tempfile::tempdir().map_err(|e| LogError::Io(e.to_string()))?;
+    fn records_round_trip_and_indexes_follow_rewrites() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Io(e.to_string()))?;
         let store = SledStore::open(dir.path())?;
         let mut a = sink().blank("q1", Some("4"));
         a.outcome = Outcome::Fixed;
@@ -383,8 +390,8 @@ mod tests {
     }
 
     #[test]
-    fn schema_versions_are_checked() -> Result<(), LogError> {
-        let dir = tempfile::tempdir().map_err(|e| LogError::Io(e.to_string()))?;
+    fn schema_versions_are_checked() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Io(e.to_string()))?;
         drop(SledStore::open(dir.path())?);
         {
             let db = open_db(dir.path())?;

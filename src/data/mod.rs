@@ -1,14 +1,21 @@
-//! Dataset loaders: GSM8K (JSONL), ProcessBench (JSON array), BIG-Bench Mistake (JSONL).
+//! Datasets: the loaders of GSM8K (JSONL), ProcessBench (JSON array) and BIG-Bench Mistake
+//! (JSONL), and the makers of new data: [`synth`] (synthetic word problems) and [`inject`]
+//! (critic test items with planted errors).
 //!
 //! Any file path in these formats works. A malformed line or record is reported with the file
 //! and its line (JSONL) or index (JSON array); with `skip_bad` it is skipped and counted.
+
+pub mod inject;
+pub mod synth;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::prompt::Shot;
+
 /// The three task formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
     /// GSM8K-style word problems with `#### N` answers.
@@ -17,20 +24,6 @@ pub enum Task {
     Processbench,
     /// BIG-Bench Mistake: traces with a labelled first mistake.
     Bbmistake,
-}
-
-impl std::str::FromStr for Task {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "gsm8k" => Ok(Task::Gsm8k),
-            "processbench" => Ok(Task::Processbench),
-            "bbmistake" => Ok(Task::Bbmistake),
-            other => Err(format!(
-                "unknown task {other:?}; use gsm8k, processbench or bbmistake"
-            )),
-        }
-    }
 }
 
 impl std::fmt::Display for Task {
@@ -97,7 +90,7 @@ pub enum DataError {
         reason: String,
     },
     /// A line or record is malformed.
-    #[error("{path}, {at}: {reason}\n  fix or remove that record, or pass --skip-bad to skip malformed records")]
+    #[error("{path}, {at}: {reason}\n  fix or remove that record, or use `skip_bad` to skip malformed records")]
     Malformed {
         /// The file.
         path: PathBuf,
@@ -265,7 +258,7 @@ pub fn load(task: Task, path: &Path, skip_bad: bool) -> Result<Loaded, DataError
     Ok(out)
 }
 
-/// Apply `--shuffle SEED`, `--offset N`, `--limit N` (in that order).
+/// Shuffle with `shuffle` (a seed), then skip `offset` items, then keep `limit` (in that order).
 pub fn select(
     mut items: Vec<Item>,
     shuffle: Option<u64>,
@@ -275,16 +268,54 @@ pub fn select(
     if let Some(seed) = shuffle {
         // Fisher-Yates over the same SplitMix64 stream as the synthetic generator: stable
         // across platforms and versions.
-        let mut rng = crate::synth::Rng::new(seed);
-        for i in (1..items.len()).rev() {
-            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-            items.swap(i, j);
-        }
+        crate::rng::Rng::new(seed).shuffle(&mut items);
     }
     let items: Vec<Item> = items.into_iter().skip(offset).collect();
     match limit {
         Some(n) => items.into_iter().take(n).collect(),
         None => items,
+    }
+}
+
+/// Strip GSM8K calculator annotations (`<<48/2=24>>`).
+pub fn strip_annotations(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("<<") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find(">>") {
+            Some(end) => rest = &rest[start + end + 2..],
+            None => {
+                rest = &rest[start..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A worked example made from an item (GSM8K: the reference solution; BIG-Bench Mistake: a
+/// trace without mistakes). `None` for items that cannot serve as one.
+pub fn shot_from(item: &Item) -> Option<Shot> {
+    match &item.gold {
+        Gold::Answer { answer, solution } => Some(Shot {
+            question: item.question.clone(),
+            solution: format!(
+                "{}\nThe answer is {answer}.",
+                strip_annotations(solution).trim()
+            ),
+        }),
+        Gold::Trace {
+            steps,
+            answer,
+            target,
+            mistake_index: None,
+        } if crate::answer::bb_match(answer, target) => Some(Shot {
+            question: item.question.clone(),
+            solution: steps.join("\n"),
+        }),
+        _ => None,
     }
 }
 
@@ -331,5 +362,14 @@ mod tests {
         let b = select(items, Some(3), 2, Some(4));
         assert_eq!(a, b);
         assert_eq!(a.len(), 4);
+    }
+
+    #[test]
+    fn annotations_are_stripped() {
+        assert_eq!(
+            strip_annotations("48/2 = <<48/2=24>>24 clips"),
+            "48/2 = 24 clips"
+        );
+        assert_eq!(strip_annotations("a <<b"), "a <<b");
     }
 }

@@ -11,11 +11,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::{strip_annotations, Gold, Item};
 use crate::answer::{self, Number};
 use crate::critic::eval_arith;
-use crate::eval::data::{Gold, Item};
-use crate::eval::grade::strip_annotations;
-use crate::synth::Rng;
+use crate::rng::Rng;
 
 /// One ProcessBench-format record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -99,7 +98,8 @@ fn plant(
         .collect();
     for _ in 0..6 {
         let k = *rng.pick(&candidates)?;
-        let anns = annotations(&steps[k]);
+        let s = steps.get(k)?;
+        let anns = annotations(s);
         let a = rng.pick(&anns)?;
         let substitution = rng.range(0, 1) == 1;
         let mut swapped: Option<(Number, Number)> = None;
@@ -127,7 +127,6 @@ fn plant(
         map.insert(a.result.to_string(), new_result);
         let mut out = steps.to_vec();
         // The planted step: the annotation and the visible result after it.
-        let s = &steps[k];
         let after = &s[a.end..];
         let after = match answer::numbers(after).first() {
             Some((ns, ne, n)) if *ns <= 2 && *n == a.result => {
@@ -146,7 +145,7 @@ fn plant(
                 before.replace_range(ns..ne, &new.to_string());
             }
         }
-        out[k] = format!("{before}<<{new_expr}={new_result}>>{after}");
+        *out.get_mut(k)? = format!("{before}<<{new_expr}={new_result}>>{after}");
         // Propagate through later steps.
         for step in out.iter_mut().skip(k + 1) {
             let mut text = step.clone();
@@ -252,7 +251,7 @@ mod tests {
     use crate::critic::first_false;
 
     fn item(id: &str, q: &str, answer: &str) -> Item {
-        let (solution, ans) = crate::eval::data::split_gsm8k_answer(answer).unwrap_or_default();
+        let (solution, ans) = crate::data::split_gsm8k_answer(answer).unwrap_or_default();
         Item {
             id: id.into(),
             question: q.into(),

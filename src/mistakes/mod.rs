@@ -1,11 +1,15 @@
-//! The mistake log: every located mistake and what became of it, kept across runs.
+//! The mistakes store: every located mistake and what became of it, kept across runs
+//! (`amend mistakes` reads it).
 //!
-//! Strategies hand records to a [`MistakeStore`] through the [`Sink`] in their context; the
+//! Strategies hand records to a [`Store`] through the [`Sink`] in their context; the
 //! persistent store is [`SledStore`] (sled, one tree per index, versioned key layout),
-//! [`Discard`] keeps nothing. Records travel as JSON Lines ([`export`] / [`parse_import`]);
-//! LEAP reads them back to learn principles.
+//! [`Discard`] keeps nothing. Records travel as JSON Lines ([`write_export`] /
+//! [`parse_import`]); LEAP reads them back to learn principles.
+//!
+//! A record names its model by the model's identity key (`crate::model::ModelId`); records
+//! written before identities existed carry the model spec string that was given (e.g.
+//! `default`). [`Filter::models`] takes several names so both can be asked for at once.
 
-pub mod bench;
 mod records;
 mod sled_store;
 mod tokens;
@@ -82,7 +86,7 @@ pub struct Mistake {
     pub time: String,
     /// Task (e.g. `gsm8k`, `bbmistake`, or `solve` outside an evaluation).
     pub task: String,
-    /// The model that made the mistake.
+    /// The model that made the mistake: its identity key (older records: the spec given).
     pub model: String,
     /// The evaluation run that found it, if any.
     pub run: Option<String>,
@@ -148,7 +152,7 @@ pub fn now() -> String {
 
 /// A store failed.
 #[derive(Debug, thiserror::Error)]
-pub enum LogError {
+pub enum StoreError {
     /// The store could not be opened.
     #[error("cannot open the mistake log at {path}: {reason}")]
     Open {
@@ -158,7 +162,7 @@ pub enum LogError {
         reason: String,
     },
     /// The store was written by a newer amend.
-    #[error("the mistake log at {path} has schema version {found}, newer than this amend understands ({supported}); upgrade amend, or point --log elsewhere")]
+    #[error("the mistake log at {path} has schema version {found}, newer than this amend understands ({supported}); upgrade amend, or point the `mistakes` option elsewhere")]
     TooNew {
         /// The store's directory.
         path: String,
@@ -190,7 +194,7 @@ pub enum LogError {
     },
 }
 
-impl From<sled::Error> for LogError {
+impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         Self::Io(e.to_string())
     }
@@ -201,8 +205,9 @@ impl From<sled::Error> for LogError {
 pub struct Filter {
     /// Only this task.
     pub task: Option<String>,
-    /// Only this model.
-    pub model: Option<String>,
+    /// Only these models (any of them; empty: every model). Give a model's identity key and,
+    /// to include records written before identities existed, the spec string used then.
+    pub models: Vec<String>,
     /// Only this outcome.
     pub outcome: Option<Outcome>,
     /// Only records at or after this time.
@@ -215,7 +220,7 @@ impl Filter {
     /// Does `m` pass?
     pub fn matches(&self, m: &Mistake) -> bool {
         self.task.as_ref().is_none_or(|t| &m.task == t)
-            && self.model.as_ref().is_none_or(|t| &m.model == t)
+            && (self.models.is_empty() || self.models.iter().any(|t| &m.model == t))
             && self.outcome.is_none_or(|o| m.outcome == o)
             && self.run.as_ref().is_none_or(|r| m.run.as_ref() == Some(r))
             && self.since.is_none_or(|s| {
@@ -226,46 +231,46 @@ impl Filter {
 }
 
 /// Where located mistakes go.
-pub trait MistakeStore: Send + Sync {
+pub trait Store: Send + Sync {
     /// Record mistakes; returns only once all of them are durable (flushed).
     ///
     /// # Errors
-    /// [`LogError`] when they could not be recorded; then none is reported written.
-    fn record_batch(&self, mistakes: &[Mistake]) -> Result<(), LogError>;
+    /// [`StoreError`] when they could not be recorded; then none is reported written.
+    fn record_batch(&self, mistakes: &[Mistake]) -> Result<(), StoreError>;
 
     /// Record one mistake; returns only once it is durable.
     ///
     /// # Errors
-    /// [`LogError`] when it could not be recorded.
-    fn record(&self, mistake: &Mistake) -> Result<(), LogError> {
+    /// [`StoreError`] when it could not be recorded.
+    fn record(&self, mistake: &Mistake) -> Result<(), StoreError> {
         self.record_batch(std::slice::from_ref(mistake))
     }
 
     /// The record with this id.
     ///
     /// # Errors
-    /// [`LogError`] when the store cannot be read.
-    fn get(&self, id: &str) -> Result<Option<Mistake>, LogError>;
+    /// [`StoreError`] when the store cannot be read.
+    fn get(&self, id: &str) -> Result<Option<Mistake>, StoreError>;
 
     /// Records passing `filter`, oldest first.
     ///
     /// # Errors
-    /// [`LogError`] when the store cannot be read.
-    fn list(&self, filter: &Filter) -> Result<Vec<Mistake>, LogError>;
+    /// [`StoreError`] when the store cannot be read.
+    fn list(&self, filter: &Filter) -> Result<Vec<Mistake>, StoreError>;
 }
 
 /// A store that keeps nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Discard;
 
-impl MistakeStore for Discard {
-    fn record_batch(&self, _mistakes: &[Mistake]) -> Result<(), LogError> {
+impl Store for Discard {
+    fn record_batch(&self, _mistakes: &[Mistake]) -> Result<(), StoreError> {
         Ok(())
     }
-    fn get(&self, _id: &str) -> Result<Option<Mistake>, LogError> {
+    fn get(&self, _id: &str) -> Result<Option<Mistake>, StoreError> {
         Ok(None)
     }
-    fn list(&self, _filter: &Filter) -> Result<Vec<Mistake>, LogError> {
+    fn list(&self, _filter: &Filter) -> Result<Vec<Mistake>, StoreError> {
         Ok(Vec::new())
     }
 }
@@ -275,7 +280,7 @@ impl MistakeStore for Discard {
 #[derive(Clone)]
 pub struct Sink {
     /// The store.
-    pub store: Arc<dyn MistakeStore>,
+    pub store: Arc<dyn Store>,
     /// Task tag.
     pub task: String,
     /// Model tag.

@@ -10,41 +10,7 @@
 
 use serde::Serialize;
 
-/// A SplitMix64 stream.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A stream from `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        if hi <= lo {
-            return lo;
-        }
-        lo + self.next_u64() % (hi - lo + 1)
-    }
-    /// A random element; `None` for an empty slice.
-    pub fn pick<'a, T>(&mut self, xs: &'a [T]) -> Option<&'a T> {
-        let i = self.range(0, xs.len().saturating_sub(1) as u64) as usize;
-        xs.get(i)
-    }
-
-    /// A random element, or `T::default()` for an empty slice.
-    pub fn choose<T: Copy + Default>(&mut self, xs: &[T]) -> T {
-        self.pick(xs).copied().unwrap_or_default()
-    }
-}
+use crate::rng::Rng;
 
 /// One problem in GSM8K format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -311,8 +277,7 @@ pub fn generate(n: usize, min_steps: usize, max_steps: usize, seed: u64) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::{generate, problem, Rng};
-    use crate::eval::data::split_gsm8k_answer;
-    use crate::eval::grade::strip_annotations;
+    use crate::data::{split_gsm8k_answer, strip_annotations};
     use proptest::prelude::{any, prop_assert, prop_assert_eq, proptest};
 
     proptest! {

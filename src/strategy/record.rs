@@ -1,7 +1,7 @@
-//! Recording a located mistake: the trace event and the mistake-log record, shared by the
+//! Recording a located mistake: the trace event and the mistakes-store record, shared by the
 //! strategies that correct (backtracking, RISE).
 
-use super::{Context, Ledger, Problem};
+use crate::run::{Context, Ledger, Problem};
 
 /// A mistake a critic located, and what the strategy did about it.
 pub(crate) struct Found<'a> {
@@ -24,22 +24,25 @@ pub(crate) struct Found<'a> {
     pub detail: serde_json::Value,
 }
 
-/// Record a located mistake: a `mistake` trace event and, when the context has a log, a
-/// record in it, its outcome judged by the problem's grader.
+/// Record a located mistake: a `mistake` trace event and, when the context has a mistakes
+/// store, a record in it, its outcome judged by the problem's grader.
 pub(crate) fn note_mistake(cx: &Context, problem: &Problem<'_>, ledger: &Ledger, f: Found<'_>) {
     let after_text = f.revised.filter(|_| f.kept).unwrap_or(f.attempt);
     let (before, after) = (
         crate::answer::extract_str(f.attempt),
         crate::answer::extract_str(after_text),
     );
-    let outcome =
-        crate::log::Outcome::judge(f.kept, problem.right(f.attempt), problem.right(after_text));
+    let outcome = crate::mistakes::Outcome::judge(
+        f.kept,
+        problem.right(f.attempt),
+        problem.right(after_text),
+    );
     let trace = cx.record(
         "mistake",
         serde_json::json!({"step": f.step, "critic": f.critic, "rationale": f.rationale, "revised": f.revised, "kept": f.kept, "outcome": outcome, "answer_before": before, "answer_after": after, "detail": f.detail}),
     );
-    if let Some(sink) = &cx.log {
-        let mut m = sink.blank(problem.question, problem.gold);
+    if let Some(sink) = cx.sink() {
+        let mut m = sink.blank(&problem.text(), problem.gold);
         m.steps = f.steps;
         m.step = Some(f.step);
         m.critic = f.critic.into();

@@ -1,18 +1,19 @@
-//! The principles file (`principles/NAME.toml`): the learned principles at two levels, each
-//! with its provenance (the mistake ids it came from), the student and teacher models, the
-//! date, and, once gated, the promotion decision.
+//! The principles file (`principles/NAME.toml`, written by LEAP): the learned principles at two
+//! levels, each with its provenance (the mistake ids it came from), the student and teacher
+//! models, the date, and, once gated, the promotion decision. It lives with the prompts because
+//! what it is for is the principles block of a solve prompt ([`PrincipleSet::texts`]).
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::LeapError;
+use super::PromptError;
 
 /// The file format version this binary writes.
 pub const FILE_VERSION: u32 = 1;
 
 /// Which principles go into the prompt.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     /// One principle per mistake.
@@ -20,17 +21,6 @@ pub enum Level {
     /// The condensed list (at most 8).
     #[default]
     High,
-}
-
-impl std::str::FromStr for Level {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "low" => Ok(Self::Low),
-            "high" => Ok(Self::High),
-            o => Err(format!("--principles-level must be low or high, got {o:?}")),
-        }
-    }
 }
 
 /// One principle and where it came from.
@@ -108,9 +98,9 @@ impl PrincipleSet {
     /// Read a principles file.
     ///
     /// # Errors
-    /// [`LeapError::File`] naming the file and what is wrong with it.
-    pub fn load(path: &Path) -> Result<Self, LeapError> {
-        let err = |reason: String| LeapError::File {
+    /// [`PromptError::Principles`] naming the file and what is wrong with it.
+    pub fn load(path: &Path) -> Result<Self, PromptError> {
+        let err = |reason: String| PromptError::Principles {
             path: path.display().to_string(),
             reason,
         };
@@ -128,9 +118,9 @@ impl PrincipleSet {
     /// Write the file (creating its directory).
     ///
     /// # Errors
-    /// [`LeapError::File`].
-    pub fn save(&self, path: &Path) -> Result<(), LeapError> {
-        let err = |reason: String| LeapError::File {
+    /// [`PromptError::Principles`].
+    pub fn save(&self, path: &Path) -> Result<(), PromptError> {
+        let err = |reason: String| PromptError::Principles {
             path: path.display().to_string(),
             reason,
         };
@@ -156,8 +146,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_principles_file_round_trips_and_bad_ones_are_named() -> Result<(), LeapError> {
-        let dir = tempfile::tempdir().map_err(|e| LeapError::Io(e.to_string()))?;
+    fn a_principles_file_round_trips_and_bad_ones_are_named() -> Result<(), PromptError> {
+        let dir = tempfile::tempdir().map_err(|e| PromptError::Read {
+            path: String::new(),
+            reason: e.to_string(),
+        })?;
         let path = dir.path().join("p/x.toml");
         let set = PrincipleSet {
             version: FILE_VERSION,
@@ -185,8 +178,10 @@ mod tests {
         set.save(&path)?;
         assert_eq!(PrincipleSet::load(&path)?, set);
         assert_eq!(set.texts(Level::High), vec!["Check units.".to_string()]);
-        std::fs::write(&path, "version = 1\ntask = 3\n")
-            .map_err(|e| LeapError::Io(e.to_string()))?;
+        std::fs::write(&path, "version = 1\ntask = 3\n").map_err(|e| PromptError::Read {
+            path: String::new(),
+            reason: e.to_string(),
+        })?;
         let e = PrincipleSet::load(&path)
             .err()
             .map(|e| e.to_string())
