@@ -204,6 +204,25 @@ pub enum Source {
     LastNumber,
 }
 
+/// The answer in the rest of a line after "the answer is": its first number, unless that number
+/// opens an expression ("5 * 6 = 30"), whose result after the last `=` is the answer.
+fn phrase_number(line: &str) -> Option<Number> {
+    let &(_, end, first) = numbers(line).first()?;
+    let next = line
+        .get(end..)
+        .unwrap_or_default()
+        .trim_start()
+        .chars()
+        .next();
+    let opens_expression = matches!(next, Some('+' | '-' | '*' | '/' | 'x' | '×' | '÷' | '−'));
+    if opens_expression {
+        if let Some(n) = line.rsplit_once('=').and_then(|(_, r)| first_number(r)) {
+            return Some(n);
+        }
+    }
+    Some(first)
+}
+
 /// Extract the final numeric answer of a solution text.
 pub fn extract(text: &str) -> Option<(Number, Source)> {
     if let Some(pos) = text.rfind("####") {
@@ -216,19 +235,27 @@ pub fn extract(text: &str) -> Option<(Number, Source)> {
             return Some((n, Source::Boxed));
         }
     }
+    // The phrase that comes last in the text wins ("the answer is 5 ... the final answer is
+    // 7" answers 7); at one position the longer phrase ("final answer:" over "answer:").
     let lower = text.to_ascii_lowercase();
-    for phrase in [
+    let last = [
         "the answer is",
         "final answer is",
         "final answer:",
         "answer:",
-    ] {
-        if let Some(pos) = lower.rfind(phrase) {
-            let rest = &text[pos + phrase.len()..];
-            let line = rest.split('\n').next().unwrap_or("");
-            if let Some(n) = first_number(line) {
-                return Some((n, Source::Phrase));
-            }
+    ]
+    .iter()
+    .filter_map(|p| lower.rfind(p).map(|pos| (pos + p.len(), p.len())))
+    .max();
+    if let Some((end, _)) = last {
+        let line = text
+            .get(end..)
+            .unwrap_or_default()
+            .split('\n')
+            .next()
+            .unwrap_or("");
+        if let Some(n) = phrase_number(line) {
+            return Some((n, Source::Phrase));
         }
     }
     last_number(text).map(|n| (n, Source::LastNumber))
@@ -264,11 +291,15 @@ pub fn majority(answers: &[Option<String>]) -> Option<(usize, &str)> {
     best.map(|(_, l, a)| (l, a))
 }
 
+/// The one option letter `(X)` that `s` names; `None` when it names none, or several different
+/// ones ("not (A), (B) or (G)" is not an answer of (G)).
 fn mc_letter(s: &str) -> Option<char> {
-    s.as_bytes().windows(3).rev().find_map(|w| match w {
+    let mut letters = s.as_bytes().windows(3).filter_map(|w| match w {
         [b'(', c, b')'] if c.is_ascii_uppercase() => Some(*c as char),
         _ => None,
-    })
+    });
+    let first = letters.next()?;
+    letters.all(|c| c == first).then_some(first)
 }
 
 /// The final answer part of a BIG-Bench Mistake style text ("... So the answer is X").
@@ -423,5 +454,45 @@ mod tests {
         );
         assert_eq!(majority(&some(&["", ""])), None);
         assert_eq!(majority(&some(&["3", "", ""])).map(|x| x.1), Some("3"));
+    }
+
+    #[test]
+    fn a_later_final_answer_wins_over_an_earlier_the_answer_is() {
+        let t =
+            "The answer is 5 boxes of eggs, so we multiply.\n5 * 6 = 30\nThe final answer is 30.";
+        assert_eq!(extract_str(t).as_deref(), Some("30"));
+        let t = "Final answer: 12. Checking again, the answer is 14.";
+        assert_eq!(extract_str(t).as_deref(), Some("14"));
+    }
+
+    #[test]
+    fn the_answer_phrase_takes_the_result_of_an_equation_not_its_first_operand() {
+        assert_eq!(
+            extract_str("The answer is 5 * 6 = 30 eggs.").as_deref(),
+            Some("30")
+        );
+        assert_eq!(
+            extract_str("The answer is 30 = 5 * 6.").as_deref(),
+            Some("30")
+        );
+        assert_eq!(
+            extract_str("The answer is: 12 - 5 = 7.").as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            extract_str("The answer is $1,200.").as_deref(),
+            Some("1200")
+        );
+        assert_eq!(
+            extract_str("The answer is 7 (Tom has 3 + 4).").as_deref(),
+            Some("7")
+        );
+    }
+
+    #[test]
+    fn a_multiple_choice_answer_naming_several_options_is_none_of_them() {
+        assert!(!bb_match("So the answer is not (A), (B), or (G).", "(G)"));
+        assert!(bb_match("So the answer is (G).", "(G)"));
+        assert!(bb_match("(G) is right, so the answer is (G) (G).", "(G)"));
     }
 }

@@ -5,7 +5,8 @@
 //! Each module imports only modules of an earlier layer (`tests/layers.rs` checks it):
 //!
 //! 1. leaves: [`answer`] (answer extraction and matching), [`steps`] (splitting a solution
-//!    into steps), [`rng`] (a seeded random stream), [`home`] (where amend keeps its files);
+//!    into steps), [`rng`] (a seeded random stream), [`stats`] (intervals and McNemar tests),
+//!    [`home`] (where amend keeps its files);
 //! 2. [`model`] (one [`Model`] trait over a local GGUF model and any OpenAI-compatible API,
 //!    capabilities as data, model identity) and [`mistakes`] (the mistakes store, sled);
 //! 3. [`trace`]: a JSON Lines record of every model call;
@@ -43,6 +44,7 @@ pub mod model;
 pub mod prompt;
 pub mod rng;
 pub mod run;
+pub mod stats;
 pub mod steps;
 pub mod strategy;
 pub mod trace;

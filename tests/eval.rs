@@ -21,7 +21,8 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() < 1e-9
+    // Hand-computed figures are given to six places.
+    (a - b).abs() < 1e-6
 }
 
 #[test]
@@ -44,6 +45,13 @@ fn metrics_match_hand_computed_values() {
     assert!(close(s.rss.unwrap_or(-1.0), 0.2));
     // Acc2 = Acc1·CL + (1 − Acc1)·CS
     assert!(close(s.accuracy, 0.5 * 0.8 + 0.5 * 0.4));
+    // Wilson 95% of 6/10 and 5/10 (hand-computed: centre (p + z²/2n)/(1 + z²/n), half-width
+    // z·sqrt(p(1−p)/n + z²/4n²)/(1 + z²/n), z = 1.959964).
+    assert!(close(s.accuracy_ci.lo, 0.312674) && close(s.accuracy_ci.hi, 0.831820));
+    assert!(close(s.accuracy_before_ci.lo, 0.236593) && close(s.accuracy_before_ci.hi, 0.763407));
+    // 2 gained, 1 lost: exact McNemar p = 2·(C(3,0) + C(3,1))/2³ = 1.
+    assert!(close(s.mcnemar_p, 1.0));
+    assert_eq!(s.verdict, amend::stats::Verdict::NoSignificantDifference);
     assert_eq!(s.accuracy_by_turn.len(), 2);
     let (t1, t2) = (s.accuracy_by_turn[0], s.accuracy_by_turn[1]);
     assert!(close(t1.m1, 0.5) && close(t1.p1, 0.5) && close(t1.majority, 0.5));
@@ -664,4 +672,86 @@ fn a_run_directory_from_before_model_identities_resumes_and_is_migrated() {
             .len(),
         2
     );
+}
+
+#[test]
+fn summaries_reports_and_comparisons_carry_intervals_and_mcnemar() {
+    // Two fixture runs on the same ten items: A (a strategy: 5 right before, 6 after) and B
+    // (one pass: 8 right). Re-reported and compared by the real binary; the outputs are
+    // snapshot-tested and the key figures checked against hand-computed values.
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut outs = Vec::new();
+    for run in ["run-a", "run-b"] {
+        let to = dir.path().join(run);
+        std::fs::create_dir_all(&to).expect("dir");
+        for f in ["config.json", "results.jsonl"] {
+            std::fs::copy(fixture(run).join(f), to.join(f)).expect("copy");
+        }
+        let out = amend()
+            .args(["eval", "report", "--json"])
+            .arg(&to)
+            .output()
+            .expect("report");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outs.push(to);
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(outs[0].join("summary.json")).expect("summary"))
+            .expect("json");
+    // One of ten questions mentions the answer as one of its two numbers: floor 0.5/10.
+    assert!(close(
+        summary["chance_floor"].as_f64().unwrap_or(-1.0),
+        0.05
+    ));
+    assert!(close(summary["mcnemar_p"].as_f64().unwrap_or(-1.0), 1.0));
+    assert_eq!(summary["verdict"], "no_significant_difference");
+    insta::assert_json_snapshot!("fixture_summary", summary);
+    let md = std::fs::read_to_string(outs[0].join("report.md")).expect("report");
+    assert!(
+        md.contains("| accuracy (final) | 60.0% | [31.3%, 83.2%] |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("no significant difference (McNemar p = 1.000)"),
+        "{md}"
+    );
+    insta::assert_snapshot!("fixture_report_md", md);
+    let html = std::fs::read_to_string(outs[0].join("report.html")).expect("report");
+    assert!(html.contains("60.0% [31.3%, 83.2%]"));
+
+    let out = amend()
+        .args(["eval", "compare"])
+        .args(&outs)
+        .output()
+        .expect("compare");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).replace(&*dir.path().to_string_lossy(), "TMP");
+    // A right only on q3, B right only on q4, q7, q8: p = 2·(C(4,0) + C(4,1))/2⁴ = 0.625.
+    assert!(
+        text.contains("| 1 | 3 | 0.625 | no significant difference |"),
+        "{text}"
+    );
+    insta::assert_snapshot!("fixture_compare_md", text);
+    let out = amend()
+        .args(["eval", "compare", "--json"])
+        .args(&outs)
+        .output()
+        .expect("compare");
+    let c: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (
+            c["pairs"][0]["a_only"].as_u64(),
+            c["pairs"][0]["b_only"].as_u64()
+        ),
+        (Some(1), Some(3))
+    );
+    assert!(close(c["pairs"][0]["p"].as_f64().unwrap_or(-1.0), 0.625));
 }

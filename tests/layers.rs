@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("answer", 0),
     ("steps", 0),
     ("rng", 0),
+    ("stats", 0),
     ("home", 0),
     ("model", 1),
     ("mistakes", 1),

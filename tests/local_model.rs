@@ -287,6 +287,7 @@ async fn stop_strings_prefill_and_logprobs() {
         "continued the prefill: {:?}",
         r.text()
     );
+    assert_eq!(r.prefill, Some(amend::model::Prefill::Native));
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use amend::model::openai::{ApiModel, Options};
 use amend::model::spec::{self, LoadOptions, Spec};
-use amend::model::RetryPolicy;
+use amend::model::{Prefill, PrefillMode, RetryPolicy};
 use amend::{Message, Model, ModelError, Request};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -62,13 +62,142 @@ async fn real_server_returns_text_and_usage() {
         Err(e) => panic!("n=2 failed: {e}"),
     }
 
-    // Prefill is refused clearly on a plain OpenAI endpoint.
-    let err = model
+    // llama-cpp-python's 0.3.x server starts a new turn after a trailing assistant message:
+    // `auto` finds that out once and takes the conversation fallback.
+    let r = model
+        .generate(question().with_prefill("2 + 2 ="))
+        .await
+        .expect("prefill by the conversation fallback");
+    assert_eq!(r.prefill, Some(Prefill::Conversation));
+    assert_eq!(
+        r.usage.calls, 2,
+        "the probe is a call of its own, counted once"
+    );
+    let r = model
+        .generate(question().with_prefill("2 + 2 ="))
+        .await
+        .expect("prefill");
+    assert_eq!(
+        (r.prefill, r.usage.calls),
+        (Some(Prefill::Conversation), 1),
+        "the probe's answer is kept"
+    );
+    // `off` refuses a prefill clearly.
+    let off = spec::load(
+        &spec,
+        &LoadOptions {
+            prefill: PrefillMode::Off,
+            ..opts.clone()
+        },
+    )
+    .await
+    .expect("load");
+    let err = off
         .generate(question().with_prefill("The answer"))
         .await
         .expect_err("prefill");
     assert!(matches!(err, ModelError::Unsupported { .. }), "{err}");
     drop(server);
+}
+
+/// A server of our own that speaks the continue-final-message extension when `supports` (the
+/// real servers installable here do not: llama-cpp-python's 0.3.x starts a new turn). It
+/// continues a final assistant message only when the request asks for it, and otherwise
+/// answers a new turn from scratch; every request body is kept.
+async fn continuing_server(
+    supports: bool,
+) -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let b = bodies.clone();
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let b = b.clone();
+            async move {
+                let last = body["messages"]
+                    .as_array()
+                    .and_then(|m| m.last())
+                    .cloned()
+                    .unwrap_or_default();
+                let continuing = supports
+                    && body["continue_final_message"] == true
+                    && body["add_generation_prompt"] == false
+                    && last["role"] == "assistant";
+                let prefix = last["content"].as_str().unwrap_or("").to_string();
+                let text = match (continuing, prefix.ends_with("5,")) {
+                    (true, true) => " 6, 7, 8, 9",
+                    (true, false) => " 4.",
+                    (false, _) => "1, 2, 3, 4",
+                };
+                b.lock().expect("lock").push(body);
+                let reply = serde_json::json!({
+                    "id": "x", "object": "chat.completion", "created": 1, "model": "m",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 12, "completion_tokens": 4, "total_tokens": 16}
+                });
+                (StatusCode::OK, axum::Json(reply)).into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/v1"), bodies)
+}
+
+#[tokio::test]
+async fn auto_prefill_finds_continue_final_message_where_the_server_has_it() {
+    // Our own server (see `continuing_server`), said so: no server with the extension
+    // installs from the registries here within CI's budget.
+    let (url, bodies) = continuing_server(true).await;
+    let m = api(url, 0, Duration::from_secs(5));
+    let r = m
+        .generate(question().with_prefill("2 + 2 ="))
+        .await
+        .expect("prefill");
+    assert_eq!(r.prefill, Some(Prefill::ContinueFinalMessage));
+    assert_eq!(r.text(), " 4.");
+    let bodies = bodies.lock().expect("lock").clone();
+    assert_eq!(bodies.len(), 2, "the probe, then the request");
+    let last = &bodies[1];
+    assert_eq!(last["continue_final_message"], true);
+    assert_eq!(last["add_generation_prompt"], false);
+    let msgs = last["messages"].as_array().expect("messages");
+    assert_eq!(
+        msgs.last().map(|m| m["role"].clone()),
+        Some("assistant".into())
+    );
+    assert_eq!(
+        msgs.last().map(|m| m["content"].clone()),
+        Some("2 + 2 =".into())
+    );
+    // Requests without a prefill carry no extension fields.
+    m.generate(question()).await.expect("plain");
+}
+
+#[tokio::test]
+async fn auto_prefill_falls_back_to_the_conversation_where_the_server_starts_over() {
+    let (url, bodies) = continuing_server(false).await;
+    let m = api(url, 0, Duration::from_secs(5));
+    let r = m
+        .generate(question().with_prefill("2 + 2 ="))
+        .await
+        .expect("prefill");
+    assert_eq!(r.prefill, Some(Prefill::Conversation));
+    let bodies = bodies.lock().expect("lock").clone();
+    let msgs = bodies[1]["messages"].as_array().expect("messages").clone();
+    let roles: Vec<&str> = msgs.iter().filter_map(|m| m["role"].as_str()).collect();
+    assert_eq!(roles, vec!["user", "assistant", "user"]);
+    assert_eq!(msgs[1]["content"], "2 + 2 =");
+    assert_eq!(
+        msgs[2]["content"].as_str(),
+        Some(amend::model::prefill::CONTINUE_INSTRUCTION)
+    );
+    assert!(bodies[1].get("continue_final_message").is_none());
 }
 
 /// A fault-injecting server: `respond(hit)` decides each answer.
@@ -248,4 +377,64 @@ async fn nothing_listening_is_a_connection_error() {
         "{err}"
     );
     assert!(err.to_string().contains(&port.to_string()));
+}
+
+#[tokio::test]
+async fn backtracking_runs_on_a_server_without_prefill_and_says_how() {
+    // Before: "does not support assistant prefill" exactly where backtracking had a mistake to
+    // correct. Now the revision is continued through the conversation fallback, and the
+    // solution and its trace say so.
+    use amend::critic::Spec as Critic;
+    use amend::run::{Context, Problem};
+    use amend::strategy::{self, Kind, Options};
+    let server = tokio::task::spawn_blocking(common::Server::start)
+        .await
+        .expect("server");
+    let opts = LoadOptions {
+        base_url: Some(server.base_url.clone()),
+        ..LoadOptions::default()
+    };
+    let model = spec::load(&"openai:smollm2".parse::<Spec>().expect("spec"), &opts)
+        .await
+        .expect("load");
+    let dir = tempfile::tempdir().expect("tmp");
+    let writer =
+        Arc::new(amend::trace::Writer::create(&dir.path().join("t.jsonl"), "t").expect("trace"));
+    let cx = Context::new(model, Arc::new(amend::Prompts::builtin().expect("prompts")))
+        .with_trace(writer.clone())
+        .with_max_tokens(64);
+    let draft: Vec<String> = vec![
+        "Each box holds 6 eggs.".into(),
+        "So 5 boxes hold 5 * 6 = 35 eggs.".into(),
+        "The answer is 35.".into(),
+    ];
+    let problem = Problem {
+        draft: Some(&draft),
+        ..Problem::new("A box holds 6 eggs. How many eggs are in 5 boxes?").with_gold("30")
+    };
+    let options = Options {
+        critic: Some(Critic::Arith),
+        ..Options::default()
+    };
+    let sol = strategy::build(Kind::Backtrack, &options)
+        .expect("backtrack")
+        .solve(&cx, &problem)
+        .await
+        .expect("backtracking runs without native prefill");
+    assert_eq!(sol.located.len(), 1);
+    assert_eq!(sol.prefill, Some(Prefill::Conversation));
+    let events = amend::trace::read(writer.path()).expect("trace");
+    let prefilled: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "call" && !e.data["request"]["prefill"].is_null())
+        .collect();
+    assert!(!prefilled.is_empty());
+    assert!(prefilled
+        .iter()
+        .all(|e| e.data["prefill"] == "conversation"));
+    let solve = events
+        .iter()
+        .find(|e| e.kind == "solve")
+        .expect("solve event");
+    assert_eq!(solve.data["prefill"], "conversation");
 }

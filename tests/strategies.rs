@@ -244,6 +244,7 @@ async fn wait_continues_the_same_assistant_message() {
         "m",
         ApiOptions {
             base_url: "http://127.0.0.1:9/v1".into(),
+            prefill: amend::model::PrefillMode::Off,
             ..ApiOptions::default()
         },
     )

@@ -231,13 +231,25 @@ pub async fn run(cli: Cli) -> Result<()> {
             action:
                 DataAction::Synth {
                     steps,
+                    level,
                     n,
                     seed,
                     out,
                 },
         } => {
-            let (lo, hi) = super::eval::parse_steps(&steps)?;
-            let problems = amend::data::synth::generate(n, lo, hi, seed);
+            let (problems, what) = match level.and_then(amend::data::ladder::Level::new) {
+                Some(l) => (
+                    amend::data::ladder::generate(n, &l, seed),
+                    format!("level {}", l.level),
+                ),
+                None => {
+                    let (lo, hi) = super::eval::parse_steps(&steps)?;
+                    (
+                        amend::data::synth::generate(n, lo, hi, seed),
+                        format!("{lo}..{hi} steps"),
+                    )
+                }
+            };
             let mut text = String::new();
             for p in &problems {
                 text.push_str(&serde_json::to_string(p)?);
@@ -248,7 +260,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
             eprintln!(
-                "wrote {n} problems ({lo}..{hi} steps, seed {seed}) to {}",
+                "wrote {n} problems ({what}, seed {seed}) to {}",
                 out.display()
             );
         }

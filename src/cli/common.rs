@@ -28,6 +28,7 @@ pub fn load_options(m: &ModelArgs, fetch_default: bool) -> LoadOptions {
         n_ctx: m.ctx,
         threads: m.threads,
         kv: m.kv,
+        prefill: m.prefill,
         fetch_default,
         ..LoadOptions::default()
     }

@@ -137,6 +137,7 @@ pub async fn run(a: EvalRun) -> Result<()> {
         principles_level: a.principles.principles_level,
         progress: !a.out_args.json,
         prefix_reuse: !a.model.no_prefix_reuse,
+        prefill: a.model.prefill,
         ..eval::Config::new(task, data, a.strategy, a.model.model.clone(), out)
     };
     let prompts = Arc::new(Prompts::load(a.prompts.as_deref())?);
@@ -174,16 +175,38 @@ pub async fn run(a: EvalRun) -> Result<()> {
         },
         outcome.out.display()
     );
+    let ci = |i: amend::stats::Interval| format!("[{:.1}%, {:.1}%]", i.lo * 100.0, i.hi * 100.0);
     println!(
-        "accuracy {:.1}% (before {:.1}%), {} errors",
+        "accuracy {:.1}% {} (before, one greedy pass: {:.1}% {}), {} errors",
         s.accuracy * 100.0,
+        ci(s.accuracy_ci),
         s.accuracy_before * 100.0,
+        ci(s.accuracy_before_ci),
         s.errors
     );
+    if !s.prefill.is_empty() {
+        let paths: Vec<String> = s
+            .prefill
+            .iter()
+            .map(|(k, v)| format!("{k:?} {v}"))
+            .collect();
+        println!("prefill paths (items): {}", paths.join(", "));
+    }
+    if let Some(floor) = s.chance_floor {
+        println!(
+            "chance floor (a number from the question): {:.1}%",
+            floor * 100.0
+        );
+    }
     let f = s.flips;
     println!(
-        "flips: right->right {} right->wrong {} wrong->right {} wrong->wrong {}",
-        f.right_to_right, f.right_to_wrong, f.wrong_to_right, f.wrong_to_wrong
+        "flips: right->right {} right->wrong {} wrong->right {} wrong->wrong {}; McNemar p = {:.3}: {}",
+        f.right_to_right,
+        f.right_to_wrong,
+        f.wrong_to_right,
+        f.wrong_to_wrong,
+        s.mcnemar_p,
+        s.verdict.words()
     );
     if let (Some(e), Some(c), Some(f1), Some(u)) = (s.error_acc, s.correct_acc, s.f1, s.unparsed) {
         println!(

@@ -60,6 +60,12 @@ pub struct ModelArgs {
     /// it stays under 2 GiB).
     #[arg(long, value_enum, default_value_t)]
     pub kv: amend::model::KvLayout,
+    /// How an API model continues an assistant prefill (backtracking, Wait): `auto` asks the
+    /// server once whether it continues a message (`continue-final-message`), else falls back
+    /// to `conversation` (the text given back with a request to continue it); `native` for a
+    /// server that continues a trailing assistant message; `off` refuses prefills.
+    #[arg(long, value_enum, default_value_t)]
+    pub prefill: amend::model::PrefillMode,
     /// Decode every prompt from scratch instead of reusing the KV cache of a shared prefix.
     /// A local model's greedy output then depends only on the prompt, not on the calls before
     /// it (llama.cpp's logits depend on how a prompt is split into decode batches, so reuse can
@@ -415,9 +421,13 @@ pub enum DataAction {
     },
     /// Synthetic multi-step arithmetic word problems in GSM8K format.
     Synth {
-        /// Step counts, e.g. `1..3` or `2`.
+        /// Step counts, e.g. `1..3` or `2` (the original generator; ignored with --level).
         #[arg(long, default_value = "1..3")]
         steps: String,
+        /// A level of the difficulty ladder, 1 (one everyday operation, numbers below 20) to 5
+        /// (up to seven operations, numbers below 10,000, irrelevant facts).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+        level: Option<u8>,
         /// Number of problems.
         #[arg(long, default_value_t = 100)]
         n: usize,

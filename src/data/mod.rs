@@ -1,11 +1,12 @@
 //! Datasets: the loaders of GSM8K (JSONL), ProcessBench (JSON array) and BIG-Bench Mistake
-//! (JSONL), and the makers of new data: [`synth`] (synthetic word problems) and [`inject`]
-//! (critic test items with planted errors).
+//! (JSONL), and the makers of new data: [`synth`] (synthetic word problems), [`ladder`] (a
+//! five-level difficulty ladder of them) and [`inject`] (critic test items with planted errors).
 //!
 //! Any file path in these formats works. A malformed line or record is reported with the file
 //! and its line (JSONL) or index (JSON array); with `skip_bad` it is skipped and counted.
 
 pub mod inject;
+pub mod ladder;
 pub mod synth;
 
 use std::path::{Path, PathBuf};

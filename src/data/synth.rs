@@ -21,7 +21,7 @@ pub struct Problem {
     pub answer: String,
 }
 
-const PEOPLE: &[(&str, &str)] = &[
+pub(super) const PEOPLE: &[(&str, &str)] = &[
     ("Maya", "she"),
     ("Liam", "he"),
     ("Priya", "she"),
@@ -55,7 +55,7 @@ const PEOPLE: &[(&str, &str)] = &[
 ];
 
 /// (plural noun, container noun).
-const THINGS: &[(&str, &str)] = &[
+pub(super) const THINGS: &[(&str, &str)] = &[
     ("marbles", "bags"),
     ("stickers", "sheets"),
     ("apples", "baskets"),

@@ -1,5 +1,6 @@
-//! `amend eval compare DIR1 DIR2 ...`: runs side by side on the items they share, and the items
-//! whose correctness differs between runs.
+//! `amend eval compare DIR1 DIR2 ...`: runs side by side on the items they share (each
+//! accuracy with its 95% interval), every pair of runs paired on those items with the exact
+//! McNemar p-value of their disagreements, and the items whose correctness differs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use serde::Serialize;
 use super::metrics::{self, ItemResult, Summary};
 use super::runner::read_results;
 use super::EvalError;
+use crate::stats::{self, Verdict};
 
 /// One run in a comparison.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +34,23 @@ pub struct Flipped {
     pub answers: Vec<Option<String>>,
 }
 
+/// Two runs paired on their shared items.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pair {
+    /// Column of the first run.
+    pub a: usize,
+    /// Column of the second run.
+    pub b: usize,
+    /// Items right in `a` only.
+    pub a_only: u64,
+    /// Items right in `b` only.
+    pub b_only: u64,
+    /// Exact McNemar p-value of `a_only` vs `b_only`.
+    pub p: f64,
+    /// What the pairing supports, read as "b against a".
+    pub verdict: Verdict,
+}
+
 /// The comparison.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
@@ -39,6 +58,8 @@ pub struct Comparison {
     pub runs: Vec<RunColumn>,
     /// Items every run has.
     pub shared: usize,
+    /// Every pair of runs (in column order), on the shared items.
+    pub pairs: Vec<Pair>,
     /// Items that flipped between runs.
     pub flipped: Vec<Flipped>,
 }
@@ -112,29 +133,77 @@ pub fn compare(dirs: &[PathBuf]) -> Result<Comparison, EvalError> {
             })
         })
         .collect();
+    let mut pairs = Vec::new();
+    for a in 0..per_run.len() {
+        for b in a + 1..per_run.len() {
+            let (mut a_only, mut b_only) = (0u64, 0u64);
+            for id in &shared {
+                let right = |k: usize| {
+                    per_run
+                        .get(k)
+                        .and_then(|m| m.get(id))
+                        .is_some_and(|r| r.correct_after)
+                };
+                match (right(a), right(b)) {
+                    (true, false) => a_only += 1,
+                    (false, true) => b_only += 1,
+                    _ => {}
+                }
+            }
+            pairs.push(Pair {
+                a,
+                b,
+                a_only,
+                b_only,
+                p: stats::mcnemar(a_only, b_only),
+                verdict: Verdict::of(b_only, a_only),
+            });
+        }
+    }
     Ok(Comparison {
         runs,
         shared: shared.len(),
+        pairs,
         flipped,
     })
 }
 
 /// Render a comparison as a Markdown table plus the flipped items.
 pub fn to_markdown(c: &Comparison) -> String {
-    let mut s = format!("{} shared items\n\n| run | accuracy | before | R→W | W→R | tokens/item | calls |\n|---|---|---|---|---|---|---|\n", c.shared);
+    let mut s = format!("{} shared items\n\n| run | accuracy (95% CI) | before (95% CI) | R→W | W→R | McNemar p | tokens/item | calls |\n|---|---|---|---|---|---|---|---|\n", c.shared);
+    let pct = |v: f64| format!("{:.1}%", v * 100.0);
+    let ci = |i: stats::Interval| format!("[{}, {}]", pct(i.lo), pct(i.hi));
     for r in &c.runs {
         let m = &r.summary;
         s.push_str(&format!(
-            "| {} ({}) | {:.1}% | {:.1}% | {} | {} | {:.0} | {} |\n",
+            "| {} ({}) | {} {} | {} {} | {} | {} | {:.3} | {:.0} | {} |\n",
             r.label,
             r.dir.display(),
-            m.accuracy * 100.0,
-            m.accuracy_before * 100.0,
+            pct(m.accuracy),
+            ci(m.accuracy_ci),
+            pct(m.accuracy_before),
+            ci(m.accuracy_before_ci),
             m.flips.right_to_wrong,
             m.flips.wrong_to_right,
+            m.mcnemar_p,
             m.usage.tokens_per_item,
             m.usage.calls
         ));
+    }
+    if !c.pairs.is_empty() {
+        s.push_str("\n| pair (A vs B) | right in A only | right in B only | McNemar p | reading |\n|---|---|---|---|---|\n");
+        for p in &c.pairs {
+            let label = |k: usize| c.runs.get(k).map_or("?", |r| r.label.as_str());
+            s.push_str(&format!(
+                "| {} vs {} | {} | {} | {:.3} | {} |\n",
+                label(p.a),
+                label(p.b),
+                p.a_only,
+                p.b_only,
+                p.p,
+                p.verdict.words()
+            ));
+        }
     }
     s.push_str(&format!(
         "\n{} items flipped between runs\n",

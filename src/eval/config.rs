@@ -70,6 +70,10 @@ pub struct Config {
     /// setting.
     #[serde(default = "reuse_default")]
     pub prefix_reuse: bool,
+    /// How the model was loaded to continue prefills (`model::PrefillMode`); part of the run's
+    /// identity when it is not the default `auto`. The caller loads the model with it.
+    #[serde(default)]
+    pub prefill: crate::model::PrefillMode,
 }
 
 fn reuse_default() -> bool {
@@ -109,6 +113,7 @@ impl Config {
             principles_level: Level::default(),
             progress: false,
             prefix_reuse: true,
+            prefill: crate::model::PrefillMode::Auto,
         }
     }
 
@@ -135,6 +140,12 @@ impl Config {
         if let Some(o) = id.as_object_mut() {
             if !self.prefix_reuse {
                 o.insert("prefix_reuse".into(), serde_json::Value::Bool(false));
+            }
+            if self.prefill != crate::model::PrefillMode::Auto {
+                o.insert(
+                    "prefill".into(),
+                    serde_json::to_value(self.prefill).unwrap_or_default(),
+                );
             }
             if let Some(c) = critic_model.filter(|c| c.key != model.key) {
                 o.insert(

@@ -7,7 +7,7 @@ use crate::answer::{self, bb_answer, bb_match};
 use crate::critic::{Critic, Submission};
 use crate::data::{Gold, Item};
 use crate::run::{Check, Context, Located, Problem};
-use crate::strategy::{Solution, Strategy};
+use crate::strategy::{Baseline, Solution, Strategy};
 
 /// Run one item through the strategy or critic and grade it. Model errors become a wrong
 /// result carrying the error (the run goes on).
@@ -38,6 +38,9 @@ pub async fn item(
         question: Some(item.question.clone()),
         attempts: Vec::new(),
         located: Vec::new(),
+        answer_before: None,
+        usage_before: None,
+        prefill: None,
     };
     match &item.gold {
         Gold::Steps { steps, label } => {
@@ -75,19 +78,30 @@ pub async fn item(
         Gold::Answer { answer: gold, .. } => {
             r.gold = gold.clone();
             let problem = Problem::new(&item.question).with_gold(gold);
+            let ok =
+                |a: &Option<String>| a.as_deref().is_some_and(|a| answer::same_number(a, gold));
             match strategy.solve(cx, &problem).await {
                 Ok(sol) => {
                     keep_record(&mut r, &sol);
                     r.answers = sol.attempts.iter().map(|a| a.answer.clone()).collect();
-                    let ok = |a: &Option<String>| {
-                        a.as_deref().is_some_and(|a| answer::same_number(a, gold))
-                    };
                     r.correct_by_turn = r.answers.iter().map(ok).collect();
                     r.correct_before = r.correct_by_turn.first().copied().unwrap_or(false);
                     r.correct_after = ok(&sol.answer);
                     r.final_answer = sol.answer;
                 }
                 Err(e) => r.error = Some(e.to_string()),
+            }
+            if !strategy.first_is_greedy() && r.error.is_none() {
+                // "Before" is one greedy pass for every strategy: make it here.
+                match Baseline.solve(cx, &problem).await {
+                    Ok(b) => {
+                        let a = b.answer;
+                        r.correct_before = ok(&a);
+                        r.answer_before = Some(a.unwrap_or_default());
+                        r.usage_before = Some(b.usage);
+                    }
+                    Err(e) => r.error = Some(format!("the greedy pass before: {e}")),
+                }
             }
         }
         Gold::Trace {
@@ -139,4 +153,5 @@ fn keep_record(r: &mut ItemResult, sol: &Solution) {
     r.budget_stop = sol.budget_stop.as_ref().map(ToString::to_string);
     r.attempts = sol.attempts.iter().map(|a| a.text.clone()).collect();
     r.located = sol.located.clone();
+    r.prefill = sol.prefill;
 }

@@ -11,10 +11,17 @@
 //! - ProcessBench: error_acc = share of erroneous samples whose earliest wrong step is named
 //!   exactly, correct_acc = share of correct samples answered -1, F1 = their harmonic mean;
 //!   an unparseable critic output is a wrong prediction and is also counted in `unparsed`.
+//!
+//! Every accuracy carries its 95% Wilson interval and every flip matrix its exact McNemar
+//! p-value ([`crate::stats`]). The chance floor of GSM8K-format items is the accuracy of
+//! answering each with a number chosen uniformly among the number mentions of its question;
+//! an accuracy whose interval does not clear it says nothing about the model's arithmetic. "Before" is the greedy one-pass answer on the same item (for
+//! BIG-Bench Mistake, the given trace's own answer).
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::Usage;
+use crate::stats::{self, Interval, Verdict};
 
 /// The outcome of one item, one line of `results.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +71,16 @@ pub struct ItemResult {
     /// The mistakes a critic located, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub located: Vec<crate::run::Located>,
+    /// The greedy one-pass answer, when the evaluation made that pass itself because the
+    /// strategy's first attempt is not it (self-consistency samples at T > 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_before: Option<String>,
+    /// What that extra pass cost (not counted in `usage`, which is the strategy's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_before: Option<Usage>,
+    /// How the strategy's prefills were continued on this item, if it made any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill: Option<crate::model::Prefill>,
 }
 
 /// The flip matrix.
@@ -90,6 +107,15 @@ pub struct TurnAccuracy {
     pub p1: f64,
     /// Majority over turns ≤ K (ties → latest) is right.
     pub majority: f64,
+    /// 95% intervals of `m1`, `p1`, `majority`.
+    #[serde(default)]
+    pub m1_ci: Interval,
+    /// See `m1_ci`.
+    #[serde(default)]
+    pub p1_ci: Interval,
+    /// See `m1_ci`.
+    #[serde(default)]
+    pub majority_ci: Interval,
 }
 
 /// Cost totals.
@@ -128,6 +154,12 @@ pub struct CriticScores {
     pub n_error: u64,
     /// Correct samples.
     pub n_correct: u64,
+    /// Erroneous samples named exactly.
+    #[serde(default)]
+    pub error_right: u64,
+    /// Correct samples answered -1.
+    #[serde(default)]
+    pub correct_right: u64,
 }
 
 /// Accuracy change within one group of BIG-Bench Mistake traces.
@@ -141,6 +173,19 @@ pub struct GroupChange {
     pub accuracy_after: f64,
     /// after − before, in percentage points.
     pub delta_pp: f64,
+    /// 95% interval of `accuracy_before`.
+    #[serde(default)]
+    pub before_ci: Interval,
+    /// 95% interval of `accuracy_after`.
+    #[serde(default)]
+    pub after_ci: Interval,
+    /// Exact McNemar p of the group's flips.
+    #[serde(default = "one")]
+    pub mcnemar_p: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// Tyen et al.'s table layout: traces whose own answer was right vs wrong before.
@@ -164,10 +209,28 @@ pub struct Summary {
     pub budget_stops: u64,
     /// Final accuracy.
     pub accuracy: f64,
-    /// First-attempt accuracy.
+    /// 95% Wilson interval of `accuracy`.
+    #[serde(default)]
+    pub accuracy_ci: Interval,
+    /// Accuracy before correction: of the greedy one-pass answer (BIG-Bench Mistake: the
+    /// trace's own answer).
     pub accuracy_before: f64,
+    /// 95% Wilson interval of `accuracy_before`.
+    #[serde(default)]
+    pub accuracy_before_ci: Interval,
     /// The flip matrix.
     pub flips: Flips,
+    /// Exact McNemar p-value of the flip matrix (before vs final on the same items).
+    #[serde(default = "one")]
+    pub mcnemar_p: f64,
+    /// What the flip matrix supports: a significant gain or loss (p < 0.05), or no
+    /// significant difference.
+    #[serde(default)]
+    pub verdict: Verdict,
+    /// GSM8K-format items: the accuracy of answering with a number chosen uniformly from the
+    /// question (over the items whose results keep their question).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chance_floor: Option<f64>,
     /// P(right after | right before).
     pub cl: Option<f64>,
     /// P(right after | wrong before).
@@ -181,9 +244,15 @@ pub struct Summary {
     /// ProcessBench scores.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_acc: Option<f64>,
+    /// 95% interval of `error_acc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_acc_ci: Option<Interval>,
     /// ProcessBench scores.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correct_acc: Option<f64>,
+    /// 95% interval of `correct_acc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correct_acc_ci: Option<Interval>,
     /// ProcessBench F1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub f1: Option<f64>,
@@ -193,6 +262,10 @@ pub struct Summary {
     /// BIG-Bench Mistake breakdown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by_prior: Option<PriorBreakdown>,
+    /// Items whose prefills took each path (`native`, `continue_final_message`,
+    /// `conversation`); empty when no strategy call had a prefill.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub prefill: std::collections::BTreeMap<crate::model::Prefill, u64>,
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -210,7 +283,7 @@ pub fn critic_scores(results: &[ItemResult]) -> Option<CriticScores> {
         return None;
     }
     let mut s = CriticScores::default();
-    let (mut err_ok, mut cor_ok) = (0, 0);
+    let (mut err_ok, mut cor_ok) = (0u64, 0u64);
     for r in labelled {
         let label = r.label.unwrap_or(-1);
         if r.predicted_step.is_none() {
@@ -226,6 +299,8 @@ pub fn critic_scores(results: &[ItemResult]) -> Option<CriticScores> {
     }
     s.error_acc = ratio(err_ok, s.n_error);
     s.correct_acc = ratio(cor_ok, s.n_correct);
+    s.error_right = err_ok;
+    s.correct_right = cor_ok;
     s.f1 = if s.error_acc + s.correct_acc > 0.0 {
         2.0 * s.error_acc * s.correct_acc / (s.error_acc + s.correct_acc)
     } else {
@@ -236,13 +311,25 @@ pub fn critic_scores(results: &[ItemResult]) -> Option<CriticScores> {
 
 fn group(rs: &[&ItemResult]) -> GroupChange {
     let n = rs.len() as u64;
-    let before = ratio(rs.iter().filter(|r| r.correct_before).count() as u64, n);
-    let after = ratio(rs.iter().filter(|r| r.correct_after).count() as u64, n);
+    let right_before = rs.iter().filter(|r| r.correct_before).count() as u64;
+    let right_after = rs.iter().filter(|r| r.correct_after).count() as u64;
+    let gained = rs
+        .iter()
+        .filter(|r| !r.correct_before && r.correct_after)
+        .count() as u64;
+    let lost = rs
+        .iter()
+        .filter(|r| r.correct_before && !r.correct_after)
+        .count() as u64;
+    let (before, after) = (ratio(right_before, n), ratio(right_after, n));
     GroupChange {
         n,
         accuracy_before: before,
         accuracy_after: after,
         delta_pp: (after - before) * 100.0,
+        before_ci: stats::wilson(right_before, n),
+        after_ci: stats::wilson(right_after, n),
+        mcnemar_p: stats::mcnemar(gained, lost),
     }
 }
 
@@ -277,9 +364,36 @@ pub fn by_turn(results: &[ItemResult]) -> Vec<TurnAccuracy> {
                 m1: ratio(m1, n),
                 p1: ratio(p1, n),
                 majority: ratio(maj, n),
+                m1_ci: stats::wilson(m1, n),
+                p1_ci: stats::wilson(p1, n),
+                majority_ci: stats::wilson(maj, n),
             }
         })
         .collect()
+}
+
+/// The chance floor of one item (the accuracy of answering it with a number chosen
+/// uniformly among the number mentions of its question): the share of the number mentions in `question` that equal
+/// `gold`; `None` when the question mentions no number or the gold answer is not a number.
+pub fn item_floor(question: &str, gold: &str) -> Option<f64> {
+    let gold = crate::answer::Number::parse(gold)?;
+    let nums = crate::answer::numbers(question);
+    if nums.is_empty() {
+        return Some(0.0);
+    }
+    let hits = nums.iter().filter(|(_, _, n)| *n == gold).count();
+    Some(hits as f64 / nums.len() as f64)
+}
+
+/// The mean chance floor ([`item_floor`]) over the results that keep their question and
+/// have a numeric gold answer (GSM8K format); `None` when there are none.
+pub fn chance_floor(results: &[ItemResult]) -> Option<f64> {
+    let floors: Vec<f64> = results
+        .iter()
+        .filter(|r| r.label.is_none() && r.prior_right.is_none())
+        .filter_map(|r| item_floor(r.question.as_deref()?, &r.gold))
+        .collect();
+    (!floors.is_empty()).then(|| floors.iter().sum::<f64>() / floors.len() as f64)
 }
 
 /// Compute the summary of a set of results.
@@ -292,6 +406,9 @@ pub fn summarize(results: &[ItemResult]) -> Summary {
     let mut usage = Usage::default();
     for r in results {
         s.errors += u64::from(r.error.is_some());
+        if let Some(p) = r.prefill {
+            *s.prefill.entry(p).or_default() += 1;
+        }
         s.budget_stops += u64::from(r.budget_stop.is_some());
         usage += r.usage;
         s.usage.wall_s += r.wall_s;
@@ -307,6 +424,11 @@ pub fn summarize(results: &[ItemResult]) -> Summary {
     let wrong_before = f.wrong_to_right + f.wrong_to_wrong;
     s.accuracy_before = ratio(right_before, n);
     s.accuracy = ratio(f.right_to_right + f.wrong_to_right, n);
+    s.accuracy_before_ci = stats::wilson(right_before, n);
+    s.accuracy_ci = stats::wilson(f.right_to_right + f.wrong_to_right, n);
+    s.mcnemar_p = stats::mcnemar(f.wrong_to_right, f.right_to_wrong);
+    s.verdict = Verdict::of(f.wrong_to_right, f.right_to_wrong);
+    s.chance_floor = chance_floor(results);
     s.cl = (right_before > 0).then(|| ratio(f.right_to_right, right_before));
     s.cs = (wrong_before > 0).then(|| ratio(f.wrong_to_right, wrong_before));
     let delta = s.accuracy - s.accuracy_before;
@@ -334,6 +456,8 @@ pub fn summarize(results: &[ItemResult]) -> Summary {
     if let Some(c) = critic_scores(results) {
         s.error_acc = Some(c.error_acc);
         s.correct_acc = Some(c.correct_acc);
+        s.error_acc_ci = Some(stats::wilson(c.error_right, c.n_error));
+        s.correct_acc_ci = Some(stats::wilson(c.correct_right, c.n_correct));
         s.f1 = Some(c.f1);
         s.unparsed = Some(c.unparsed);
     }
@@ -352,4 +476,21 @@ pub fn summarize(results: &[ItemResult]) -> Summary {
         });
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chance_floor_counts_number_mentions() {
+        assert_eq!(
+            item_floor("Tom has 3 apples and buys 4 more.", "7"),
+            Some(0.0)
+        );
+        assert_eq!(item_floor("A box holds 6 eggs; 6 boxes.", "6"), Some(1.0));
+        assert_eq!(item_floor("Pay $1,200 for 3 chairs.", "1200"), Some(0.5));
+        assert_eq!(item_floor("No numbers here.", "4"), Some(0.0));
+        assert_eq!(item_floor("2 and 3", "(C)"), None);
+    }
 }

@@ -42,12 +42,33 @@ struct ReportCx<'a> {
     cost_svg: String,
     critic_run: bool,
     has_prior: bool,
+    verdict: &'static str,
+    /// `null` rather than missing when there is none, for the template's `is number` test.
+    chance_floor: Option<f64>,
 }
 
 /// `pct(v=x)`: a share as a percentage, "n/a" when missing.
 fn pct(args: &HashMap<String, Value>) -> tera::Result<Value> {
     Ok(Value::String(match args.get("v").and_then(Value::as_f64) {
         Some(v) => format!("{:.1}%", v * 100.0),
+        None => "n/a".into(),
+    }))
+}
+
+/// `ci(v=interval)`: a 95% interval as `[lo%, hi%]`, empty when missing.
+fn ci(args: &HashMap<String, Value>) -> tera::Result<Value> {
+    let b = |k: &str| args.get("v").and_then(|v| v.get(k)).and_then(Value::as_f64);
+    Ok(Value::String(match (b("lo"), b("hi")) {
+        (Some(lo), Some(hi)) => format!("[{:.1}%, {:.1}%]", lo * 100.0, hi * 100.0),
+        _ => String::new(),
+    }))
+}
+
+/// `pval(v=p)`: a p-value to 3 places, `< 0.001` below that.
+fn pval(args: &HashMap<String, Value>) -> tera::Result<Value> {
+    Ok(Value::String(match args.get("v").and_then(Value::as_f64) {
+        Some(p) if p < 0.001 => "< 0.001".into(),
+        Some(p) => format!("{p:.3}"),
         None => "n/a".into(),
     }))
 }
@@ -196,6 +217,8 @@ pub fn write(cfg: &Config, s: &Summary, results: &[ItemResult]) -> Result<(), Ev
     let mut tera = Tera::default();
     tera.register_function("pct", pct);
     tera.register_function("num", num);
+    tera.register_function("ci", ci);
+    tera.register_function("pval", pval);
     tera.add_raw_templates(vec![("report.md", MD), ("report.html", HTML)])
         .map_err(|e| EvalError::Report(e.to_string()))?;
     let mut missing_traces = 0;
@@ -238,6 +261,8 @@ pub fn write(cfg: &Config, s: &Summary, results: &[ItemResult]) -> Result<(), Ev
         cost_svg: cost_svg(s),
         critic_run: s.f1.is_some(),
         has_prior: s.by_prior.is_some(),
+        verdict: s.verdict.words(),
+        chance_floor: s.chance_floor,
     };
     let ctx = tera::Context::from_serialize(&cx).map_err(|e| EvalError::Report(e.to_string()))?;
     for (name, file) in [("report.md", "report.md"), ("report.html", "report.html")] {

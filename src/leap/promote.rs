@@ -11,8 +11,12 @@ use super::{LeapError, Level, PrincipleSet, Promotion};
 use crate::eval::metrics::ItemResult;
 use crate::eval::{runner, Config};
 use crate::run::Context;
+use crate::stats::{self, Verdict};
 
-/// Judge the two runs on the items they share: the decision (status, reason) and its figures.
+/// Judge the two runs on the items they share: the decision (status, reason, basis) and its
+/// figures. A file is accepted when accuracy does not drop and negative flips stay within the
+/// cap; the basis says whether that acceptance rests on a significant gain (exact McNemar
+/// p < 0.05) or only on no significant harm, so a noisy difference never reads as a gain.
 pub fn decide(
     baseline: &[ItemResult],
     principled: &[ItemResult],
@@ -33,35 +37,51 @@ pub fn decide(
     }
     let acc = |k: usize| if n == 0 { 0.0 } else { k as f64 / n as f64 };
     let cap = (max_negative_flips * n as f64).floor() as usize;
-    let (status, reason) = if n == 0 {
+    let p_value = stats::mcnemar(pos as u64, neg as u64);
+    let verdict = Verdict::of(pos as u64, neg as u64);
+    let evidence = format!(
+        "{:.1}% -> {:.1}% on {n} items, {pos} gained / {neg} lost, McNemar p = {p_value:.3}: {}",
+        acc(base_right) * 100.0,
+        acc(with_right) * 100.0,
+        verdict.words()
+    );
+    let (status, basis, reason) = if n == 0 {
         (
             "rejected",
+            "no evidence",
             "no validation item was evaluated by both runs".to_string(),
         )
     } else if with_right < base_right {
         (
             "rejected",
-            format!(
-                "accuracy drops from {:.1}% to {:.1}% ({base_right} -> {with_right} of {n})",
-                acc(base_right) * 100.0,
-                acc(with_right) * 100.0
-            ),
+            if verdict == Verdict::SignificantLoss {
+                "significant harm"
+            } else {
+                "accuracy drops"
+            },
+            format!("accuracy drops: {evidence}"),
         )
     } else if neg > cap {
         (
             "rejected",
+            "too many negative flips",
             format!(
-                "{neg} negative flips of {n} items exceed the cap of {:.1}% ({cap} items)",
+                "{neg} negative flips exceed the cap of {:.1}% ({cap} items): {evidence}",
                 max_negative_flips * 100.0
             ),
+        )
+    } else if verdict == Verdict::SignificantGain {
+        (
+            "accepted",
+            "significant gain",
+            format!("accepted on a significant gain: {evidence}"),
         )
     } else {
         (
             "accepted",
+            "no significant harm",
             format!(
-                "accuracy {:.1}% -> {:.1}% on {n} items, {neg} negative flips (cap {cap}), {pos} positive",
-                acc(base_right) * 100.0,
-                acc(with_right) * 100.0
+                "accepted on no significant harm (not a gain): {evidence}; negative flips within the cap of {cap}"
             ),
         )
     };
@@ -76,6 +96,10 @@ pub fn decide(
         positive_flips: pos,
         max_negative_flips,
         eval_dir: eval_dir.into(),
+        p_value: Some(p_value),
+        baseline_ci: Some(stats::wilson(base_right as u64, n as u64)),
+        principled_ci: Some(stats::wilson(with_right as u64, n as u64)),
+        basis: Some(basis.into()),
     }
 }
 
@@ -154,6 +178,18 @@ mod tests {
             (d.status.as_str(), d.negative_flips, d.positive_flips),
             ("accepted", 2, 2)
         );
+        // 2 gained / 2 lost is noise: accepted on no harm, never read as a gain.
+        assert_eq!(d.basis.as_deref(), Some("no significant harm"));
+        assert_eq!(d.p_value, Some(1.0));
+        assert!(d.reason.contains("not a gain"), "{}", d.reason);
+        // 8 gained / 0 lost: p = 2/256 < 0.05, a significant gain.
+        let better: Vec<_> = (0..100).map(|i| r(&i.to_string(), i < 18)).collect();
+        let d = decide(&base, &better, 0.02, "d");
+        assert_eq!(
+            (d.status.as_str(), d.basis.as_deref()),
+            ("accepted", Some("significant gain"))
+        );
+        assert!(d.principled_ci.is_some_and(|c| c.lo > 0.1 && c.hi < 0.3));
         let d = decide(&base, &with, 0.01, "d");
         assert_eq!(d.status, "rejected");
         assert!(d.reason.contains("negative flips"), "{}", d.reason);

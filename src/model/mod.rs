@@ -16,6 +16,7 @@ mod kv;
 pub mod llama;
 mod no_reuse;
 pub mod openai;
+pub mod prefill;
 mod retry;
 pub mod spec;
 
@@ -29,6 +30,7 @@ pub use error::ModelError;
 pub use id::{fingerprint, ModelId};
 pub use kv::{KvLayout, KV_SPLIT_BUDGET};
 pub use no_reuse::NoPrefixReuse;
+pub use prefill::{Prefill, PrefillMode};
 pub use retry::RetryPolicy;
 pub use spec::{LoadOptions, Spec};
 
@@ -342,6 +344,9 @@ pub struct Response {
     /// Wall time of the call, including queueing and retries.
     #[serde(with = "duration_ms")]
     pub wall: Duration,
+    /// How the request's prefill was continued, when it had one (see [`prefill`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill: Option<Prefill>,
 }
 
 impl Response {
@@ -396,7 +401,8 @@ impl Capabilities {
 /// - **Stop strings.** Generation of a sample ends before the first stop string; the stop
 ///   string is not in [`Sample::text`] and [`Sample::finish`] is [`FinishReason::Stop`].
 /// - **Prefill.** With [`Request::prefill`], the assistant's message starts with the prefill
-///   and the sample's text is only what follows it. Backends without
+///   and the sample's text is only what follows it; [`Response::prefill`] says how it was
+///   continued (an API may only emulate it: see [`prefill`]). Backends without
 ///   [`Capabilities::assistant_prefill`] refuse such a request.
 /// - **Prefix reuse.** A backend with [`Capabilities::kv_prefix_reuse`] decodes only the
 ///   tokens after the longest prefix shared with what it holds, and reports them in

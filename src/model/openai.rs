@@ -3,7 +3,8 @@
 //! Requests go through async-openai's client with amend's [`RetryService`] below it, so that
 //! 429/5xx/timeouts/connection errors are retried with exponential backoff that honours
 //! `Retry-After`, and counted as infrastructure retries in [`Usage::infra_retries`]. A
-//! semaphore bounds the calls in flight.
+//! semaphore bounds the calls in flight. A prefill takes the path the [`PrefillMode`] gives
+//! (see [`super::prefill`]); `auto` asks the server once.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -19,6 +20,7 @@ use async_openai::Client;
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
 
+use super::prefill::{self, Prefill, PrefillMode};
 use super::retry::{CallStats, RetryService};
 use super::{
     check_supported, Capabilities, FinishReason, Input, Message, Model, ModelError, Request,
@@ -39,8 +41,8 @@ pub struct Options {
     pub max_concurrency: usize,
     /// Retry budget, backoff and per-attempt timeout.
     pub retry: RetryPolicy,
-    /// The server accepts a trailing assistant message as a prefill to continue.
-    pub assistant_prefill: bool,
+    /// How a prefill is continued (default: ask the server once).
+    pub prefill: PrefillMode,
 }
 
 impl Default for Options {
@@ -50,7 +52,7 @@ impl Default for Options {
             api_key_env: DEFAULT_KEY_ENV.into(),
             max_concurrency: 4,
             retry: RetryPolicy::default(),
-            assistant_prefill: false,
+            prefill: PrefillMode::Auto,
         }
     }
 }
@@ -63,6 +65,17 @@ pub struct ApiModel {
     config: OpenAIConfig,
     http: reqwest::Client,
     permits: Arc<Semaphore>,
+    /// The path `auto` found, once asked.
+    probed: tokio::sync::OnceCell<Prefill>,
+}
+
+/// A chat request with the fields of the continue-final-message extension.
+#[derive(serde::Serialize)]
+struct Continued<'a> {
+    #[serde(flatten)]
+    inner: &'a CreateChatCompletionRequest,
+    continue_final_message: bool,
+    add_generation_prompt: bool,
 }
 
 impl ApiModel {
@@ -86,18 +99,27 @@ impl ApiModel {
             config,
             http,
             permits,
+            probed: tokio::sync::OnceCell::new(),
         })
     }
 
-    fn wire_request(&self, req: &Request) -> CreateChatCompletionRequest {
-        let mut messages: Vec<ChatCompletionRequestMessage> = match &req.input {
-            Input::Chat(m) => m.iter().map(wire_message).collect(),
+    fn wire_request(&self, req: &Request, path: Option<Prefill>) -> CreateChatCompletionRequest {
+        let base: Vec<Message> = match &req.input {
+            Input::Chat(m) => m.clone(),
             // Unreachable after check_supported; kept total for safety.
-            Input::Raw(p) => vec![wire_message(&Message::user(p.clone()))],
+            Input::Raw(p) => vec![Message::user(p.clone())],
         };
-        if let Some(prefill) = &req.prefill {
-            messages.push(wire_message(&Message::assistant(prefill.clone())));
-        }
+        let with_prefill = match (&req.prefill, path) {
+            (Some(p), Some(Prefill::Conversation)) => prefill::conversation(&base, p),
+            (Some(p), _) => {
+                let mut m = base;
+                m.push(Message::assistant(p.clone()));
+                m
+            }
+            (None, _) => base,
+        };
+        let messages: Vec<ChatCompletionRequestMessage> =
+            with_prefill.iter().map(wire_message).collect();
         #[allow(deprecated)]
         CreateChatCompletionRequest {
             model: self.model.clone(),
@@ -214,7 +236,7 @@ impl Model for ApiModel {
             logprobs: true,
             logits_hidden: false,
             kv_prefix_reuse: false,
-            assistant_prefill: self.opts.assistant_prefill,
+            assistant_prefill: self.opts.prefill != PrefillMode::Off,
             parallel_samples: true,
             max_samples_per_call: 128,
             raw_prompt: false,
@@ -226,6 +248,10 @@ impl Model for ApiModel {
         let start = Instant::now();
         let mut samples: Vec<Sample> = Vec::new();
         let mut usage = Usage::default();
+        let path = match &req.prefill {
+            None => None,
+            Some(_) => Some(self.prefill_path(&mut usage).await?),
+        };
         // Some servers (llama-cpp-python, for one) return one choice whatever `n` says: ask
         // again for the missing samples, with shifted seeds, until there are `n`.
         let mut round = 0u64;
@@ -233,22 +259,70 @@ impl Model for ApiModel {
             let mut part = req.clone();
             part.n = req.n - samples.len() as u32;
             part.seed = req.seed.map(|s| s.wrapping_add(round * 1_000_003));
-            let (got, u) = self.call(&part).await?;
+            let (got, u) = self.call(&part, path).await?;
             usage += u;
             samples.extend(got);
             round += 1;
         }
         samples.truncate(req.n as usize);
+        if let (Some(Prefill::Conversation), Some(p)) = (path, &req.prefill) {
+            for s in &mut samples {
+                s.text = prefill::strip_restated(&s.text, p);
+            }
+        }
         Ok(Response {
             samples,
             usage,
             wall: start.elapsed(),
+            prefill: path,
         })
     }
 }
 
 impl ApiModel {
-    async fn call(&self, req: &Request) -> Result<(Vec<Sample>, Usage), ModelError> {
+    /// The prefill path of this model: fixed by its mode, or (`auto`) asked of the server once.
+    /// The probe's usage is added to `usage`. A probe that fails for infrastructure reasons
+    /// (connection, timeout, 5xx) fails the request and is asked again next time.
+    async fn prefill_path(&self, usage: &mut Usage) -> Result<Prefill, ModelError> {
+        if let Some(p) = self.opts.prefill.fixed() {
+            return Ok(p);
+        }
+        let mut spent = Usage::default();
+        let p = self
+            .probed
+            .get_or_try_init(|| async {
+                let probe = Request::chat(vec![Message::user(prefill::PROBE_QUESTION)])
+                    .with_prefill(prefill::PROBE_PREFILL)
+                    .with_max_tokens(12);
+                match self.call(&probe, Some(Prefill::ContinueFinalMessage)).await {
+                    Ok((samples, u)) => {
+                        spent += u;
+                        let reply = samples.first().map_or("", |s| s.text.as_str());
+                        let continued = prefill::probe_continued(reply);
+                        tracing::info!(url = %self.opts.base_url, reply, continued, "prefill probe");
+                        Ok(if continued {
+                            Prefill::ContinueFinalMessage
+                        } else {
+                            Prefill::Conversation
+                        })
+                    }
+                    Err(e) if e.is_retryable() => Err(e),
+                    Err(e) => {
+                        tracing::info!(url = %self.opts.base_url, error = %e, "prefill probe refused");
+                        Ok(Prefill::Conversation)
+                    }
+                }
+            })
+            .await?;
+        *usage += spent;
+        Ok(*p)
+    }
+
+    async fn call(
+        &self,
+        req: &Request,
+        path: Option<Prefill>,
+    ) -> Result<(Vec<Sample>, Usage), ModelError> {
         let _permit = self
             .permits
             .clone()
@@ -259,7 +333,20 @@ impl ApiModel {
         let service = RetryService::new(self.http.clone(), self.opts.retry, stats.clone());
         let client =
             Client::build(self.http.clone(), self.config.clone()).with_http_service(service);
-        let result = client.chat().create(self.wire_request(req)).await;
+        let wire = self.wire_request(req, path);
+        let result = if path == Some(Prefill::ContinueFinalMessage) {
+            let body = Continued {
+                inner: &wire,
+                continue_final_message: true,
+                add_generation_prompt: false,
+            };
+            client
+                .chat()
+                .create_byot::<_, async_openai::types::chat::CreateChatCompletionResponse>(&body)
+                .await
+        } else {
+            client.chat().create(wire).await
+        };
         let stats = stats.lock().map(|s| s.clone()).unwrap_or_default();
         let resp = result.map_err(|e| self.classify(e, &stats))?;
         if resp.choices.is_empty() {

@@ -120,8 +120,8 @@ pub struct LoadOptions {
     pub max_concurrency: usize,
     /// API retry policy.
     pub retry: RetryPolicy,
-    /// The API accepts an assistant prefill.
-    pub api_prefill: bool,
+    /// How an API model continues a prefill (default: ask the server once).
+    pub prefill: super::PrefillMode,
     /// Initial context size of a local model (grows on demand up to `max_ctx`).
     pub n_ctx: u32,
     /// Largest context a local model may grow to (0 = the model's training context).
@@ -143,7 +143,7 @@ impl Default for LoadOptions {
             api_key_env: openai::DEFAULT_KEY_ENV.into(),
             max_concurrency: 4,
             retry: RetryPolicy::default(),
-            api_prefill: false,
+            prefill: super::PrefillMode::Auto,
             n_ctx: 2048,
             max_ctx: 8192,
             n_seq: 8,
@@ -326,13 +326,20 @@ pub async fn load(spec: &Spec, opts: &LoadOptions) -> Result<Arc<dyn Model>, Mod
                 api_key_env: opts.api_key_env.clone(),
                 max_concurrency: opts.max_concurrency,
                 retry: opts.retry,
-                assistant_prefill: opts.api_prefill,
+                prefill: opts.prefill,
             },
         )?;
         return Ok(Arc::new(api));
     }
     let path = resolve_path(spec, opts.fetch_default).await?;
-    load_local(spec, &path, opts).await
+    let local = load_local(spec, &path, opts).await?;
+    // A local model continues prefills natively; `conversation` measures the fallback on it
+    // and `off` refuses them, as for an API model.
+    Ok(match opts.prefill {
+        super::PrefillMode::Conversation => Arc::new(super::prefill::Conversational(local)),
+        super::PrefillMode::Off => Arc::new(super::prefill::NoPrefill(local)),
+        _ => local,
+    })
 }
 
 #[cfg(feature = "local")]

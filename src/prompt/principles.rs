@@ -55,6 +55,21 @@ pub struct Promotion {
     pub max_negative_flips: f64,
     /// Where the two evaluation runs are.
     pub eval_dir: String,
+    /// Exact McNemar p-value of the flips (with vs without the principles on the same items);
+    /// absent in files gated before amend recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<f64>,
+    /// 95% Wilson interval of `baseline_accuracy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_ci: Option<crate::stats::Interval>,
+    /// 95% Wilson interval of `principled_accuracy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principled_ci: Option<crate::stats::Interval>,
+    /// What the decision rests on: an accepted file on `significant gain` or on
+    /// `no significant harm` (the usual case: the difference is noise); a rejected one on
+    /// what failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<String>,
 }
 
 /// A principles file.

@@ -96,6 +96,8 @@ pub struct Ledger {
     started: Instant,
     /// Spent so far.
     pub usage: Usage,
+    /// How the last prefill was continued, if a call had one (see `model::prefill`).
+    pub prefill: Option<crate::model::Prefill>,
 }
 
 impl Ledger {
@@ -105,6 +107,7 @@ impl Ledger {
             budget,
             started: Instant::now(),
             usage: Usage::default(),
+            prefill: None,
         }
     }
     /// Record a call's usage.

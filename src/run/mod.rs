@@ -348,6 +348,7 @@ impl Context {
         match env.generate(req).await {
             Ok(r) => {
                 ledger.add(r.usage);
+                ledger.prefill = r.prefill.or(ledger.prefill);
                 Ok(Some(r))
             }
             Err(CallError::Deadline) => Ok(None),

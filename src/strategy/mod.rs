@@ -97,6 +97,10 @@ pub struct Solution {
     /// Mistakes a critic located along the way, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub located: Vec<Located>,
+    /// How the strategy's prefills were continued, when it made any (an API model may only
+    /// emulate a prefill: see `model::prefill`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill: Option<crate::model::Prefill>,
 }
 
 /// A way of answering a problem.
@@ -104,7 +108,10 @@ pub struct Solution {
 /// # Contract
 /// - **Attempts.** `Solution::attempts` lists every attempt in order, the first being the
 ///   uncorrected one (a given draft, when the problem has one); `Solution::answer` is the
-///   strategy's final answer, which need not be the last attempt's (a majority, say).
+///   strategy's final answer, which need not be the last attempt's (a majority, say). The
+///   first attempt is the greedy one-pass answer (the context's solve prompt at T = 0) unless
+///   [`Strategy::first_is_greedy`] says otherwise; an evaluation then makes that pass itself,
+///   so every before/after comparison is against one greedy pass.
 /// - **Budgets.** Before each model call the strategy checks the context's budget through its
 ///   [`Ledger`] (use [`Context::call`], which also cancels a call at the deadline); when a cap
 ///   is reached it stops, returns its best answer so far and says which cap stopped it and
@@ -122,6 +129,11 @@ pub struct Solution {
 pub trait Strategy: Send + Sync {
     /// The strategy's name.
     fn name(&self) -> &str;
+    /// Is the first attempt the greedy one-pass answer? (`false` for self-consistency, whose
+    /// samples are drawn at T > 0.)
+    fn first_is_greedy(&self) -> bool {
+        true
+    }
     /// Answer `problem`.
     ///
     /// # Errors
@@ -164,6 +176,7 @@ pub(crate) fn finish(cx: &Context, name: &str, ledger: &Ledger, f: Finished) -> 
         "answer": f.answer,
         "budget_stop": f.budget_stop.as_ref().map(ToString::to_string),
         "located": f.located.len(),
+        "prefill": ledger.prefill,
     });
     if let (Some(e), Some(d)) = (event.as_object_mut(), f.detail.as_object()) {
         e.extend(d.clone());
@@ -177,6 +190,7 @@ pub(crate) fn finish(cx: &Context, name: &str, ledger: &Ledger, f: Finished) -> 
         wall: ledger.elapsed(),
         budget_stop: f.budget_stop,
         located: f.located,
+        prefill: ledger.prefill,
     }
 }
 

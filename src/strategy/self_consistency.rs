@@ -21,6 +21,10 @@ impl Strategy for SelfConsistency {
         "self-consistency"
     }
 
+    fn first_is_greedy(&self) -> bool {
+        self.temperature <= 0.0
+    }
+
     async fn solve(&self, cx: &Context, problem: &Problem<'_>) -> Result<Solution, StrategyError> {
         let mut ledger = Ledger::new(cx.budget());
         let mut attempts = Vec::new();

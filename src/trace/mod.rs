@@ -327,6 +327,7 @@ impl Model for Traced {
                 "request": summary,
                 "output": r.samples,
                 "usage": r.usage,
+                "prefill": r.prefill,
                 "start_ms": start_ms,
                 "wall_ms": start.elapsed().as_secs_f64() * 1000.0,
             }),

@@ -203,6 +203,7 @@ impl<'m> Engine<'m> {
             samples,
             usage,
             wall: start.elapsed(),
+            prefill: req.prefill.as_ref().map(|_| crate::model::Prefill::Native),
         })
     }
 
