@@ -228,6 +228,32 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Data {
+            action: DataAction::Floor { data, limit, out },
+        } => {
+            let loaded = amend::data::load(amend::data::Task::Gsm8k, &data, false)?;
+            let items = amend::data::select(loaded.items, None, 0, limit);
+            let floors: Vec<f64> = items
+                .iter()
+                .filter_map(|i| match &i.gold {
+                    amend::data::Gold::Answer { answer, .. } => {
+                        amend::eval::metrics::item_floor(&i.question, answer)
+                    }
+                    _ => None,
+                })
+                .collect();
+            let floor = floors.iter().sum::<f64>() / floors.len().max(1) as f64;
+            if out.json {
+                println!("{}", json!({"items": floors.len(), "chance_floor": floor}));
+            } else {
+                println!(
+                    "{}: chance floor {:.2}% over {} items",
+                    data.display(),
+                    floor * 100.0,
+                    floors.len()
+                );
+            }
+        }
+        Command::Data {
             action:
                 DataAction::Synth {
                     steps,

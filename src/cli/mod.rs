@@ -419,6 +419,18 @@ pub enum DataAction {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// The chance floor of GSM8K-format data: the accuracy of answering each item with a
+    /// number chosen uniformly among the numbers its question mentions.
+    Floor {
+        /// GSM8K-format JSONL.
+        #[arg(long)]
+        data: PathBuf,
+        /// Keep the first N items.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        out: OutArgs,
+    },
     /// Synthetic multi-step arithmetic word problems in GSM8K format.
     Synth {
         /// Step counts, e.g. `1..3` or `2` (the original generator; ignored with --level).

@@ -132,8 +132,9 @@ pub fn problem(rng: &mut Rng, level: &Level) -> Problem {
         q.push(format!("{name} has {value} {thing}."));
     }
     for _ in 0..left {
+        // Amounts added or taken away are at least 2, so a plural noun always reads right.
         let mut ops = vec![Op::Sub];
-        if value + 2 < level.bound {
+        if value + 3 < level.bound {
             ops.push(Op::Add);
         }
         if level.mul_div && value * 2 < level.bound {
@@ -142,7 +143,7 @@ pub fn problem(rng: &mut Rng, level: &Level) -> Problem {
         if level.mul_div && !divisors(value).is_empty() {
             ops.push(Op::Div);
         }
-        if value < 2 {
+        if value < 3 {
             ops.retain(|o| !matches!(o, Op::Sub));
         }
         if ops.is_empty() {
@@ -153,7 +154,7 @@ pub fn problem(rng: &mut Rng, level: &Level) -> Problem {
         let indirect = level.indirect && rng.range(0, 2) == 0;
         let (sentence, line) = match op {
             Op::Add => {
-                let n = rng.range(1, (level.bound - 1 - before).clamp(1, small));
+                let n = rng.range(2, (level.bound - 1 - before).clamp(2, small));
                 value = before + n;
                 let s = match (indirect, rng.range(0, 2)) {
                     (false, 0) => format!("{cap_pron} buys {n} more {thing}."),
@@ -169,7 +170,7 @@ pub fn problem(rng: &mut Rng, level: &Level) -> Problem {
                 )
             }
             Op::Sub => {
-                let n = rng.range(1, (before - 1).clamp(1, small));
+                let n = rng.range(2, (before - 1).clamp(2, small));
                 value = before - n;
                 let s = match (indirect, rng.range(0, 2)) {
                     (false, 0) => format!("{cap_pron} gives {n} {thing} to {other}."),

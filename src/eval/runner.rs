@@ -211,9 +211,18 @@ pub async fn execute(cfg: &Config, plan: Plan, cx: Context) -> Result<Outcome, E
 
     let traces = cfg.out.join("traces");
     compress_leftovers(&traces);
-    let writer = Arc::new(Writer::in_dir(&traces).map_err(|e| io_err(&traces, e))?);
+    // A resumed run with nothing left to do writes no (empty) trace.
+    let writer = match pending.is_empty() {
+        true => None,
+        false => Some(Arc::new(
+            Writer::in_dir(&traces).map_err(|e| io_err(&traces, e))?,
+        )),
+    };
+    let cx = match &writer {
+        Some(w) => cx.with_trace(w.clone()),
+        None => cx,
+    };
     let cx = cx
-        .with_trace(writer.clone())
         .with_style(style)
         .with_budget(cfg.options.budget)
         .with_max_tokens(cfg.max_tokens)
@@ -258,10 +267,12 @@ pub async fn execute(cfg: &Config, plan: Plan, cx: Context) -> Result<Outcome, E
     }
     bar.finish_and_clear();
     drop(cx);
-    let trace_path = writer.path().to_path_buf();
-    drop(writer);
-    if let Err(e) = crate::trace::compress(&trace_path) {
-        tracing::warn!(error = %e, "the run's trace was left uncompressed");
+    if let Some(w) = writer {
+        let trace_path = w.path().to_path_buf();
+        drop(w);
+        if let Err(e) = crate::trace::compress(&trace_path) {
+            tracing::warn!(error = %e, "the run's trace was left uncompressed");
+        }
     }
     let wanted: HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
     let mine: Vec<ItemResult> = all
