@@ -27,6 +27,7 @@ async fn model_with(n_seq: u32, kv: KvLayout) -> LocalModel {
         n_seq,
         threads: 1,
         kv,
+        queue: 64,
     };
     LocalModel::load(&common::model_path(), opts)
         .await
@@ -327,6 +328,7 @@ async fn context_overflow_is_an_error_not_a_crash() {
         n_seq: 1,
         threads: 1,
         kv: KvLayout::Auto,
+        queue: 64,
     };
     let m = LocalModel::load(&common::model_path(), opts)
         .await

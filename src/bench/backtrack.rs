@@ -71,6 +71,7 @@ pub async fn backtrack(path: &Path, threads: u32) -> Result<BacktrackReport, Str
         n_seq: 8,
         threads,
         kv: crate::model::KvLayout::Auto,
+        queue: 64,
     };
     let local: Arc<dyn Model> = Arc::new(LocalModel::load(path, opts).await?);
     let problem = crate::data::synth::generate(1, 40, 40, 11)

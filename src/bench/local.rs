@@ -151,6 +151,7 @@ pub async fn decode(
         n_seq: 1,
         threads,
         kv: crate::model::KvLayout::Auto,
+        queue: 64,
     };
     let model = LocalModel::load(path, opts).await?;
     let req = Request::chat(vec![Message::user(DECODE_PROMPT)])
@@ -218,6 +219,7 @@ pub async fn prefix(path: &Path, threads: u32) -> Result<PrefixReport, ModelErro
         n_seq: 1,
         threads,
         kv: crate::model::KvLayout::Auto,
+        queue: 64,
     };
     let model = LocalModel::load(path, opts).await?;
     let doc = long_document();
@@ -278,6 +280,7 @@ pub async fn parallel(
         } else {
             crate::model::KvLayout::Unified
         },
+        queue: 64,
     };
     let model = LocalModel::load(path, opts).await?;
     let req = Request::chat(vec![Message::user(DECODE_PROMPT)])
@@ -370,6 +373,7 @@ pub async fn rise(
         n_seq: 1,
         threads,
         kv: crate::model::KvLayout::Auto,
+        queue: 64,
     };
     let local: Arc<dyn Model> = Arc::new(LocalModel::load(path, opts).await?);
     let prompts = Arc::new(crate::Prompts::builtin()?);

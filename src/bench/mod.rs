@@ -7,6 +7,8 @@
 //! - `decode`: tokens/s of the local backend vs a bare llama-cpp-2 greedy loop.
 //! - `prefix`: a follow-up sharing a ~1,500-token prefix, KV reuse vs a cold cache.
 //! - `parallel`: 8 samples as one batch vs 8 sequential runs.
+//! - `concurrent`: 8 concurrent requests decoded together (at once and staggered) vs in
+//!   sequence, and the memory at 1, 4 and 8 slots.
 //! - `rise`: 5-turn RISE with KV reuse vs re-decoding each turn.
 //! - `backtrack`: suffix-only backtracking vs re-decoding every prompt.
 
@@ -14,6 +16,8 @@
 mod backtrack;
 #[cfg(feature = "local")]
 mod ceiling;
+#[cfg(feature = "local")]
+mod concurrent;
 pub mod fingerprint;
 #[cfg(feature = "local")]
 mod local;
@@ -23,5 +27,7 @@ mod replay;
 
 #[cfg(feature = "local")]
 pub use backtrack::{backtrack, BacktrackReport};
+#[cfg(feature = "local")]
+pub use concurrent::{concurrent, ConcurrentReport, SlotMemory};
 #[cfg(feature = "local")]
 pub use local::*;

@@ -420,6 +420,15 @@ async fn bench(which: BenchKind) -> Result<()> {
             let r = bench::parallel(&p, common.threads, samples, !kv_unified).await?;
             (common, serde_json::to_value(r)?)
         }
+        BenchKind::Concurrent {
+            requests,
+            stagger_ms,
+            common,
+        } => {
+            let p = bench_path(&common.model).await?;
+            let r = bench::concurrent(&p, common.threads, requests, stagger_ms).await?;
+            (common, serde_json::to_value(r)?)
+        }
         BenchKind::Backtrack { common } => {
             let p = bench_path(&common.model).await?;
             let r = bench::backtrack(&p, common.threads).await?;

@@ -56,7 +56,8 @@ pub struct EvalRun {
     /// Output directory (results.jsonl, summary.json, report.md/html, traces/); reruns resume.
     #[arg(long, required = true)]
     pub out: Option<PathBuf>,
-    /// Items in flight at once (useful for API models).
+    /// Items in flight at once (an API serves them concurrently; the local model decodes them
+    /// together in its slots).
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
     /// Keep the first N items (after --shuffle and --offset).

@@ -355,6 +355,18 @@ pub enum BenchKind {
         #[command(flatten)]
         out: OutArgs,
     },
+    /// 8 concurrent requests with different prompts (at once, and arriving staggered) vs the
+    /// same 8 in sequence; memory at 1, 4 and 8 slots.
+    Concurrent {
+        /// Requests (at most 8).
+        #[arg(long, default_value_t = 8)]
+        requests: u32,
+        /// Gap between staggered arrivals, ms.
+        #[arg(long, default_value_t = 200)]
+        stagger_ms: u64,
+        #[command(flatten)]
+        common: BenchArgs,
+    },
     /// 8 samples as one batch vs 8 sequential runs.
     Parallel {
         /// Samples.

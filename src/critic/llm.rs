@@ -122,18 +122,23 @@ impl Llm {
         n_steps: usize,
     ) -> Result<Verdict, CriticError> {
         let per_call = env.model.capabilities().samples_per_call(self.votes);
+        // The critiques in calls of at most `per_call`, independent, sent together.
+        let mut calls = Vec::new();
+        let mut drawn = 0u32;
+        while drawn < self.votes {
+            let n = (self.votes - drawn).min(per_call);
+            calls.push(
+                req.clone()
+                    .with_sampling(0.7, 1.0)
+                    .with_seed(u64::from(drawn) + 1)
+                    .with_n(n),
+            );
+            drawn += n;
+        }
         let mut texts = Vec::new();
         let mut usage = crate::model::Usage::default();
-        while (texts.len() as u32) < self.votes {
-            let n = (self.votes - texts.len() as u32).min(per_call);
-            let r = env
-                .generate(
-                    req.clone()
-                        .with_sampling(0.7, 1.0)
-                        .with_seed(texts.len() as u64 + 1)
-                        .with_n(n),
-                )
-                .await?;
+        for r in futures::future::join_all(calls.into_iter().map(|c| env.generate(c))).await {
+            let r = r?;
             usage += r.usage;
             texts.extend(r.samples.into_iter().map(|s| s.text));
         }

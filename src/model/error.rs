@@ -58,6 +58,12 @@ pub enum ModelError {
     /// llama.cpp failed while decoding.
     #[error("decoding failed: {0}")]
     Decode(String),
+    /// The local model's queue of waiting requests is full.
+    #[error("the local model is busy: {queue} requests are already waiting for a slot; retry in a moment (or load it with more slots, `n_seq`)")]
+    Busy {
+        /// The queue's capacity.
+        queue: usize,
+    },
     /// The model worker thread is gone (it panicked or was shut down).
     #[error("the local model worker stopped unexpectedly; reload the model")]
     WorkerGone,
@@ -119,7 +125,10 @@ impl ModelError {
     /// missing files, unsupported features) fail the same way again.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::RetriesExhausted { .. } | Self::Timeout { .. } | Self::Connect { .. } => true,
+            Self::RetriesExhausted { .. }
+            | Self::Timeout { .. }
+            | Self::Connect { .. }
+            | Self::Busy { .. } => true,
             Self::Api { status, .. } => *status == 429 || *status >= 500,
             _ => false,
         }

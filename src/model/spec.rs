@@ -126,10 +126,13 @@ pub struct LoadOptions {
     pub n_ctx: u32,
     /// Largest context a local model may grow to (0 = the model's training context).
     pub max_ctx: u32,
-    /// Parallel sequences of a local model.
+    /// Slots of a local model: KV sequences, so requests decoded together and the most
+    /// samples one request may ask for.
     pub n_seq: u32,
     /// How a local model's parallel sequences hold their KV cache.
     pub kv: KvLayout,
+    /// Requests a local model lets wait for a slot (past that: [`ModelError::Busy`]).
+    pub queue: usize,
     /// CPU threads (0 = all cores).
     pub threads: u32,
     /// Fetch the default model when it is missing.
@@ -148,6 +151,7 @@ impl Default for LoadOptions {
             max_ctx: 8192,
             n_seq: 8,
             kv: KvLayout::Auto,
+            queue: 64,
             threads: 0,
             fetch_default: false,
         }
@@ -356,6 +360,7 @@ async fn load_local(
             n_seq: opts.n_seq,
             threads: opts.threads,
             kv: opts.kv,
+            queue: opts.queue,
         },
     )
     .await?;

@@ -356,6 +356,47 @@ impl Context {
         }
     }
 
+    /// Make independent generator calls on `ledger`: concurrently when the budget caps no calls
+    /// or tokens (a backend that decodes requests together, the local engine's slots or an
+    /// API, then runs them at once), else one after the other so that the caps hold. Each
+    /// answer is `None` when a cap stopped it (see [`Context::call`]); the order is `reqs`'.
+    ///
+    /// # Errors
+    /// The first model error.
+    pub async fn call_many(
+        &self,
+        ledger: &mut Ledger,
+        reqs: Vec<Request>,
+    ) -> Result<Vec<Option<Response>>, ModelError> {
+        let b = self.budget;
+        if reqs.len() <= 1 || b.max_calls.is_some() || b.max_tokens_total.is_some() {
+            let mut out = Vec::with_capacity(reqs.len());
+            for r in reqs {
+                out.push(self.call(ledger, r).await?);
+            }
+            return Ok(out);
+        }
+        if ledger.exhausted().is_some() {
+            return Ok(reqs.iter().map(|_| None).collect());
+        }
+        let env =
+            Env::new(self.model.clone(), self.prompts.clone()).with_deadline(ledger.deadline());
+        let results = futures::future::join_all(reqs.into_iter().map(|r| env.generate(r))).await;
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            match r {
+                Ok(resp) => {
+                    ledger.add(resp.usage);
+                    ledger.prefill = resp.prefill.or(ledger.prefill);
+                    out.push(Some(resp));
+                }
+                Err(CallError::Deadline) => out.push(None),
+                Err(CallError::Model(e)) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// The request of one chain-of-thought attempt at `problem`, in the context's style: a
     /// plain question goes into the `solve` template after the principles and worked examples
     /// (or into the `completion` template); a chat is sent as it is.

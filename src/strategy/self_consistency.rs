@@ -36,22 +36,33 @@ impl Strategy for SelfConsistency {
             .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
             });
-        while (attempts.len() as u32) < self.samples {
-            let n = (self.samples - attempts.len() as u32).min(chunk);
-            let req = cx
-                .solve_request(problem)?
-                .with_sampling(self.temperature, 1.0)
-                .with_seed(seed.wrapping_add(attempts.len() as u64))
-                .with_n(n);
-            let Some(resp) = cx.call(&mut ledger, req).await? else {
-                budget_stop = ledger.stop(format!(
-                    "{} of {} samples drawn",
-                    attempts.len(),
-                    self.samples
-                ));
-                break;
-            };
-            attempts.extend(resp.samples.into_iter().map(|s| Attempt::new(s.text)));
+        // The samples in calls of at most `chunk`, each seeded by the samples before it;
+        // independent, so they go out together unless a budget caps calls or tokens.
+        let mut reqs = Vec::new();
+        let mut drawn = 0u32;
+        while drawn < self.samples {
+            let n = (self.samples - drawn).min(chunk);
+            reqs.push(
+                cx.solve_request(problem)?
+                    .with_sampling(self.temperature, 1.0)
+                    .with_seed(seed.wrapping_add(u64::from(drawn)))
+                    .with_n(n),
+            );
+            drawn += n;
+        }
+        for resp in cx.call_many(&mut ledger, reqs).await? {
+            match resp {
+                Some(r) => attempts.extend(r.samples.into_iter().map(|s| Attempt::new(s.text))),
+                None => {
+                    if budget_stop.is_none() {
+                        budget_stop = ledger.stop(format!(
+                            "{} of {} samples drawn",
+                            attempts.len(),
+                            self.samples
+                        ));
+                    }
+                }
+            }
         }
         let answer = majority_answer(&attempts);
         let end = Finished::new(attempts, answer, budget_stop);

@@ -126,6 +126,7 @@ pub async fn local_context(
         n_seq,
         threads: 1,
         kv: amend::model::KvLayout::Auto,
+        queue: 64,
     };
     let local: Arc<dyn amend::Model> =
         Arc::new(LocalModel::load(&model_path(), opts).await.expect("model"));

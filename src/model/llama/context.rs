@@ -25,7 +25,7 @@ pub(super) struct Shape {
 }
 
 /// Bytes one KV cell of `model` takes: f16 keys and values of every layer's KV heads.
-fn bytes_per_cell(model: &LlamaModel) -> u64 {
+pub(super) fn bytes_per_cell(model: &LlamaModel) -> u64 {
     let kv_heads = u64::from(model.n_head_kv().max(1));
     let heads = u64::from(model.n_head().max(1));
     let n_embd = u64::try_from(model.n_embd()).unwrap_or(0);
@@ -46,6 +46,15 @@ impl Shape {
         }
     }
 
+    /// Cells of the whole context: `n_ctx` per sequence when split, else `n_ctx`.
+    pub fn total_cells(&self) -> u32 {
+        if self.split {
+            self.n_ctx * self.n_seq
+        } else {
+            self.n_ctx
+        }
+    }
+
     /// Cells one request needs: its prompt and, per sequence sharing the cache, its tokens.
     pub fn needed(&self, prompt: usize, n: usize, max_tokens: usize) -> usize {
         // Split: each sample has its own stream holding the prompt and its own tokens.
@@ -60,11 +69,7 @@ pub(super) fn new_context(
     threads: i32,
     embeddings: bool,
 ) -> Result<LlamaContext<'_>, ModelError> {
-    let total = if shape.split {
-        shape.n_ctx * shape.n_seq
-    } else {
-        shape.n_ctx
-    };
+    let total = shape.total_cells();
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(total))
         .with_n_batch(N_BATCH)

@@ -1,99 +1,87 @@
-//! The decode loop of the local backend, run on the worker thread.
+//! The local backend's scheduler, run on the worker thread: continuous batching over slots.
 //!
-//! Invariant: `cached[i]` is the token at position `i` of sequence 0 in the KV cache, for every
-//! `i < cached.len()`; sequences `1..n_seq` are empty between requests. A new prompt keeps the
-//! longest common prefix with `cached` (at least one token is always decoded so that there are
-//! logits to sample from), drops the rest, and decodes only the new tokens. For `n > 1` the
-//! prompt is copied to sequences `1..n` and all samples advance together, one batch per step.
-//! With a split layout (see [`crate::model::KvLayout`]) each sequence has its own KV stream of
-//! `n_ctx` cells (the copy is a buffer copy, and a batch step attends only to each sequence's
-//! own cells); otherwise the sequences share one unified cache of `n_ctx` cells (the copy is
-//! metadata only, but every sample's attention spans all samples' cells). Sample 0 runs on
-//! sequence 0, so its text stays cached for the next turn of a conversation.
-
-use std::sync::Arc;
+//! The context has `n_seq` KV sequences, the *slots*. A request with `n` samples takes `n` free
+//! slots; its prompt is decoded once, in the slot whose cached tokens share the longest prefix
+//! with it (only the new tokens are decoded; at least the last one, for logits), and copied to
+//! the others. From then on every decode step advances all running samples of all admitted
+//! requests together, one token each, in one batch: a request that arrives while others decode
+//! is admitted between two steps and joins the next batch. Each sample has its own sampling
+//! settings (its request's), stop strings, logits hook and seed. A finished request frees its
+//! slots at once; a request whose caller went away (a dropped future) frees them at the next
+//! step. See [`super`] for the queue in front of the slots.
+//!
+//! A free slot keeps the tokens it holds (the prompt and what its sample generated) as a
+//! prefix cache, and the next-token logits after each newline of them, until it is given to
+//! another request (the least recently used free slot goes first). So a strategy keeps several
+//! candidate continuations of one prefix alive across calls by drawing them as the `n` samples
+//! of one request; a later request whose prompt extends the chosen candidate finds it in the
+//! slot that decoded it and decodes only what is new (nothing at all when it re-opens the
+//! candidate at a line boundary: the saved logits are used). Requests made in between may
+//! evict it; sending the continuation next keeps it.
+//!
+//! Concurrency needs one KV stream per slot (the split layout, [`crate::model::KvLayout`]).
+//! With a unified cache (models whose split streams would not fit the memory budget) the
+//! slots share one cache and requests are admitted one at a time. Growing the context or
+//! switching hidden states on rebuilds it, so a request that needs either waits until the
+//! running ones are done. Prefix reuse and batching are not bit-exact: llama.cpp's arithmetic
+//! depends on the shape of each batch, so a greedy near-tie may come out differently when other
+//! requests share the batch.
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
-use tokio::sync::oneshot;
 
 use super::context::{new_context, Shape, N_BATCH};
-use super::sample::{pick_all, Job, Picked, Picker};
+use super::sample::Picker;
+pub(super) use super::slot::{Active, Seq, Slot, Task};
 use super::{threads, Options};
-use crate::model::{
-    FinishReason, Input, LogitsHook, ModelError, Request, Response, Sample, TokenLogprob, Usage,
-};
+use crate::model::{FinishReason, Input, ModelError, Request};
+
+/// Whether a waiting request can be admitted now.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Readiness {
+    /// Admit it.
+    Now,
+    /// Wait for running requests to finish (slots, a context rebuild, a unified cache).
+    Later,
+}
 
 pub(super) struct Engine<'m> {
-    model: &'m LlamaModel,
-    ctx: LlamaContext<'m>,
+    pub model: &'m LlamaModel,
+    pub ctx: LlamaContext<'m>,
     template: Option<LlamaChatTemplate>,
-    cached: Vec<LlamaToken>,
-    /// Next-token logits right after each newline of `cached` (key: the prefix length they
-    /// follow), so a request that re-opens a solution at a step boundary starts sampling
-    /// from them and decodes no token of the kept prefix again (backtracking).
-    saved: Vec<(usize, Vec<f32>)>,
-    /// Cells, sequences and KV layout of the current context.
-    shape: Shape,
+    pub shape: Shape,
     max_ctx: u32,
     threads: i32,
     /// The context computes hidden states (llama.cpp then outputs every prompt token, which
     /// costs prompt speed), so it is on only while requests carry a hook that wants them.
-    embeddings: bool,
+    pub embeddings: bool,
+    pub slots: Vec<Slot>,
+    pub active: Vec<Active>,
+    pub clock: u64,
+    pub batch: LlamaBatch<'static>,
 }
 
-fn decode_err(e: impl std::fmt::Display) -> ModelError {
+pub(super) fn decode_err(e: impl std::fmt::Display) -> ModelError {
     ModelError::Decode(e.to_string())
-}
-
-struct Seq {
-    id: i32,
-    picker: Picker,
-    text: String,
-    pending: Vec<u8>,
-    tokens: u32,
-    pos: i32,
-    logit_idx: i32,
-    done: Option<FinishReason>,
-    logprobs: Vec<TokenLogprob>,
-}
-
-impl Seq {
-    /// Append a token's bytes, keeping `text` valid UTF-8 across split characters.
-    fn push_bytes(&mut self, bytes: &[u8]) {
-        self.pending.extend_from_slice(bytes);
-        match std::str::from_utf8(&self.pending) {
-            Ok(s) => {
-                self.text.push_str(s);
-                self.pending.clear();
-            }
-            Err(e) if e.error_len().is_none() => {
-                // An incomplete character at the end: emit the valid part, keep the rest.
-                let valid = e.valid_up_to();
-                if let Ok(s) = std::str::from_utf8(self.pending.get(..valid).unwrap_or_default()) {
-                    self.text.push_str(s);
-                }
-                self.pending.drain(..valid);
-            }
-            Err(_) => {
-                self.text.push_str(&String::from_utf8_lossy(&self.pending));
-                self.pending.clear();
-            }
-        }
-    }
-
-    fn finish_text(&mut self) {
-        if !self.pending.is_empty() {
-            self.text.push_str(&String::from_utf8_lossy(&self.pending));
-            self.pending.clear();
-        }
-    }
 }
 
 fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// Does this token's text end a line?
+pub(super) fn ends_line(vocab: &llama_cpp_2::vocab::LlamaVocab<'_>, tok: LlamaToken) -> bool {
+    vocab.token_to_piece(tok, false, None).ends_with(b"\n")
+}
+
+fn rand_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ u64::from(std::process::id()).rotate_left(32)
 }
 
 impl<'m> Engine<'m> {
@@ -113,13 +101,20 @@ impl<'m> Engine<'m> {
             model,
             ctx,
             template: model.chat_template(None).ok(),
-            cached: Vec::new(),
-            saved: Vec::new(),
             shape,
             max_ctx,
             threads,
             embeddings: false,
+            slots: (0..n_seq).map(|_| Slot::default()).collect(),
+            active: Vec::new(),
+            clock: 0,
+            batch: LlamaBatch::new(N_BATCH.max(n_seq) as usize, n_seq as i32),
         })
+    }
+
+    /// No request is running.
+    pub(super) fn idle(&self) -> bool {
+        self.active.is_empty()
     }
 
     fn render(&self, req: &Request) -> Result<String, ModelError> {
@@ -149,15 +144,45 @@ impl<'m> Engine<'m> {
         Ok(text)
     }
 
-    /// Make sure `needed` KV cells (per sequence when split) fit, growing the context when
+    fn tokens(&self, req: &Request) -> Result<Vec<LlamaToken>, ModelError> {
+        let text = self.render(req)?;
+        let tokens = self.model.vocab().tokenize(text.as_bytes(), true, true);
+        if tokens.is_empty() {
+            return Err(ModelError::InvalidRequest("the prompt is empty".into()));
+        }
+        Ok(tokens)
+    }
+
+    /// Can `req` be admitted while the running requests go on? (When nothing runs, always:
+    /// admission then grows or rebuilds the context as needed.)
+    pub(super) fn readiness(&self, req: &Request) -> Readiness {
+        if self.idle() {
+            return Readiness::Now;
+        }
+        let n = req.n.max(1) as usize;
+        let free = self.slots.iter().filter(|s| !s.busy).count();
+        let wants_hidden = req.hook.as_ref().is_some_and(|h| h.wants_hidden());
+        // A prompt's length is known only once rendered; a request that might not fit the
+        // current context waits until it can be grown.
+        let fits = self.tokens(req).is_ok_and(|t| {
+            self.shape.needed(t.len(), n, req.max_tokens as usize) <= self.shape.n_ctx as usize
+        });
+        if self.shape.split && free >= n && wants_hidden == self.embeddings && fits {
+            Readiness::Now
+        } else {
+            Readiness::Later
+        }
+    }
+
+    /// Make sure `needed` KV cells (per slot when split) fit, growing the context when
     /// allowed, and that the context computes hidden states exactly when `embeddings` asks.
+    /// Only called when nothing runs: a rebuild drops every slot's cache.
     fn ensure_context(&mut self, needed: usize, embeddings: bool) -> Result<(), ModelError> {
         if needed <= self.shape.n_ctx as usize {
             if embeddings != self.embeddings {
                 self.ctx = new_context(self.model, self.shape, self.threads, embeddings)?;
                 self.embeddings = embeddings;
-                self.cached.clear();
-                self.saved.clear();
+                self.clear_slots();
             }
             return Ok(());
         }
@@ -177,94 +202,174 @@ impl<'m> Engine<'m> {
         self.ctx = new_context(self.model, shape, self.threads, embeddings)?;
         self.shape = shape;
         self.embeddings = embeddings;
-        self.cached.clear();
-        self.saved.clear();
+        self.clear_slots();
         Ok(())
     }
 
-    fn reset(&mut self) {
+    fn clear_slots(&mut self) {
+        for s in &mut self.slots {
+            s.cached.clear();
+            s.saved.clear();
+        }
+    }
+
+    /// Forget every cache (after a failed decode, whose state is not trusted again).
+    pub(super) fn reset(&mut self) {
         self.ctx.clear_kv_cache();
-        self.cached.clear();
-        self.saved.clear();
+        self.clear_slots();
     }
 
-    pub(super) fn generate(
-        &mut self,
-        req: &Request,
-        reply: &oneshot::Sender<Result<Response, ModelError>>,
-    ) -> Result<Response, ModelError> {
-        let start = std::time::Instant::now();
-        let result = self.generate_inner(req, reply);
-        if result.is_err() {
-            // Whatever state a failed decode left behind is not trusted again.
-            self.reset();
+    /// Free `slots` (their caches stay, as prefix caches).
+    pub(super) fn release(&mut self, slots: impl IntoIterator<Item = usize>) {
+        self.clock += 1;
+        for s in slots {
+            if let Some(slot) = self.slots.get_mut(s) {
+                slot.busy = false;
+                slot.used = self.clock;
+            }
         }
-        result.map(|(samples, usage)| Response {
-            samples,
-            usage,
-            wall: start.elapsed(),
-            prefill: req.prefill.as_ref().map(|_| crate::model::Prefill::Native),
-        })
     }
 
-    fn generate_inner(
-        &mut self,
-        req: &Request,
-        reply: &oneshot::Sender<Result<Response, ModelError>>,
-    ) -> Result<(Vec<Sample>, Usage), ModelError> {
-        let text = self.render(req)?;
-        let vocab = self.model.vocab();
-        let tokens = vocab.tokenize(text.as_bytes(), true, true);
-        if tokens.is_empty() {
-            return Err(ModelError::InvalidRequest("the prompt is empty".into()));
+    /// Admit a request (its [`Engine::readiness`] is `Now`): take its slots, decode its
+    /// prompt, and add it to the running ones. A failure is the request's own: it is answered
+    /// with the error and the others go on.
+    pub(super) fn admit(&mut self, task: Task) {
+        match self.prefill(&task.req) {
+            Ok((seqs, prompt_tokens, reused)) => self.active.push(Active {
+                task,
+                seqs,
+                prompt_tokens,
+                reused,
+            }),
+            Err(e) => {
+                let _ = task.reply.send(Err(e));
+            }
         }
+    }
+
+    /// Pick `n` free slots: first the one whose cache shares the longest prefix with
+    /// `tokens` (when reuse is allowed), then the least recently used.
+    fn choose_slots(&self, tokens: &[LlamaToken], n: usize, reuse: bool) -> Vec<(usize, usize)> {
+        let mut free: Vec<(usize, usize, u64)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.busy)
+            .map(|(i, s)| {
+                let common = if reuse {
+                    common_prefix(&s.cached, tokens)
+                } else {
+                    0
+                };
+                (i, common, s.used)
+            })
+            .collect();
+        // Longest shared prefix first; among equals, the most recently used (it is the warm
+        // one of a conversation) for the first slot.
+        free.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)));
+        let mut out = Vec::with_capacity(n);
+        if let Some(&(i, common, _)) = free.first() {
+            out.push((i, common));
+        }
+        let mut rest: Vec<(usize, usize, u64)> = free.into_iter().skip(1).collect();
+        rest.sort_by_key(|s| s.2);
+        out.extend(
+            rest.into_iter()
+                .take(n.saturating_sub(1))
+                .map(|(i, _, _)| (i, 0)),
+        );
+        out
+    }
+
+    fn prefill(&mut self, req: &Request) -> Result<(Vec<Seq>, usize, usize), ModelError> {
+        let tokens = self.tokens(req)?;
         let n = req.n.max(1) as usize;
+        if n > self.slots.len() {
+            return Err(ModelError::InvalidRequest(format!(
+                "n = {n} exceeds the {} slots of this model",
+                self.slots.len()
+            )));
+        }
         let want_hidden = req.hook.as_ref().is_some_and(|h| h.wants_hidden());
-        let needed = self.shape.needed(tokens.len(), n, req.max_tokens as usize);
-        self.ensure_context(needed, want_hidden)?;
+        if self.idle() {
+            let needed = self.shape.needed(tokens.len(), n, req.max_tokens as usize);
+            self.ensure_context(needed, want_hidden)?;
+        }
+        let chosen = self.choose_slots(&tokens, n, req.reuse_prefix);
+        if chosen.len() < n {
+            return Err(ModelError::Decode("not enough free slots".into()));
+        }
+        let result = self.fill(req, &tokens, &chosen, want_hidden);
+        if result.is_err() {
+            // What a failed decode left in these sequences is not trusted again.
+            for &(s, _) in &chosen {
+                let _ = self.ctx.clear_kv_cache_seq(Some(s as u32), None, None);
+                if let Some(slot) = self.slots.get_mut(s) {
+                    slot.cached.clear();
+                    slot.saved.clear();
+                }
+            }
+            self.release(chosen.iter().map(|c| c.0));
+        }
+        result
+    }
 
-        // Keep the shared prefix; always decode at least the last prompt token.
-        let common = if req.reuse_prefix {
-            common_prefix(&self.cached, &tokens)
-        } else {
-            0
-        };
-        // A prompt that ends exactly at a saved step boundary needs no decoding at all.
-        let resume = (!want_hidden && common == tokens.len())
-            .then(|| self.saved.iter().find(|(l, _)| *l == tokens.len()))
-            .flatten()
+    /// Decode the prompt in the first of `chosen` (after the prefix it already holds), copy
+    /// it to the others, and make one sample per slot.
+    fn fill(
+        &mut self,
+        req: &Request,
+        tokens: &[LlamaToken],
+        chosen: &[(usize, usize)],
+        want_hidden: bool,
+    ) -> Result<(Vec<Seq>, usize, usize), ModelError> {
+        let (primary, common) = chosen.first().copied().unwrap_or((0, 0));
+        // A prompt that ends exactly at a saved line boundary needs no decoding at all.
+        let resume = self
+            .slots
+            .get(primary)
+            .filter(|_| !want_hidden && common == tokens.len())
+            .and_then(|s| s.saved.iter().find(|(l, _)| *l == tokens.len()))
             .map(|(_, v)| v.clone());
         let keep = if resume.is_some() {
             tokens.len()
         } else {
             common.min(tokens.len() - 1)
         };
-        for s in 1..self.shape.n_seq as i32 {
+        self.clock += 1;
+        for &(s, _) in chosen.iter().skip(1) {
             self.ctx
                 .clear_kv_cache_seq(Some(s as u32), None, None)
                 .map_err(decode_err)?;
+            if let Some(slot) = self.slots.get_mut(s) {
+                slot.cached.clear();
+                slot.saved.clear();
+            }
         }
-        if keep == 0 {
-            self.ctx.clear_kv_cache();
-        } else if !self
+        if !self
             .ctx
-            .clear_kv_cache_seq(Some(0), Some(keep as u32), None)
+            .clear_kv_cache_seq(Some(primary as u32), Some(keep as u32), None)
             .map_err(decode_err)?
         {
-            self.ctx.clear_kv_cache();
             return Err(ModelError::Decode("could not truncate the KV cache".into()));
         }
-        self.cached.truncate(keep);
-        self.saved.retain(|(l, _)| *l <= keep);
-
-        let mut batch = LlamaBatch::new(
-            N_BATCH.max(self.shape.n_seq) as usize,
-            self.shape.n_seq as i32,
-        );
-        let mut last_idx = 0;
+        let vocab = self.model.vocab();
+        let mut first_logits = resume;
+        let mut first_hidden = None;
+        {
+            let Some(slot) = self.slots.get_mut(primary) else {
+                return Err(ModelError::Decode(format!("no slot {primary}")));
+            };
+            slot.cached.truncate(keep);
+            slot.saved.retain(|(l, _)| *l <= keep);
+            slot.busy = true;
+            slot.used = self.clock;
+        }
         let new = tokens.get(keep..).unwrap_or_default();
+        let mut last_idx = 0;
+        let mut saves: Vec<(usize, Vec<f32>)> = Vec::new();
         for (c, chunk) in new.chunks(N_BATCH as usize).enumerate() {
-            batch.clear();
+            self.batch.clear();
             let mut boundaries = Vec::new();
             for (j, tok) in chunk.iter().enumerate() {
                 let pos = keep + c * N_BATCH as usize + j;
@@ -273,203 +378,63 @@ impl<'m> Engine<'m> {
                 if boundary {
                     boundaries.push((j as i32, pos + 1));
                 }
-                batch
-                    .add(*tok, pos as i32, &[0], is_last || boundary)
+                self.batch
+                    .add(*tok, pos as i32, &[primary as i32], is_last || boundary)
                     .map_err(decode_err)?;
             }
-            self.ctx.decode(&mut batch).map_err(decode_err)?;
-            last_idx = batch.n_tokens() - 1;
+            self.ctx.decode(&mut self.batch).map_err(decode_err)?;
+            last_idx = self.batch.n_tokens() - 1;
             for (idx, len) in boundaries {
-                let logits = self.ctx.get_logits_ith(idx).to_vec();
-                self.save(len, logits);
+                saves.push((len, self.ctx.get_logits_ith(idx).to_vec()));
             }
         }
-        if tokens
-            .last()
-            .is_some_and(|t| !new.is_empty() && ends_line(&vocab, *t))
-        {
+        if !new.is_empty() {
             let logits = self.ctx.get_logits_ith(last_idx).to_vec();
-            self.save(tokens.len(), logits);
+            if tokens.last().is_some_and(|t| ends_line(&vocab, *t)) {
+                saves.push((tokens.len(), logits.clone()));
+            }
+            if self.embeddings && want_hidden {
+                first_hidden = self.ctx.embeddings_ith(last_idx).ok().map(<[f32]>::to_vec);
+            }
+            first_logits = Some(logits);
         }
-        self.cached.extend_from_slice(new);
-        for s in 1..n as i32 {
+        if let Some(slot) = self.slots.get_mut(primary) {
+            slot.cached.extend_from_slice(new);
+            for (len, l) in saves {
+                slot.save(len, l);
+            }
+        }
+        for &(s, _) in chosen.iter().skip(1) {
             self.ctx
-                .kv_cache_seq_cp(0, s, None, None)
+                .kv_cache_seq_cp(primary as i32, s as i32, None, None)
                 .map_err(decode_err)?;
+            if let Some(slot) = self.slots.get_mut(s) {
+                slot.cached = tokens.to_vec();
+                slot.busy = true;
+                slot.used = self.clock;
+            }
         }
-
+        let first_logits =
+            first_logits.ok_or_else(|| ModelError::Decode("no logits after the prompt".into()))?;
         let seed = req.seed.unwrap_or_else(rand_seed);
-        let base = (seed ^ (seed >> 32)) as u32;
-        let mut seqs: Vec<Seq> = (0..n)
-            .map(|i| Seq {
-                id: i as i32,
-                picker: Picker::new(req.temperature, req.top_p, base.wrapping_add(i as u32)),
+        let seqs = chosen
+            .iter()
+            .enumerate()
+            .map(|(i, &(slot, _))| Seq {
+                slot,
+                picker: Picker::new(req.temperature, req.top_p, seed.wrapping_add(i as u64)),
                 text: String::new(),
                 pending: Vec::new(),
                 tokens: 0,
                 pos: tokens.len() as i32,
-                logit_idx: last_idx,
+                logit_idx: 0,
+                first: Some((first_logits.clone(), first_hidden.clone())),
+                next: None,
+                save_next: false,
                 done: (req.max_tokens == 0).then_some(FinishReason::Length),
                 logprobs: Vec::new(),
             })
             .collect();
-        let hook: Option<&Arc<dyn LogitsHook>> = req.hook.as_ref();
-        let mut first = resume;
-        let mut save_next = false;
-        loop {
-            if reply.is_closed() {
-                return Err(ModelError::InvalidRequest("cancelled by the caller".into()));
-            }
-            let mut jobs: Vec<Job<'_>> = Vec::new();
-            for (i, seq) in seqs.iter_mut().enumerate() {
-                if seq.done.is_some() {
-                    continue;
-                }
-                let hidden = if self.embeddings && hook.is_some() {
-                    self.ctx.embeddings_ith(seq.logit_idx).ok()
-                } else {
-                    None
-                };
-                let logits = match &first {
-                    Some(v) => v.as_slice(),
-                    None => self.ctx.get_logits_ith(seq.logit_idx),
-                };
-                if seq.id == 0 && save_next {
-                    self.saved.push((self.cached.len(), logits.to_vec()));
-                }
-                jobs.push(Job {
-                    logits,
-                    hidden,
-                    picker: &mut seq.picker,
-                    sample: i,
-                    index: seq.tokens as usize,
-                    out: None,
-                });
-            }
-            pick_all(&mut jobs, hook, req.logprobs);
-            let picked: Vec<(usize, Option<Picked>)> =
-                jobs.into_iter().map(|j| (j.sample, j.out)).collect();
-            first = None;
-            save_next = false;
-            self.trim_saved();
-            batch.clear();
-            for (i, p) in picked {
-                let Some(seq) = seqs.get_mut(i) else {
-                    return Err(ModelError::Decode(format!("no sequence {i} in the batch")));
-                };
-                let Some(Picked {
-                    token: tok,
-                    logprob,
-                }) = p
-                else {
-                    return Err(ModelError::Decode("the sampler selected no token".into()));
-                };
-                seq.tokens += 1;
-                if vocab.is_eog(tok) {
-                    seq.done = Some(FinishReason::Eos);
-                    continue;
-                }
-                let piece = vocab.token_to_piece(tok, false, None);
-                let before = seq.text.len();
-                seq.push_bytes(&piece);
-                if let Some(lp) = logprob {
-                    seq.logprobs.push(TokenLogprob {
-                        token: String::from_utf8_lossy(&piece).into_owned(),
-                        logprob: lp,
-                    });
-                }
-                let from =
-                    before.saturating_sub(req.stop.iter().map(String::len).max().unwrap_or(0));
-                let from = (0..=from)
-                    .rev()
-                    .find(|&b| seq.text.is_char_boundary(b))
-                    .unwrap_or(0);
-                if let Some(cut) = req
-                    .stop
-                    .iter()
-                    .filter_map(|s| seq.text[from..].find(s.as_str()))
-                    .min()
-                {
-                    seq.text.truncate(from + cut);
-                    seq.done = Some(FinishReason::Stop);
-                    continue;
-                }
-                if seq.tokens >= req.max_tokens {
-                    seq.done = Some(FinishReason::Length);
-                    continue;
-                }
-                batch
-                    .add(tok, seq.pos, &[seq.id], true)
-                    .map_err(decode_err)?;
-                seq.logit_idx = batch.n_tokens() - 1;
-                seq.pos += 1;
-                if seq.id == 0 {
-                    self.cached.push(tok);
-                    save_next = piece.ends_with(b"\n");
-                }
-            }
-            if batch.n_tokens() == 0 {
-                break;
-            }
-            self.ctx.decode(&mut batch).map_err(decode_err)?;
-        }
-        for s in 1..n as i32 {
-            self.ctx
-                .clear_kv_cache_seq(Some(s as u32), None, None)
-                .map_err(decode_err)?;
-        }
-
-        let generated: u64 = seqs.iter().map(|s| u64::from(s.tokens)).sum();
-        let samples = seqs
-            .into_iter()
-            .map(|mut s| {
-                s.finish_text();
-                Sample {
-                    text: s.text,
-                    finish: s.done.unwrap_or(FinishReason::Length),
-                    tokens: s.tokens,
-                    logprobs: req.logprobs.then_some(s.logprobs),
-                }
-            })
-            .collect();
-        let usage = Usage {
-            prompt_tokens: tokens.len() as u64,
-            generated_tokens: generated,
-            reused_tokens: keep as u64,
-            calls: 1,
-            infra_retries: 0,
-        };
-        Ok((samples, usage))
+        Ok((seqs, tokens.len(), keep))
     }
-}
-
-/// Most saved step-boundary logits kept (each is one vocabulary of f32).
-const MAX_SAVED: usize = 128;
-
-impl Engine<'_> {
-    fn save(&mut self, len: usize, logits: Vec<f32>) {
-        self.saved.retain(|(l, _)| *l != len);
-        self.saved.push((len, logits));
-        self.trim_saved();
-    }
-
-    fn trim_saved(&mut self) {
-        if self.saved.len() > MAX_SAVED {
-            let extra = self.saved.len() - MAX_SAVED;
-            self.saved.drain(..extra);
-        }
-    }
-}
-
-/// Does this token's text end a line?
-fn ends_line(vocab: &llama_cpp_2::vocab::LlamaVocab<'_>, tok: LlamaToken) -> bool {
-    vocab.token_to_piece(tok, false, None).ends_with(b"\n")
-}
-
-fn rand_seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    t ^ u64::from(std::process::id()).rotate_left(32)
 }

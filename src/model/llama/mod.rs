@@ -1,11 +1,18 @@
 //! The local backend: a GGUF model run in-process by llama.cpp (crate llama-cpp-2).
 //!
 //! A llama.cpp context is not `Sync` and borrows its model, so one worker thread owns both and
-//! serves requests from a channel; [`LocalModel`] is the cheap, cloneable handle to it. The
-//! worker keeps the tokens of its KV cache and reuses the longest shared prefix of every new
-//! prompt (see [`engine`]), decodes `n` samples as `n` sequences of one batch over a shared
-//! prompt (one KV stream per sequence when that fits, else one unified cache), and calls a
-//! [`crate::LogitsHook`] per generated token with the final hidden state and the logits.
+//! serves requests from a bounded queue; [`LocalModel`] is the cheap, cloneable handle to it.
+//! The worker decodes concurrent requests together (continuous batching over `n_seq` slots,
+//! each a KV sequence with its own prefix cache: see [`engine`]), decodes `n` samples of one
+//! request as `n` slots over a prompt decoded once, and calls a [`crate::LogitsHook`] per
+//! generated token of its own request with the final hidden state and the logits.
+//!
+//! The queue in front of the slots holds at most [`Options::queue`] requests; past that a
+//! request fails at once with [`ModelError::Busy`], which is retryable (a server maps it to
+//! 429 with `Retry-After`).
+
+mod slot;
+mod step;
 
 mod context;
 mod engine;
@@ -39,6 +46,9 @@ pub struct Options {
     pub threads: u32,
     /// How the parallel sequences share the KV cache.
     pub kv: KvLayout,
+    /// Requests that may wait for a slot; past that a request fails with
+    /// [`ModelError::Busy`].
+    pub queue: usize,
 }
 
 impl Default for Options {
@@ -49,6 +59,7 @@ impl Default for Options {
             n_seq: 8,
             threads: 0,
             kv: KvLayout::Auto,
+            queue: 64,
         }
     }
 }
@@ -76,11 +87,10 @@ pub struct Info {
     pub n_ctx_train: u32,
     /// The chat template stored in the file.
     pub chat_template: Option<String>,
-}
-
-#[derive(Debug)]
-enum Job {
-    Generate(Box<Request>, oneshot::Sender<Result<Response, ModelError>>),
+    /// Bytes one KV cell takes (f16 keys and values of every layer).
+    pub kv_bytes_per_cell: u64,
+    /// KV cells of the context as loaded (all slots), before any growth.
+    pub kv_cells: u64,
 }
 
 /// Handle to a local model's worker thread.
@@ -88,8 +98,9 @@ enum Job {
 pub struct LocalModel {
     id: ModelId,
     info: Arc<Info>,
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<engine::Task>,
     n_seq: u32,
+    queue: usize,
 }
 
 /// The process-wide llama.cpp backend (it may be initialised only once).
@@ -148,6 +159,8 @@ pub(crate) fn model_info(path: &Path, model: &LlamaModel) -> Info {
             .chat_template(None)
             .ok()
             .and_then(|t| t.to_string().ok()),
+        kv_bytes_per_cell: context::bytes_per_cell(model),
+        kv_cells: 0,
     }
 }
 
@@ -169,7 +182,7 @@ impl LocalModel {
     /// [`ModelError::NotFound`] for a missing file, [`ModelError::Load`] for one llama.cpp
     /// cannot read, [`ModelError::Decode`] when no context can be created.
     pub async fn load(path: &Path, opts: Options) -> Result<Self, ModelError> {
-        let (jobs, rx) = mpsc::channel::<Job>();
+        let (jobs, rx) = mpsc::sync_channel::<engine::Task>(opts.queue.max(1));
         let (ready_tx, ready_rx) = oneshot::channel::<Result<(Info, ModelId), ModelError>>();
         let path = path.to_path_buf();
         let worker_opts = opts.clone();
@@ -183,6 +196,7 @@ impl LocalModel {
             info: Arc::new(info),
             jobs,
             n_seq: opts.n_seq.max(1),
+            queue: opts.queue.max(1),
         })
     }
 
@@ -195,7 +209,7 @@ impl LocalModel {
 fn worker(
     path: PathBuf,
     opts: Options,
-    jobs: mpsc::Receiver<Job>,
+    jobs: mpsc::Receiver<engine::Task>,
     ready: oneshot::Sender<Result<(Info, ModelId), ModelError>>,
 ) {
     let id = match super::fingerprint(&path) {
@@ -212,7 +226,7 @@ fn worker(
             return;
         }
     };
-    let info = model_info(&path, &model);
+    let mut info = model_info(&path, &model);
     let mut engine = match engine::Engine::new(&model, &opts) {
         Ok(e) => e,
         Err(e) => {
@@ -220,15 +234,43 @@ fn worker(
             return;
         }
     };
+    info.kv_cells = u64::from(engine.shape.total_cells());
     if ready.send(Ok((info, id))).is_err() {
         return;
     }
-    while let Ok(job) = jobs.recv() {
-        match job {
-            Job::Generate(req, reply) => {
-                let result = engine.generate(&req, &reply);
-                let _ = reply.send(result);
+    serve(&mut engine, &jobs);
+}
+
+/// The worker's loop: admit waiting requests between decode steps (one at a time, in arrival
+/// order: a request that cannot be admitted yet holds the line, and the queue behind it stays
+/// bounded), and step the running ones.
+fn serve(engine: &mut engine::Engine<'_>, jobs: &mpsc::Receiver<engine::Task>) {
+    let mut waiting: Option<engine::Task> = None;
+    loop {
+        if waiting.is_none() {
+            waiting = if engine.idle() {
+                match jobs.recv() {
+                    Ok(t) => Some(t),
+                    Err(_) => return,
+                }
+            } else {
+                jobs.try_recv().ok()
+            };
+        }
+        while let Some(task) = waiting.take() {
+            if task.reply.is_closed() {
+                waiting = jobs.try_recv().ok();
+                continue;
             }
+            if engine.readiness(&task.req) == engine::Readiness::Later {
+                waiting = Some(task);
+                break;
+            }
+            engine.admit(task);
+            waiting = jobs.try_recv().ok();
+        }
+        if !engine.idle() {
+            engine.step();
         }
     }
 }
@@ -260,9 +302,17 @@ impl Model for LocalModel {
             )));
         }
         let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(Job::Generate(Box::new(request), tx))
-            .map_err(|_| ModelError::WorkerGone)?;
+        let task = engine::Task {
+            req: Box::new(request),
+            reply: tx,
+            start: std::time::Instant::now(),
+        };
+        self.jobs.try_send(task).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => ModelError::Busy { queue: self.queue },
+            mpsc::TrySendError::Disconnected(_) => ModelError::WorkerGone,
+        })?;
+        // Dropping this future drops `rx`: the worker sees the closed reply and frees the
+        // request's slots at its next step.
         rx.await.map_err(|_| ModelError::WorkerGone)?
     }
 }

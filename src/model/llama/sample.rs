@@ -1,25 +1,36 @@
-//! Choosing the next token of each sample: the logits hook, the sampler chain, log-probs.
+//! Choosing the next token of each sample: the logits hook, greedy or temperature/top-p
+//! sampling, log-probs.
 //!
-//! Sampling a 49k-token vocabulary (softmax, top-p sort, draw) costs about a tenth of a decode
-//! step per sample. It runs on the engine thread: splitting it over a second thread measured
-//! slower on two cores (`bench parallel` 1.38 vs 1.73), because llama.cpp's OpenMP workers keep
-//! spinning between decodes.
+//! Sampling runs on the engine thread once per sample per step, over the whole vocabulary
+//! (49k tokens for the default model), so it is written to touch each logit a few times and
+//! never sort the vocabulary:
+//! - greedy: an argmax;
+//! - temperature without top-p: one pass for the maximum, one for the weights
+//!   `exp((l − max)/T)`, one draw along the cumulative sum;
+//! - top-p (applied to the unscaled distribution, before the temperature, as llama.cpp's
+//!   `top_p → temp → dist` chain does): the nucleus is found among the top k logits, taken
+//!   with a partial selection (k = 64, then ×4 while their mass stays under p), so only the
+//!   nucleus is sorted; the draw then weighs it by `exp((l − max)/T)`.
+//!
+//! The draw uses amend's seeded stream ([`crate::rng::Rng`]): the same seed gives the same
+//! text. (Splitting sampling over a second thread measured slower on two cores, `bench
+//! parallel` 1.38 vs 1.73, because llama.cpp's OpenMP workers keep spinning between decodes.)
 
 use std::sync::Arc;
 
-use llama_cpp_2::sampling::LlamaSampler;
-use llama_cpp_2::token::data::LlamaTokenData;
-use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::model::{LogitsHook, TokenStep};
+use crate::rng::Rng;
 
-/// One sample's sampler with its reusable buffers (a fresh 49k-entry candidate array per
-/// token would be a large allocation, and page faults, per sample per step).
+/// One sample's sampler with its reusable buffers.
 pub(super) struct Picker {
-    sampler: LlamaSampler,
-    cand: Vec<LlamaTokenData>,
+    temperature: f32,
+    top_p: f32,
+    rng: Rng,
     logits: Vec<f32>,
+    order: Vec<u32>,
+    weights: Vec<f64>,
 }
 
 /// A chosen token.
@@ -48,25 +59,133 @@ fn log_softmax_at(logits: &[f32], idx: usize) -> f32 {
         .unwrap_or(f32::NEG_INFINITY)
 }
 
-impl Picker {
-    /// A greedy picker (`temperature <= 0`) or top-p → temperature → seeded draw.
-    pub(super) fn new(temperature: f32, top_p: f32, seed: u32) -> Self {
-        let sampler = if temperature <= 0.0 {
-            LlamaSampler::greedy()
-        } else {
-            let mut chain = Vec::new();
-            if top_p < 1.0 {
-                chain.push(LlamaSampler::top_p(top_p.max(0.0), 1));
-            }
-            chain.push(LlamaSampler::temp(temperature));
-            chain.push(LlamaSampler::dist(seed));
-            LlamaSampler::chain_simple(chain)
-        };
-        Self {
-            sampler,
-            cand: Vec::new(),
-            logits: Vec::new(),
+fn argmax(logits: &[f32]) -> Option<usize> {
+    let mut best: Option<(usize, f32)> = None;
+    for (i, &l) in logits.iter().enumerate() {
+        if best.is_none_or(|(_, b)| l > b) {
+            best = Some((i, l));
         }
+    }
+    best.map(|(i, _)| i)
+}
+
+impl Picker {
+    /// A greedy picker (`temperature <= 0`), or top-p (when `top_p < 1`) → temperature →
+    /// seeded draw.
+    pub(super) fn new(temperature: f32, top_p: f32, seed: u64) -> Self {
+        Self {
+            temperature,
+            top_p,
+            rng: Rng::new(seed),
+            logits: Vec::new(),
+            order: Vec::new(),
+            weights: Vec::new(),
+        }
+    }
+
+    /// A uniform draw in [0, 1).
+    fn uniform(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// The token a temperature draw picks among `cands` (token ids; all of them when `None`).
+    fn draw(&mut self, logits: &[f32], cands: Option<&[u32]>) -> Option<usize> {
+        let t = f64::from(self.temperature.max(1e-6));
+        let max = match cands {
+            Some(c) => c
+                .iter()
+                .filter_map(|&i| logits.get(i as usize))
+                .copied()
+                .fold(f32::NEG_INFINITY, f32::max),
+            None => logits.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        };
+        let max = f64::from(max);
+        self.weights.clear();
+        let mut total = 0.0;
+        match cands {
+            Some(c) => {
+                for &i in c {
+                    let w =
+                        ((f64::from(logits.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY))
+                            - max)
+                            / t)
+                            .exp();
+                    total += w;
+                    self.weights.push(w);
+                }
+            }
+            None => {
+                for &l in logits {
+                    let w = ((f64::from(l) - max) / t).exp();
+                    total += w;
+                    self.weights.push(w);
+                }
+            }
+        }
+        if !(total > 0.0 && total.is_finite()) {
+            return argmax(logits);
+        }
+        let mut target = self.uniform() * total;
+        let mut chosen = self.weights.len().checked_sub(1)?;
+        for (k, &w) in self.weights.iter().enumerate() {
+            if target < w {
+                chosen = k;
+                break;
+            }
+            target -= w;
+        }
+        match cands {
+            Some(c) => c.get(chosen).map(|&i| i as usize),
+            None => Some(chosen),
+        }
+    }
+
+    /// The smallest set of tokens, most likely first, whose probability (softmax of the
+    /// unscaled logits) reaches `top_p`: found among the top k by partial selection.
+    fn nucleus(&mut self, logits: &[f32]) -> &[u32] {
+        let max = f64::from(logits.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+        let z: f64 = logits.iter().map(|&l| (f64::from(l) - max).exp()).sum();
+        let p = f64::from(self.top_p.max(0.0)) * z;
+        let n = logits.len();
+        let by_logit = |a: &u32, b: &u32| {
+            let la = logits
+                .get(*a as usize)
+                .copied()
+                .unwrap_or(f32::NEG_INFINITY);
+            let lb = logits
+                .get(*b as usize)
+                .copied()
+                .unwrap_or(f32::NEG_INFINITY);
+            lb.total_cmp(&la)
+        };
+        let mut k = 64.min(n);
+        let keep = loop {
+            self.order.clear();
+            self.order.extend(0..n as u32);
+            if k < n {
+                self.order.select_nth_unstable_by(k, by_logit);
+                self.order.truncate(k);
+            }
+            self.order.sort_unstable_by(by_logit);
+            let mut mass = 0.0;
+            let mut found = None;
+            for (j, &i) in self.order.iter().enumerate() {
+                mass += (f64::from(logits.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY))
+                    - max)
+                    .exp();
+                if mass >= p {
+                    found = Some(j + 1);
+                    break;
+                }
+            }
+            match found {
+                Some(j) => break j,
+                None if k >= n => break self.order.len(),
+                None => k = (k * 4).min(n),
+            }
+        };
+        self.order.truncate(keep.max(1));
+        &self.order
     }
 
     fn pick(
@@ -78,35 +197,39 @@ impl Picker {
         index: usize,
         logprob: bool,
     ) -> Option<Picked> {
-        let copy = hook.is_some() || logprob;
-        if copy {
-            self.logits.clear();
-            self.logits.extend_from_slice(job_logits);
-        }
-        if let Some(hook) = hook {
-            hook.apply(&mut TokenStep {
-                sample,
-                index,
-                hidden,
-                logits: &mut self.logits,
-            });
-        }
-        let logits: &[f32] = if copy { &self.logits } else { job_logits };
-        self.cand.clear();
-        self.cand.extend(
-            logits
-                .iter()
-                .enumerate()
-                .map(|(t, &l)| LlamaTokenData::new(LlamaToken(t as i32), l, 0.0)),
-        );
-        let mut arr = LlamaTokenDataArray::new(std::mem::take(&mut self.cand), false);
-        arr.apply_sampler(&mut self.sampler);
-        let token = arr.selected_token();
-        self.cand = arr.data;
+        let mut logits_buf = std::mem::take(&mut self.logits);
+        let logits: &[f32] = match hook {
+            Some(hook) => {
+                logits_buf.clear();
+                logits_buf.extend_from_slice(job_logits);
+                hook.apply(&mut TokenStep {
+                    sample,
+                    index,
+                    hidden,
+                    logits: &mut logits_buf,
+                });
+                &logits_buf
+            }
+            None => job_logits,
+        };
+        let token = if self.temperature <= 0.0 {
+            argmax(logits)
+        } else if self.top_p < 1.0 {
+            let cands = self.nucleus(logits).to_vec();
+            self.draw(logits, Some(&cands))
+        } else {
+            self.draw(logits, None)
+        };
+        let lp = match (logprob, token) {
+            (true, Some(t)) => Some(log_softmax_at(logits, t)),
+            _ => None,
+        };
+        self.logits = logits_buf;
         let token = token?;
-        self.sampler.accept(token);
-        let logprob = logprob.then(|| log_softmax_at(logits, token.0 as usize));
-        Some(Picked { token, logprob })
+        Some(Picked {
+            token: LlamaToken(i32::try_from(token).ok()?),
+            logprob: lp,
+        })
     }
 }
 
@@ -116,5 +239,58 @@ pub(super) fn pick_all(jobs: &mut [Job<'_>], hook: Option<&Arc<dyn LogitsHook>>,
         j.out = j
             .picker
             .pick(j.logits, j.hidden, hook, j.sample, j.index, logprob);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greedy_top_p_and_temperature_draws() {
+        let logits = vec![0.0f32, 3.0, 1.0, 2.9];
+        let mut g = Picker::new(0.0, 1.0, 1);
+        assert_eq!(
+            g.pick(&logits, None, None, 0, 0, false).map(|p| p.token.0),
+            Some(1)
+        );
+        // top-p 0.5 on softmax(0, 3, 1, 2.9) = (.02, .49, .06, .44): {1, 3} hold 0.93 >= .5
+        // but {1} alone .49 < .5, so the nucleus is {1, 3}.
+        let mut t = Picker::new(1.0, 0.5, 7);
+        assert_eq!(t.nucleus(&logits), &[1, 3]);
+        let mut seen = [0u32; 4];
+        for seed in 0..400 {
+            let mut p = Picker::new(1.0, 0.5, seed);
+            if let Some(x) = p.pick(&logits, None, None, 0, 0, true) {
+                seen[x.token.0 as usize] += 1;
+                assert!(x.logprob.is_some_and(|l| l <= 0.0));
+            }
+        }
+        assert_eq!((seen[0], seen[2]), (0, 0), "outside the nucleus: {seen:?}");
+        assert!(seen[1] > 120 && seen[3] > 120, "{seen:?}");
+        // Full softmax at T = 1: every token is drawn sometimes, the likeliest most.
+        let mut all = [0u32; 4];
+        for seed in 0..2000 {
+            if let Some(x) = Picker::new(1.0, 1.0, seed).pick(&logits, None, None, 0, 0, false) {
+                all[x.token.0 as usize] += 1;
+            }
+        }
+        assert!(all.iter().all(|&c| c > 0) && all[1] > all[2], "{all:?}");
+        // The same seed draws the same token.
+        let a = Picker::new(0.8, 0.95, 42)
+            .pick(&logits, None, None, 0, 0, false)
+            .map(|p| p.token.0);
+        let b = Picker::new(0.8, 0.95, 42)
+            .pick(&logits, None, None, 0, 0, false)
+            .map(|p| p.token.0);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_nucleus_grows_past_the_first_partial_selection() {
+        // 1,000 equal logits: top-p 0.9 needs 900 of them, more than k = 64 or 256.
+        let logits = vec![1.0f32; 1000];
+        let mut p = Picker::new(1.0, 0.9, 3);
+        assert_eq!(p.nucleus(&logits).len(), 900);
     }
 }

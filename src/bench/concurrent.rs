@@ -1,0 +1,192 @@
+//! `amend bench concurrent`: 8 concurrent requests with different prompts, decoded together by
+//! the local engine's slots, vs the same 8 one after the other; the same requests arriving
+//! staggered (each joining the running batch as it comes, not one static batch); beside them
+//! the bare llama-cpp-2 batched/sequential ceiling in the same run; and the memory one model
+//! takes at 1, 4 and 8 slots.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{ceiling, median};
+use crate::model::llama::{self, LocalModel};
+use crate::model::{KvLayout, Message, Model, ModelError, Request};
+
+/// Memory of one model at a slot count.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlotMemory {
+    /// Slots (KV sequences).
+    pub slots: u32,
+    /// Resident memory the loaded model added to the process, MB (after one request on every
+    /// slot).
+    pub rss_mb: f64,
+    /// KV cache bytes of its context, MB.
+    pub kv_mb: f64,
+}
+
+/// Result of [`concurrent`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ConcurrentReport {
+    /// Requests.
+    pub requests: u32,
+    /// Generated tokens/s of the requests sent at once.
+    pub concurrent_tok_s: f64,
+    /// Generated tokens/s of the same requests one after the other.
+    pub sequential_tok_s: f64,
+    /// concurrent / sequential.
+    pub ratio: f64,
+    /// Generated tokens/s when request i is sent at i × `stagger_ms`.
+    pub staggered_tok_s: f64,
+    /// staggered / sequential.
+    pub staggered_ratio: f64,
+    /// Gap between staggered arrivals, ms.
+    pub stagger_ms: u64,
+    /// Bare llama-cpp-2, greedy, fixed length: the batch of sequences, tokens/s.
+    pub bare_batched_tok_s: f64,
+    /// Bare llama-cpp-2: the same sequences one after the other, tokens/s.
+    pub bare_sequential_tok_s: f64,
+    /// bare_batched / bare_sequential: what llama.cpp on this machine allows.
+    pub bare_ratio: f64,
+    /// ratio / bare_ratio (target ≥ 0.95).
+    pub ratio_to_bare: f64,
+    /// Memory at 1, 4 and 8 slots.
+    pub memory: Vec<SlotMemory>,
+}
+
+const TOPICS: &[&str] = &[
+    "a lighthouse keeper who finds a map",
+    "a baker who opens a shop on the moon",
+    "two friends who build a raft",
+    "a robot learning to paint",
+    "a village that loses its river",
+    "a girl who collects old keys",
+    "a detective who is afraid of the dark",
+    "a musician lost in a desert",
+];
+
+fn request(i: usize, round: u64) -> Request {
+    let topic = TOPICS.get(i % TOPICS.len()).copied().unwrap_or("a ship");
+    Request::chat(vec![Message::user(format!(
+        "Write a long, detailed story about {topic}."
+    ))])
+    .with_sampling(0.8, 0.95)
+    .with_max_tokens(128)
+    .with_seed(11 + 100 * round + i as u64)
+}
+
+/// Generated tokens/s of `reqs` sent with `gap` between starts (all at once when zero).
+async fn run_together(
+    model: &Arc<LocalModel>,
+    reqs: Vec<Request>,
+    gap: Duration,
+) -> Result<f64, ModelError> {
+    let start = Instant::now();
+    let calls = reqs.into_iter().enumerate().map(|(i, r)| {
+        let m = model.clone();
+        async move {
+            tokio::time::sleep(gap * i as u32).await;
+            m.generate(r).await
+        }
+    });
+    let mut generated = 0;
+    for r in futures::future::join_all(calls).await {
+        generated += r?.usage.generated_tokens;
+    }
+    Ok(generated as f64 / start.elapsed().as_secs_f64())
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn options(threads: u32, slots: u32) -> llama::Options {
+    llama::Options {
+        n_ctx: 2048,
+        max_ctx: 4096,
+        n_seq: slots,
+        threads,
+        kv: KvLayout::Split,
+        queue: 64,
+    }
+}
+
+/// Run the benchmark: `requests` requests (at most 8 slots), 3 alternating rounds, medians.
+///
+/// # Errors
+/// Any model error.
+pub async fn concurrent(
+    path: &Path,
+    threads: u32,
+    requests: u32,
+    stagger_ms: u64,
+) -> Result<ConcurrentReport, ModelError> {
+    let n = requests.clamp(1, 8);
+    let model = Arc::new(LocalModel::load(path, options(threads, n)).await?);
+    // Warm up (context, graph and thread-pool set-up) so no side pays it.
+    model
+        .generate(request(0, 99).with_max_tokens(4).with_n(n))
+        .await?;
+    let (mut cs, mut ss, mut gs) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..3u64 {
+        let reqs: Vec<Request> = (0..n as usize).map(|i| request(i, round)).collect();
+        cs.push(run_together(&model, reqs.clone(), Duration::ZERO).await?);
+        let start = Instant::now();
+        let mut generated = 0;
+        for r in reqs.clone() {
+            generated += model.generate(r).await?.usage.generated_tokens;
+        }
+        ss.push(generated as f64 / start.elapsed().as_secs_f64());
+        gs.push(run_together(&model, reqs, Duration::from_millis(stagger_ms)).await?);
+    }
+    drop(model);
+    let (concurrent, sequential, staggered) = (median(cs), median(ss), median(gs));
+    let p: PathBuf = path.to_path_buf();
+    let threads_i = llama::threads(threads);
+    let (bare_b, bare_s) =
+        tokio::task::spawn_blocking(move || ceiling::bare_parallel(&p, threads_i, n, true))
+            .await
+            .map_err(|e| ModelError::Decode(e.to_string()))??;
+    let mut memory = Vec::new();
+    for slots in [1u32, 4, 8] {
+        let before = rss_mb();
+        let m = LocalModel::load(path, options(threads, slots)).await?;
+        m.generate(request(1, 7).with_max_tokens(16).with_n(slots))
+            .await?;
+        let after = rss_mb();
+        let info = m.info();
+        memory.push(SlotMemory {
+            slots,
+            rss_mb: after - before,
+            kv_mb: (info.kv_cells * info.kv_bytes_per_cell) as f64 / 1e6,
+        });
+        drop(m);
+        // Let the worker thread free the model before the next is measured.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let ratio = concurrent / sequential.max(1e-9);
+    let bare_ratio = bare_b / bare_s.max(1e-9);
+    Ok(ConcurrentReport {
+        requests: n,
+        concurrent_tok_s: concurrent,
+        sequential_tok_s: sequential,
+        ratio,
+        staggered_tok_s: staggered,
+        staggered_ratio: staggered / sequential.max(1e-9),
+        stagger_ms,
+        bare_batched_tok_s: bare_b,
+        bare_sequential_tok_s: bare_s,
+        bare_ratio,
+        ratio_to_bare: ratio / bare_ratio.max(1e-9),
+        memory,
+    })
+}
