@@ -69,6 +69,35 @@ async fn concurrent_requests_each_answer_their_own_prompt() {
 }
 
 #[tokio::test]
+async fn a_request_admitted_mid_decode_leaves_the_running_ones_intact() {
+    // A long count runs; a second request is admitted between its steps (its prompt decoded
+    // while the first is half-way). The first must go on counting from its own context.
+    let m = model(2, 8).await;
+    let long = count_from(10).with_max_tokens(60);
+    let m2 = m.clone();
+    let first = tokio::spawn(async move { m2.generate(long).await });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let second = m.generate(count_from(500)).await.expect("second");
+    assert!(
+        second.text().trim_start().starts_with("503"),
+        "{:?}",
+        second.text()
+    );
+    let first = first.await.expect("join").expect("first");
+    let nums: Vec<u32> = first
+        .text()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(nums.len() >= 4, "{:?}", first.text());
+    assert!(
+        nums.iter().take(8).all(|&n| (13..100).contains(&n)),
+        "the first request kept counting its own numbers: {:?}",
+        first.text()
+    );
+}
+
+#[tokio::test]
 async fn a_caller_that_goes_away_frees_its_slot() {
     let m = model(1, 4).await;
     let long = Request::chat(vec![Message::user("Write a very long story.")])

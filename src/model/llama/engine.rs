@@ -247,6 +247,30 @@ impl<'m> Engine<'m> {
         }
     }
 
+    /// Copy every running sample's next-token logits (and hidden state) out of the context's
+    /// output, where the next decode would overwrite them.
+    fn stash_outputs(&mut self) {
+        let embeddings = self.embeddings;
+        for a in &mut self.active {
+            let wants_hidden = embeddings && a.task.req.hook.is_some();
+            for seq in &mut a.seqs {
+                if seq.first.is_some() || seq.done.is_some() || seq.tokens == 0 {
+                    continue;
+                }
+                let logits = self.ctx.get_logits_ith(seq.logit_idx).to_vec();
+                let hidden = wants_hidden
+                    .then(|| {
+                        self.ctx
+                            .embeddings_ith(seq.logit_idx)
+                            .ok()
+                            .map(<[f32]>::to_vec)
+                    })
+                    .flatten();
+                seq.first = Some((logits, hidden));
+            }
+        }
+    }
+
     /// Pick `n` free slots: first the one whose cache shares the longest prefix with
     /// `tokens` (when reuse is allowed), then the least recently used.
     fn choose_slots(&self, tokens: &[LlamaToken], n: usize, reuse: bool) -> Vec<(usize, usize)> {
@@ -323,6 +347,9 @@ impl<'m> Engine<'m> {
         chosen: &[(usize, usize)],
         want_hidden: bool,
     ) -> Result<(Vec<Seq>, usize, usize), ModelError> {
+        // This prompt's decode overwrites the context's output: keep the running samples'
+        // next-token logits first.
+        self.stash_outputs();
         let (primary, common) = chosen.first().copied().unwrap_or((0, 0));
         // A prompt that ends exactly at a saved line boundary needs no decoding at all.
         let resume = self
