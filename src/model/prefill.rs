@@ -84,9 +84,12 @@ Write only what comes next, starting with the next word; do not repeat or restat
 you already wrote.";
 
 /// The conversation fallback: `messages`, then `prefill` as the assistant's turn, then the
-/// instruction to continue it.
+/// instruction to continue it. An empty prefill adds nothing: the reply is a fresh answer.
 pub fn conversation(messages: &[Message], prefill: &str) -> Vec<Message> {
     let mut out = messages.to_vec();
+    if prefill.trim().is_empty() {
+        return out;
+    }
     out.push(Message::assistant(prefill.to_string()));
     out.push(Message::user(CONTINUE_INSTRUCTION));
     out
@@ -197,6 +200,7 @@ mod tests {
         let c = conversation(&[Message::user("q")], "so far");
         assert_eq!(c.len(), 3);
         assert_eq!(c.get(1).map(|m| m.content.as_str()), Some("so far"));
+        assert_eq!(conversation(&[Message::user("q")], " \n").len(), 1);
         assert_eq!(PrefillMode::Native.fixed(), Some(Prefill::Native));
         assert_eq!(PrefillMode::Auto.fixed(), None);
     }
