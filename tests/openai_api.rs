@@ -26,8 +26,8 @@ fn question() -> Request {
     Request::chat(vec![Message::user("What is 2 + 2? Answer with a number.")]).with_max_tokens(16)
 }
 
-#[tokio::test]
-async fn real_server_returns_text_and_usage() {
+/// The real server of llama-cpp-python, and the default model loaded through it.
+async fn served() -> (common::Server, LoadOptions, Spec, Arc<dyn Model>) {
     let server = tokio::task::spawn_blocking(common::Server::start)
         .await
         .expect("server");
@@ -37,6 +37,12 @@ async fn real_server_returns_text_and_usage() {
     };
     let spec: Spec = "openai:smollm2".parse().expect("spec");
     let model = spec::load(&spec, &opts).await.expect("load");
+    (server, opts, spec, model)
+}
+
+#[tokio::test]
+async fn real_server_returns_text_and_usage() {
+    let (server, opts, spec, model) = served().await;
     assert_eq!(
         model.id().key,
         format!("openai:smollm2@{}", server.base_url)
@@ -387,16 +393,7 @@ async fn backtracking_runs_on_a_server_without_prefill_and_says_how() {
     use amend::critic::Spec as Critic;
     use amend::run::{Context, Problem};
     use amend::strategy::{self, Kind, Options};
-    let server = tokio::task::spawn_blocking(common::Server::start)
-        .await
-        .expect("server");
-    let opts = LoadOptions {
-        base_url: Some(server.base_url.clone()),
-        ..LoadOptions::default()
-    };
-    let model = spec::load(&"openai:smollm2".parse::<Spec>().expect("spec"), &opts)
-        .await
-        .expect("load");
+    let (_server, _, _, model) = served().await;
     let dir = tempfile::tempdir().expect("tmp");
     let writer =
         Arc::new(amend::trace::Writer::create(&dir.path().join("t.jsonl"), "t").expect("trace"));
