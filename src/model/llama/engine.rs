@@ -3,7 +3,10 @@
 //! The context has `n_seq` KV sequences, the *slots*. A request with `n` samples takes `n` free
 //! slots; its prompt is decoded once, in the slot whose cached tokens share the longest prefix
 //! with it (only the new tokens are decoded; at least the last one, for logits), and copied to
-//! the others. From then on every decode step advances all running samples of all admitted
+//! the others. Slots are chosen to keep the running ones consecutive, because llama.cpp puts
+//! only consecutive sequence ids in one micro-batch when each sequence has its own KV stream
+//! (a running set {0, 3, 5} decodes as three batches of one); a longer shared prefix elsewhere
+//! wins only when it saves more work than that ([`super::slot::choose`]). From then on every decode step advances all running samples of all admitted
 //! requests together, one token each, in one batch: a request that arrives while others decode
 //! is admitted between two steps and joins the next batch. Each sample has its own sampling
 //! settings (its request's), stop strings, logits hook and seed. A finished request frees its
@@ -34,7 +37,7 @@ use llama_cpp_2::token::LlamaToken;
 
 use super::context::{new_context, Shape, N_BATCH};
 use super::sample::Picker;
-pub(super) use super::slot::{Active, Seq, Slot, Task};
+pub(super) use super::slot::{Active, Seq, Slot, SlotView, Task};
 use super::{threads, Options};
 use crate::model::{FinishReason, Input, ModelError, Request};
 
@@ -271,38 +274,28 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// Pick `n` free slots: first the one whose cache shares the longest prefix with
-    /// `tokens` (when reuse is allowed), then the least recently used.
-    fn choose_slots(&self, tokens: &[LlamaToken], n: usize, reuse: bool) -> Vec<(usize, usize)> {
-        let mut free: Vec<(usize, usize, u64)> = self
+    /// Pick `n` free slots for `tokens` (see [`super::slot::choose`]).
+    fn choose_slots(
+        &self,
+        tokens: &[LlamaToken],
+        n: usize,
+        reuse: bool,
+        max_tokens: usize,
+    ) -> Vec<(usize, usize)> {
+        let view: Vec<SlotView> = self
             .slots
             .iter()
-            .enumerate()
-            .filter(|(_, s)| !s.busy)
-            .map(|(i, s)| {
-                let common = if reuse {
+            .map(|s| SlotView {
+                busy: s.busy,
+                common: if reuse {
                     common_prefix(&s.cached, tokens)
                 } else {
                     0
-                };
-                (i, common, s.used)
+                },
+                used: s.used,
             })
             .collect();
-        // Longest shared prefix first; among equals, the most recently used (it is the warm
-        // one of a conversation) for the first slot.
-        free.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)));
-        let mut out = Vec::with_capacity(n);
-        if let Some(&(i, common, _)) = free.first() {
-            out.push((i, common));
-        }
-        let mut rest: Vec<(usize, usize, u64)> = free.into_iter().skip(1).collect();
-        rest.sort_by_key(|s| s.2);
-        out.extend(
-            rest.into_iter()
-                .take(n.saturating_sub(1))
-                .map(|(i, _, _)| (i, 0)),
-        );
-        out
+        super::slot::choose(&view, tokens.len(), n, max_tokens)
     }
 
     fn prefill(&mut self, req: &Request) -> Result<(Vec<Seq>, usize, usize), ModelError> {
@@ -319,7 +312,7 @@ impl<'m> Engine<'m> {
             let needed = self.shape.needed(tokens.len(), n, req.max_tokens as usize);
             self.ensure_context(needed, want_hidden)?;
         }
-        let chosen = self.choose_slots(&tokens, n, req.reuse_prefix);
+        let chosen = self.choose_slots(&tokens, n, req.reuse_prefix, req.max_tokens as usize);
         if chosen.len() < n {
             return Err(ModelError::Decode("not enough free slots".into()));
         }

@@ -180,17 +180,29 @@ impl Engine<'_> {
     /// Decode the chosen tokens of every running sample in one batch.
     fn decode_chosen(&mut self) -> Result<(), ModelError> {
         self.batch.clear();
-        for a in &mut self.active {
-            for seq in &mut a.seqs {
-                let Some(token) = seq.next else { continue };
-                self.batch
-                    .add(token, seq.pos, &[seq.slot as i32], true)
-                    .map_err(decode_err)?;
-                seq.logit_idx = self.batch.n_tokens() - 1;
-                seq.pos += 1;
-                if let Some(slot) = self.slots.get_mut(seq.slot) {
-                    slot.cached.push(token);
+        // In slot order: llama.cpp forms a micro-batch of one-stream-per-sequence contexts
+        // from sequences with increasing, consecutive ids only (see `Engine::choose_slots`).
+        let mut order: Vec<(usize, usize, usize)> = Vec::new();
+        for (ai, a) in self.active.iter().enumerate() {
+            for (si, seq) in a.seqs.iter().enumerate() {
+                if seq.next.is_some() {
+                    order.push((seq.slot, ai, si));
                 }
+            }
+        }
+        order.sort_unstable();
+        for (_, ai, si) in order {
+            let Some(seq) = self.active.get_mut(ai).and_then(|a| a.seqs.get_mut(si)) else {
+                continue;
+            };
+            let Some(token) = seq.next else { continue };
+            self.batch
+                .add(token, seq.pos, &[seq.slot as i32], true)
+                .map_err(decode_err)?;
+            seq.logit_idx = self.batch.n_tokens() - 1;
+            seq.pos += 1;
+            if let Some(slot) = self.slots.get_mut(seq.slot) {
+                slot.cached.push(token);
             }
         }
         if self.batch.n_tokens() == 0 {
