@@ -51,6 +51,15 @@ pub struct ConcurrentReport {
     pub bare_ratio: f64,
     /// ratio / bare_ratio (target ≥ 0.95).
     pub ratio_to_bare: f64,
+    /// Seconds the requests' prompts alone take, one after the other (each request with one
+    /// new token, the slots' prefix caches as the runs leave them): work both of amend's sides
+    /// do and the bare loop does not time.
+    pub prompt_s: f64,
+    /// The ratio with `prompt_s` taken off both of amend's sides (what batching does to the
+    /// decode steps alone, the part the bare ratio measures).
+    pub decode_ratio: f64,
+    /// decode_ratio / bare_ratio.
+    pub decode_ratio_to_bare: f64,
     /// Memory at 1, 4 and 8 slots.
     pub memory: Vec<SlotMemory>,
 }
@@ -136,7 +145,8 @@ pub async fn concurrent(
     model
         .generate(request(0, 99).with_max_tokens(4).with_n(n))
         .await?;
-    let (mut cs, mut ss, mut gs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cs, mut ss, mut gs, mut ps) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut tokens = Vec::new();
     for round in 0..3u64 {
         let reqs: Vec<Request> = (0..n as usize).map(|i| request(i, round)).collect();
         cs.push(run_together(&model, reqs.clone(), Duration::ZERO).await?);
@@ -146,10 +156,21 @@ pub async fn concurrent(
             generated += model.generate(r).await?.usage.generated_tokens;
         }
         ss.push(generated as f64 / start.elapsed().as_secs_f64());
-        gs.push(run_together(&model, reqs, Duration::from_millis(stagger_ms)).await?);
+        tokens.push(generated as f64);
+        gs.push(run_together(&model, reqs.clone(), Duration::from_millis(stagger_ms)).await?);
+        // The prompts alone, as the runs above decode them (with the slots' prefix caches).
+        let start = Instant::now();
+        for r in reqs {
+            model.generate(r.with_max_tokens(1)).await?;
+        }
+        ps.push(start.elapsed().as_secs_f64());
     }
     drop(model);
     let (concurrent, sequential, staggered) = (median(cs), median(ss), median(gs));
+    let (prompt_s, generated) = (median(ps), median(tokens));
+    // Seconds of each side, less the prompts' own time.
+    let decode_ratio = (generated / sequential.max(1e-9) - prompt_s)
+        / (generated / concurrent.max(1e-9) - prompt_s).max(1e-9);
     let p: PathBuf = path.to_path_buf();
     let threads_i = llama::threads(threads);
     let (bare_b, bare_s) =
@@ -187,6 +208,9 @@ pub async fn concurrent(
         bare_sequential_tok_s: bare_s,
         bare_ratio,
         ratio_to_bare: ratio / bare_ratio.max(1e-9),
+        prompt_s,
+        decode_ratio,
+        decode_ratio_to_bare: decode_ratio / bare_ratio.max(1e-9),
         memory,
     })
 }
