@@ -188,7 +188,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Kind::Baseline)]
         strategy: Kind,
         /// Critic used by the strategy (backtrack; rise critic/oracle modes): llm, llm-step,
-        /// arith, gold, chain:A,B.
+        /// arith, ground, gold, chain:A,B (e.g. chain:arith,ground).
         #[arg(long)]
         critic: Option<CriticSpec>,
         #[command(flatten)]

@@ -12,8 +12,9 @@ use super::{Critic, CriticError, Submission, Verdict};
 use crate::answer::Number;
 use crate::run::Env;
 
+/// A token of arithmetic text.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Tok {
+pub(super) enum Tok {
     Num(Number, u32),
     Op(char),
     Open,
@@ -26,7 +27,7 @@ fn tokenize(s: &str) -> Vec<Tok> {
 }
 
 /// The tokens of `s`, each with the byte range of `s` it was read from.
-fn tokenize_spans(s: &str) -> Vec<(Tok, std::ops::Range<usize>)> {
+pub(super) fn tokenize_spans(s: &str) -> Vec<(Tok, std::ops::Range<usize>)> {
     let b: Vec<char> = s.chars().collect();
     // Byte offset of every char index (and of the end).
     let at: Vec<usize> = s
@@ -77,6 +78,30 @@ fn tokenize_spans(s: &str) -> Vec<(Tok, std::ops::Range<usize>)> {
             i = j;
             continue;
         }
+        // LaTeX: `\times`, `\cdot` and `\div` are operators; `\(`, `\)`, `\[`, `\]` are
+        // math delimiters (nothing); any other command ends an expression.
+        if c == '\\' {
+            let name: String = b
+                .iter()
+                .skip(i + 1)
+                .take_while(|c| c.is_ascii_alphabetic())
+                .collect();
+            let len = name.chars().count();
+            let tok = match name.as_str() {
+                "times" | "cdot" => Some(Tok::Op('*')),
+                "div" => Some(Tok::Op('/')),
+                "" if matches!(ch(i + 1), '(' | ')' | '[' | ']') => {
+                    i += 2;
+                    continue;
+                }
+                _ => Some(Tok::Break),
+            };
+            if let Some(tok) = tok {
+                out.push((tok, off(i)..off(i + 1 + len)));
+            }
+            i += 1 + len;
+            continue;
+        }
         let prev_operand = matches!(out.last(), Some((Tok::Num(..) | Tok::Close, _)));
         let next_operand = b
             .iter()
@@ -84,7 +109,7 @@ fn tokenize_spans(s: &str) -> Vec<(Tok, std::ops::Range<usize>)> {
             .find(|c| !c.is_whitespace())
             .is_some_and(|c| c.is_ascii_digit() || *c == '(');
         let tok = match c {
-            '+' | '-' | '*' | '/' => Some(Tok::Op(c)),
+            '+' | '-' | '*' | '/' | '^' => Some(Tok::Op(c)),
             '×' | '·' => Some(Tok::Op('*')),
             '÷' => Some(Tok::Op('/')),
             '−' => Some(Tok::Op('-')),
@@ -107,6 +132,8 @@ struct Parser<'a> {
     toks: &'a [Tok],
     pos: usize,
     ops: usize,
+    /// The value of every operation, in evaluation order.
+    partials: Vec<Number>,
 }
 
 impl Parser<'_> {
@@ -124,17 +151,38 @@ impl Parser<'_> {
             } else {
                 add(v, neg(r)?)?
             };
+            self.partials.push(v);
         }
         Some(v)
     }
     fn term(&mut self) -> Option<Number> {
-        let mut v = self.factor()?;
+        let mut v = self.power()?;
         while let Some(Tok::Op(op @ ('*' | '/'))) = self.peek() {
             self.pos += 1;
             self.ops += 1;
-            let r = self.factor()?;
+            let r = self.power()?;
             v = if op == '*' { mul(v, r)? } else { div(v, r)? };
+            self.partials.push(v);
         }
+        Some(v)
+    }
+    /// `a ^ b` for a whole exponent 0..=64 (right-associative).
+    fn power(&mut self) -> Option<Number> {
+        let base = self.factor()?;
+        if self.peek() != Some(Tok::Op('^')) {
+            return Some(base);
+        }
+        self.pos += 1;
+        self.ops += 1;
+        let e = self.power()?;
+        if e.den != 1 || !(0..=64).contains(&e.num) {
+            return None;
+        }
+        let mut v = Number::new(1, 1)?;
+        for _ in 0..e.num {
+            v = mul(v, base)?;
+        }
+        self.partials.push(v);
         Some(v)
     }
     fn factor(&mut self) -> Option<Number> {
@@ -162,7 +210,7 @@ impl Parser<'_> {
     }
 }
 
-fn add(a: Number, b: Number) -> Option<Number> {
+pub(super) fn add(a: Number, b: Number) -> Option<Number> {
     Number::new(
         a.num
             .checked_mul(b.den)?
@@ -170,22 +218,31 @@ fn add(a: Number, b: Number) -> Option<Number> {
         a.den.checked_mul(b.den)?,
     )
 }
+pub(super) fn sub(a: Number, b: Number) -> Option<Number> {
+    add(a, neg(b)?)
+}
 fn neg(a: Number) -> Option<Number> {
     Number::new(a.num.checked_neg()?, a.den)
 }
-fn mul(a: Number, b: Number) -> Option<Number> {
+pub(super) fn mul(a: Number, b: Number) -> Option<Number> {
     Number::new(a.num.checked_mul(b.num)?, a.den.checked_mul(b.den)?)
 }
-fn div(a: Number, b: Number) -> Option<Number> {
+pub(super) fn div(a: Number, b: Number) -> Option<Number> {
     Number::new(a.num.checked_mul(b.den)?, a.den.checked_mul(b.num)?)
 }
 
 /// A complete parse of `toks`: (value, operator count, decimals if a lone number).
 fn parse_all(toks: &[Tok]) -> Option<(Number, usize, Option<u32>)> {
+    parse_partials(toks).map(|(v, ops, dec, _)| (v, ops, dec))
+}
+
+/// [`parse_all`] and the value of every operation in it.
+fn parse_partials(toks: &[Tok]) -> Option<(Number, usize, Option<u32>, Vec<Number>)> {
     let mut p = Parser {
         toks,
         pos: 0,
         ops: 0,
+        partials: Vec::new(),
     };
     let v = p.expr()?;
     if p.pos != toks.len() {
@@ -196,7 +253,33 @@ fn parse_all(toks: &[Tok]) -> Option<(Number, usize, Option<u32>)> {
         [Tok::Op('-'), Tok::Num(_, d)] => Some(*d),
         _ => None,
     };
-    Some((v, p.ops, decimals))
+    Some((v, p.ops, decimals, p.partials))
+}
+
+/// The value of every operation in the arithmetic of `text` (each maximal run of tokens that
+/// parses as an expression, read left to right): `20 - (12 + 4)` gives 16 and 4.
+pub(super) fn partials(text: &str) -> Vec<Number> {
+    let toks = tokenize(text);
+    let mut out = Vec::new();
+    // Expressions never cross a break (a word, `=`, punctuation).
+    for run in toks.split(|t| *t == Tok::Break) {
+        let mut start = 0;
+        while start < run.len() {
+            // The longest expression starting here.
+            let found = (start + 1..=run.len()).rev().find_map(|end| {
+                let (_, ops, _, parts) = parse_partials(run.get(start..end)?)?;
+                (ops > 0).then_some((end, parts))
+            });
+            match found {
+                Some((end, parts)) => {
+                    out.extend(parts);
+                    start = end;
+                }
+                None => start += 1,
+            }
+        }
+    }
+    out
 }
 
 /// The longest suffix (left of `=`) or prefix (right of `=`) of a segment that is an
@@ -218,12 +301,35 @@ fn side(segment: &str, left: bool) -> Option<(Number, usize, Option<u32>, &str)>
         (0, end)
     };
     let n = hi - lo;
-    (0..n).find_map(|k| {
-        let (a, z) = if left { (lo + k, hi) } else { (lo, hi - k) };
-        let (v, ops, dec) = parse_all(toks.get(a..z)?)?;
-        let text = segment.get(spanned.get(a)?.1.start..spanned.get(z.checked_sub(1)?)?.1.end)?;
-        Some((v, ops, dec, text))
-    })
+    (0..n)
+        .find_map(|k| {
+            let (a, z) = if left { (lo + k, hi) } else { (lo, hi - k) };
+            let (v, ops, dec) = parse_all(toks.get(a..z)?)?;
+            let start = spanned.get(a)?.1.start;
+            let end = spanned.get(z.checked_sub(1)?)?.1.end;
+            Some((v, ops, dec, start, end, a, z))
+        })
+        .and_then(|(v, ops, dec, start, end, a, z)| {
+            // An expression cut at an operator ("20% × 500": the `%` ends the left side, so `500`
+            // alone is not what the writer equated) or at a variable's coefficient ("2 × 2f") is
+            // not a claim.
+            let cut = if left {
+                a.checked_sub(1).and_then(|p| toks.get(p))
+            } else {
+                toks.get(z)
+            };
+            if matches!(cut, Some(Tok::Op(_))) {
+                return None;
+            }
+            if !left
+                && segment
+                    .get(end..)
+                    .is_some_and(|r| r.starts_with(|c: char| c.is_alphabetic()))
+            {
+                return None;
+            }
+            Some((v, ops, dec, segment.get(start..end)?))
+        })
 }
 
 /// Is `claimed` the exact `value`, or `value` rounded to the claim's `decimals` places?
@@ -298,6 +404,15 @@ pub fn check(step: &str) -> Vec<Claim> {
             continue;
         };
         if lops == 0 && rops == 0 {
+            continue;
+        }
+        // "25% of 2000 = 0.25 × 2000": the left side is a share of the lone number, not it.
+        let before = l.rfind(ltext).and_then(|p| l.get(..p)).unwrap_or_default();
+        let before = before
+            .trim_end()
+            .trim_end_matches(['$', '€', '£'])
+            .trim_end();
+        if lops == 0 && before.to_lowercase().ends_with(" of") {
             continue;
         }
         let holds = if rops == 0 {
@@ -424,6 +539,28 @@ mod tests {
                 .filter(|c| !c.holds)
                 .count(),
             0
+        );
+    }
+
+    #[test]
+    fn latex_operators_and_delimiters_are_read() {
+        let c = check("\\[ 200 + (0.45 \\times 200) = 200 + 91 \\]");
+        assert!(c.iter().any(|c| !c.holds), "{c:?}");
+        let c = check("\\( 6 \\cdot 7 = 42 \\) and \\( 84 \\div 2 = 42 \\)");
+        assert_eq!(c.iter().filter(|c| c.holds).count(), 2, "{c:?}");
+        assert!(check("\\text{total} = 5").is_empty());
+        // A side cut at an operator or a variable is not a claim.
+        assert!(check("20\\% \\times 500 = 0.20 \\times 500 = 100")
+            .iter()
+            .all(|c| c.holds));
+        assert!(check("we can write: 28 = 2 \\times 2f").is_empty());
+        assert!(check("25% of $2,000 = 0.25 * 2000 = 500")
+            .iter()
+            .all(|c| c.holds));
+        let c = check("4 \\times 2^3 = 4 \\times 8 = 32, and 3^2 = 10");
+        assert_eq!(
+            c.iter().map(|c| c.holds).collect::<Vec<_>>(),
+            [true, true, false]
         );
     }
 

@@ -7,9 +7,11 @@
 //! "no prediction" (`parsed = false`), never a guess. Implementations: [`Llm`] (the
 //! ProcessBench-style critique prompt, in a fresh context, optionally with majority voting),
 //! [`LlmStep`] (one yes/no question per step), [`Arith`] (an exact arithmetic verifier),
+//! [`Ground`] (every number used is given, computed earlier or a common constant),
 //! [`Gold`] (the dataset's label) and [`Chain`] (several in order).
 
 mod arith;
+mod ground;
 mod llm;
 mod step;
 
@@ -17,6 +19,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use arith::{check as check_arith, eval as eval_arith, first_false, Arith, Claim};
+pub use ground::{first_ungrounded, given, Ground, CONSTANTS};
 pub use llm::{vote, Llm};
 pub use step::{yes_no, Chain, LlmStep};
 
@@ -37,7 +40,7 @@ pub enum CriticError {
     #[error("the `deadline` passed while the critic was judging")]
     Deadline,
     /// A critic spec that names no critic.
-    #[error("unknown critic {0:?}; available: llm, llm-step, arith, gold, chain:A,B")]
+    #[error("unknown critic {0:?}; available: llm, llm-step, arith, ground, gold, chain:A,B")]
     Unknown(String),
 }
 
@@ -138,7 +141,7 @@ impl Critic for Gold {
     }
 }
 
-/// A critic, named: `gold`, `arith`, `llm`, `llm-step`, or `chain:A,B,...` (those critics in
+/// A critic, named: `gold`, `arith`, `ground`, `llm`, `llm-step`, or `chain:A,B,...` (those critics in
 /// order). Parse it once (`"chain:arith,llm".parse::<critic::Spec>()`); it prints and
 /// serialises as the same text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +150,8 @@ pub enum Spec {
     Gold,
     /// [`Arith`].
     Arith,
+    /// [`Ground`].
+    Ground,
     /// [`Llm`].
     Llm,
     /// [`LlmStep`].
@@ -173,6 +178,7 @@ impl std::str::FromStr for Spec {
         match s {
             "gold" => Ok(Spec::Gold),
             "arith" => Ok(Spec::Arith),
+            "ground" => Ok(Spec::Ground),
             "llm" => Ok(Spec::Llm),
             "llm-step" => Ok(Spec::LlmStep),
             other => Err(CriticError::Unknown(other.to_string())),
@@ -185,6 +191,7 @@ impl std::fmt::Display for Spec {
         match self {
             Spec::Gold => f.write_str("gold"),
             Spec::Arith => f.write_str("arith"),
+            Spec::Ground => f.write_str("ground"),
             Spec::Llm => f.write_str("llm"),
             Spec::LlmStep => f.write_str("llm-step"),
             Spec::Chain(parts) => {
@@ -215,6 +222,7 @@ pub fn build(spec: &Spec, votes: u32) -> Box<dyn Critic> {
     match spec {
         Spec::Gold => Box::new(Gold),
         Spec::Arith => Box::new(Arith),
+        Spec::Ground => Box::new(Ground),
         Spec::Llm => Box::new(Llm {
             votes: votes.max(1),
             ..Llm::default()
@@ -233,7 +241,14 @@ mod tests {
 
     #[test]
     fn specs_parse_print_and_build() {
-        for s in ["gold", "arith", "llm", "llm-step", "chain:arith,llm"] {
+        for s in [
+            "gold",
+            "arith",
+            "ground",
+            "llm",
+            "llm-step",
+            "chain:arith,ground",
+        ] {
             let spec: Result<Spec, _> = s.parse();
             assert_eq!(
                 spec.as_ref().map(ToString::to_string).ok().as_deref(),
