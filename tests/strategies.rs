@@ -285,6 +285,60 @@ async fn self_consistency_votes_over_batched_samples() {
 }
 
 #[tokio::test]
+async fn verified_selection_judges_every_sample_and_records_the_survivors() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cx, writer) = context(dir.path(), 8).await;
+    let store = Arc::new(amend::mistakes::SledStore::open(&dir.path().join("log")).expect("log"));
+    let cx = cx.with_mistakes(store.clone()).with_task("test");
+    let opts = Options {
+        samples: 6,
+        temperature: 1.0,
+        select: strategy::Select::Verified,
+        critic: Some(CriticSpec::Chain(vec![
+            CriticSpec::Arith,
+            CriticSpec::Ground,
+        ])),
+        ..Options::default()
+    };
+    let sc = strategy::build(Kind::SelfConsistency, &opts).expect("sc");
+    let sol = sc.solve(&cx, &Problem::new(Q)).await.expect("sc");
+    assert_eq!(sol.attempts.len(), 6);
+    let survivors = sol.survivors.expect("survivors recorded") as usize;
+    // Each sample either survived or is a located mistake, recorded in the store.
+    assert_eq!(survivors + sol.located.len(), 6, "{:?}", sol.located);
+    assert_eq!(store.len(), sol.located.len());
+    let events = amend::trace::read(writer.path()).expect("trace");
+    let solve = events
+        .iter()
+        .find(|e| e.kind == "solve")
+        .expect("solve event");
+    assert_eq!(solve.data["survivors"], survivors);
+    assert_eq!(solve.data["flagged"].as_array().map(Vec::len), Some(6));
+    // The answer is the majority of the survivors (of all when none survived).
+    let flagged: Vec<bool> = solve.data["flagged"]
+        .as_array()
+        .expect("flags")
+        .iter()
+        .map(|f| f.as_bool() == Some(true))
+        .collect();
+    let (answer, n) = strategy::select_verified(&sol.attempts, &flagged);
+    assert_eq!((sol.answer, n), (answer, survivors));
+
+    // Without a verifier or critic, verified selection is refused, naming the option.
+    let err = strategy::build(
+        Kind::SelfConsistency,
+        &Options {
+            select: strategy::Select::Verified,
+            ..Options::default()
+        },
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(err.contains("select"), "{err}");
+}
+
+#[tokio::test]
 async fn backtracking_keeps_the_prefix_and_decodes_only_the_suffix() {
     let dir = tempfile::tempdir().expect("tmp");
     let (cx, writer) = context(dir.path(), 8).await;

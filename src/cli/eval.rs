@@ -193,6 +193,12 @@ pub async fn run(a: EvalRun) -> Result<()> {
             .collect();
         println!("prefill paths (items): {}", paths.join(", "));
     }
+    if let Some(sv) = s.survivors {
+        println!(
+            "verified selection: {:.2} samples per item accepted; {} of {} items had none (majority of all taken)",
+            sv.mean, sv.none, sv.items
+        );
+    }
     if let Some(floor) = s.chance_floor {
         println!(
             "chance floor (a number from the question): {:.1}%",

@@ -15,7 +15,7 @@ use amend::critic::Spec as CriticSpec;
 
 use amend::model::Spec;
 use amend::prompt::Level;
-use amend::strategy::{Accept, Kind, ResampleUntil, RiseMode};
+use amend::strategy::{Accept, Kind, ResampleUntil, RiseMode, Select};
 
 pub use commands::run;
 pub use common::speak;
@@ -100,6 +100,10 @@ pub struct StrategyArgs {
     /// Self-consistency: sampling temperature.
     #[arg(long, default_value_t = defaults().temperature)]
     pub temperature: f32,
+    /// Self-consistency: `majority` of all samples, or `verified`: the majority of the samples
+    /// --verifier (default: the critic) does not flag (of all when it flags every one).
+    #[arg(long, value_enum, default_value_t)]
+    pub select: Select,
     /// RISE: turns.
     #[arg(long, default_value_t = defaults().turns)]
     pub turns: usize,
@@ -135,7 +139,8 @@ pub struct StrategyArgs {
     /// `verified` turned 1 wrong and fixed the same 1, at the same token cost (BENCHMARKS.md).
     #[arg(long, value_enum, default_value_t)]
     pub accept: Accept,
-    /// Backtrack: the verifier of `--accept verified` (default: the critic).
+    /// The verifier of backtrack's `--accept verified` and of self-consistency's `--select
+    /// verified` (default: the critic).
     #[arg(long)]
     pub verifier: Option<CriticSpec>,
 }
@@ -161,6 +166,7 @@ impl StrategyArgs {
             resample_until: self.resample_until,
             accept: self.accept,
             verifier: self.verifier.clone(),
+            select: self.select,
             budget: amend::run::Budget {
                 max_tokens_total: self.max_tokens_total,
                 max_calls: self.max_calls,

@@ -41,6 +41,7 @@ pub async fn item(
         answer_before: None,
         usage_before: None,
         prefill: None,
+        survivors: None,
     };
     match &item.gold {
         Gold::Steps { steps, label } => {
@@ -154,4 +155,5 @@ fn keep_record(r: &mut ItemResult, sol: &Solution) {
     r.attempts = sol.attempts.iter().map(|a| a.text.clone()).collect();
     r.located = sol.located.clone();
     r.prefill = sol.prefill;
+    r.survivors = sol.survivors;
 }

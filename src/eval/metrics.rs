@@ -81,6 +81,9 @@ pub struct ItemResult {
     /// How the strategy's prefills were continued on this item, if it made any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefill: Option<crate::model::Prefill>,
+    /// Verified selection: samples the verifier accepted on this item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survivors: Option<u32>,
 }
 
 /// The flip matrix.
@@ -266,6 +269,21 @@ pub struct Summary {
     /// `conversation`); empty when no strategy call had a prefill.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub prefill: std::collections::BTreeMap<crate::model::Prefill, u64>,
+    /// Verified selection: mean samples per item the verifier accepted, and the items where it
+    /// flagged every sample (their answer is the majority of all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survivors: Option<Survivors>,
+}
+
+/// How many samples verified selection kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Survivors {
+    /// Mean accepted samples per item.
+    pub mean: f64,
+    /// Items with no accepted sample.
+    pub none: u64,
+    /// Items that report survivors.
+    pub items: u64,
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -409,6 +427,12 @@ pub fn summarize(results: &[ItemResult]) -> Summary {
         if let Some(p) = r.prefill {
             *s.prefill.entry(p).or_default() += 1;
         }
+        if let Some(k) = r.survivors {
+            let sv = s.survivors.get_or_insert_with(Survivors::default);
+            sv.mean += f64::from(k);
+            sv.none += u64::from(k == 0);
+            sv.items += 1;
+        }
         s.budget_stops += u64::from(r.budget_stop.is_some());
         usage += r.usage;
         s.usage.wall_s += r.wall_s;
@@ -453,6 +477,9 @@ pub fn summarize(results: &[ItemResult]) -> Summary {
         tokens_per_fixed_answer: (f.wrong_to_right > 0).then(|| ratio(spent, f.wrong_to_right)),
     };
     s.accuracy_by_turn = by_turn(results);
+    if let Some(sv) = s.survivors.as_mut() {
+        sv.mean /= sv.items.max(1) as f64;
+    }
     if let Some(c) = critic_scores(results) {
         s.error_acc = Some(c.error_acc);
         s.correct_acc = Some(c.correct_acc);

@@ -259,6 +259,7 @@ impl Backtrack {
                 budget_stop,
                 located,
                 detail: json!({"critic": self.critic.name(), "verifier": self.verifier.as_ref().map(|v| v.name())}),
+                survivors: None,
             },
         )
     }

@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 
 pub use backtrack::{differs, prefix_text, Backtrack, TRIES};
 pub use baseline::Baseline;
-pub use options::{build, Accept, Kind, Options, ResampleUntil};
+pub use options::{build, Accept, Kind, Options, ResampleUntil, Select};
 pub(crate) use record::{note_mistake, Found};
 pub use rise::{window_messages, Rise, RiseMode};
-pub use self_consistency::SelfConsistency;
+pub use self_consistency::{select_verified, SelfConsistency};
 pub use wait::Wait;
 
 use crate::critic::{Critic, CriticError, Submission, Verdict};
@@ -101,6 +101,10 @@ pub struct Solution {
     /// emulate a prefill: see `model::prefill`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefill: Option<crate::model::Prefill>,
+    /// Verified selection (self-consistency with `select = verified`): how many samples the
+    /// verifier accepted (0: it flagged every one, and the majority of all was taken).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survivors: Option<u32>,
 }
 
 /// A way of answering a problem.
@@ -149,6 +153,8 @@ pub(crate) struct Finished {
     pub located: Vec<Located>,
     /// Strategy-specific fields of the `solve` trace event.
     pub detail: serde_json::Value,
+    /// Verified selection: samples the verifier accepted.
+    pub survivors: Option<u32>,
 }
 
 impl Finished {
@@ -164,6 +170,7 @@ impl Finished {
             budget_stop,
             located: Vec::new(),
             detail: serde_json::Value::Null,
+            survivors: None,
         }
     }
 }
@@ -191,6 +198,7 @@ pub(crate) fn finish(cx: &Context, name: &str, ledger: &Ledger, f: Finished) -> 
         budget_stop: f.budget_stop,
         located: f.located,
         prefill: ledger.prefill,
+        survivors: f.survivors,
     }
 }
 

@@ -81,6 +81,24 @@ pub enum ResampleUntil {
     Accepted,
 }
 
+/// Self-consistency: how the answer is chosen among the samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Select {
+    /// The majority answer of all samples.
+    #[default]
+    Majority,
+    /// The majority answer of the samples the verifier (`verifier`, else the critic) does not
+    /// flag; of all samples when it flags every one.
+    Verified,
+}
+
+impl Select {
+    fn is_majority(&self) -> bool {
+        *self == Self::Majority
+    }
+}
+
 /// Settings of the strategies. [`Options::default`] is amend's policy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Options {
@@ -109,6 +127,9 @@ pub struct Options {
     pub verifier: Option<Spec>,
     /// Critiques an `llm` critic draws and votes over.
     pub critic_votes: u32,
+    /// Self-consistency: how the answer is chosen among the samples.
+    #[serde(skip_serializing_if = "Select::is_majority")]
+    pub select: Select,
 }
 
 impl Default for Options {
@@ -126,11 +147,21 @@ impl Default for Options {
             accept: Accept::Verified,
             verifier: None,
             critic_votes: 1,
+            select: Select::Majority,
         }
     }
 }
 
 impl Options {
+    /// The verifier self-consistency selects samples by (`select = verified`): `verifier`,
+    /// else the critic.
+    pub fn selection_verifier(&self) -> Option<&Spec> {
+        match self.select {
+            Select::Majority => None,
+            Select::Verified => self.verifier.as_ref().or(self.critic.as_ref()),
+        }
+    }
+
     /// The verifier backtracking keeps revisions by: `None` with `accept = always`, else
     /// `verifier`, else the critic.
     pub fn effective_verifier(&self) -> Option<&Spec> {
@@ -147,6 +178,13 @@ impl Options {
         let mut o = self.clone();
         if kind != Kind::Backtrack {
             o.accept = d.accept;
+        }
+        if kind != Kind::SelfConsistency {
+            o.select = d.select;
+        }
+        if kind != Kind::Backtrack
+            && !(kind == Kind::SelfConsistency && o.select == Select::Verified)
+        {
             o.verifier = None;
         }
         o
@@ -176,6 +214,8 @@ struct Wire {
     verifier: Option<Spec>,
     #[serde(default = "one_u32")]
     critic_votes: u32,
+    #[serde(default)]
+    select: Select,
 }
 
 fn one() -> usize {
@@ -215,6 +255,7 @@ impl<'de> Deserialize<'de> for Options {
             accept,
             verifier,
             critic_votes: w.critic_votes,
+            select: w.select,
         })
     }
 }
@@ -232,9 +273,22 @@ pub fn build(kind: Kind, opts: &Options) -> Result<Box<dyn Strategy>, StrategyEr
             if opts.samples == 0 {
                 return Err(OptionError::new("samples", "must be at least 1").into());
             }
+            let verifier = match opts.select {
+                Select::Majority => None,
+                Select::Verified => Some(critic::build(
+                    opts.selection_verifier().ok_or_else(|| {
+                        OptionError::new(
+                            "select",
+                            "= verified needs a `verifier` or a `critic` (e.g. chain:arith,ground)",
+                        )
+                    })?,
+                    votes,
+                )),
+            };
             Box::new(SelfConsistency {
                 samples: opts.samples,
                 temperature: opts.temperature,
+                verifier,
             })
         }
         Kind::Wait => Box::new(Wait),

@@ -221,6 +221,7 @@ impl Strategy for Rise {
                 located,
                 detail: json!({"mode": self.mode, "turns": attempts.len(), "accepted_turn": accepted}),
                 attempts,
+                survivors: None,
             },
         ))
     }

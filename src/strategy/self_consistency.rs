@@ -1,18 +1,46 @@
 //! Self-consistency: N samples of the same prompt (batched where the backend can), majority
 //! answer (ties → the latest sample). The equal-compute baseline for RISE (m5@t1 vs m1@t5).
+//!
+//! With a verifier (`select = verified`), every sample is judged and the majority is taken over
+//! the samples it does not flag (over all samples when it flags every one); each flagged sample
+//! is a located mistake (recorded, not corrected), and the `solve` trace event and
+//! [`Solution::survivors`] say how many samples survived.
 
 use async_trait::async_trait;
+use serde_json::json;
 
-use super::{finish, majority_answer, Attempt, Finished, Solution, Strategy, StrategyError};
-use crate::run::{Context, Ledger, Problem};
+use super::record::{note_mistake, Found};
+use super::{finish, judge, majority_answer, Attempt, Finished, Solution, Strategy, StrategyError};
+use crate::critic::Critic;
+use crate::run::{Context, Ledger, Located, Problem};
+use crate::steps;
 
-/// N samples, majority vote.
-#[derive(Debug, Clone, Copy)]
+/// N samples, majority vote (of the verified ones, with a verifier).
 pub struct SelfConsistency {
     /// Samples.
     pub samples: u32,
     /// Sampling temperature.
     pub temperature: f32,
+    /// Verified selection: the majority is taken over the samples this verifier accepts.
+    pub verifier: Option<Box<dyn Critic>>,
+}
+
+/// The answer of verified selection: the majority of the `attempts` whose `flagged` entry is
+/// false, or of all of them when every one is flagged. Returns the answer and how many
+/// attempts survived.
+pub fn select_verified(attempts: &[Attempt], flagged: &[bool]) -> (Option<String>, usize) {
+    let kept: Vec<Attempt> = attempts
+        .iter()
+        .zip(flagged)
+        .filter(|(_, f)| !**f)
+        .map(|(a, _)| a.clone())
+        .collect();
+    let survivors = kept.len();
+    if kept.is_empty() {
+        (majority_answer(attempts), 0)
+    } else {
+        (majority_answer(&kept), survivors)
+    }
 }
 
 #[async_trait]
@@ -64,8 +92,81 @@ impl Strategy for SelfConsistency {
                 }
             }
         }
-        let answer = majority_answer(&attempts);
-        let end = Finished::new(attempts, answer, budget_stop);
+        let Some(verifier) = self.verifier.as_deref() else {
+            let answer = majority_answer(&attempts);
+            let end = Finished::new(attempts, answer, budget_stop);
+            return Ok(finish(cx, self.name(), &ledger, end));
+        };
+        let mut flagged = Vec::with_capacity(attempts.len());
+        let mut located = Vec::new();
+        for a in &attempts {
+            let parts = steps::split(&a.text);
+            let Some(v) = judge(cx, &mut ledger, verifier, problem, &parts, None).await? else {
+                // Cut short by the deadline: the samples not judged count as unflagged.
+                if budget_stop.is_none() {
+                    budget_stop = ledger.stop(format!(
+                        "{} of {} samples verified",
+                        flagged.len(),
+                        attempts.len()
+                    ));
+                }
+                break;
+            };
+            let step = v.located();
+            flagged.push(step.is_some());
+            if let Some(k) = step {
+                let text = parts.get(k).cloned().unwrap_or_default();
+                located.push(Located::new(k, &text, verifier.name(), &v.rationale));
+                note_mistake(
+                    cx,
+                    problem,
+                    &ledger,
+                    Found {
+                        attempt: &a.text,
+                        steps: parts,
+                        step: k,
+                        critic: verifier.name(),
+                        rationale: &v.rationale,
+                        revised: None,
+                        correction: None,
+                        kept: false,
+                        detail: json!({"selection": "verified"}),
+                    },
+                );
+            }
+        }
+        flagged.resize(attempts.len(), false);
+        let (answer, survivors) = select_verified(&attempts, &flagged);
+        let mut end = Finished::new(attempts, answer, budget_stop);
+        end.located = located;
+        end.survivors = Some(survivors as u32);
+        end.detail = json!({"selection": "verified", "verifier": verifier.name(), "survivors": survivors, "flagged": flagged});
         Ok(finish(cx, self.name(), &ledger, end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempts(answers: &[&str]) -> Vec<Attempt> {
+        answers
+            .iter()
+            .map(|a| Attempt::new(format!("So it is {a}.\n#### {a}")))
+            .collect()
+    }
+
+    #[test]
+    fn verified_selection_with_none_some_and_all_flagged() {
+        let a = attempts(&["7", "7", "9", "9", "9"]);
+        // None flagged: the plain majority.
+        assert_eq!(select_verified(&a, &[false; 5]), (Some("9".into()), 5));
+        // The three 9s flagged: the majority of the two survivors.
+        assert_eq!(
+            select_verified(&a, &[false, false, true, true, true]),
+            (Some("7".into()), 2)
+        );
+        // All flagged: every sample counts again, and none survived.
+        assert_eq!(select_verified(&a, &[true; 5]), (Some("9".into()), 0));
     }
 }
