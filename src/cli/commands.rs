@@ -186,6 +186,17 @@ pub async fn run(cli: Cli) -> Result<()> {
                 print!("{}", amend::eval::compare::to_markdown(&c));
             }
         }
+        Command::Eval {
+            action: Some(EvalAction::Select { dir, verifier, out }),
+            ..
+        } => {
+            let t = amend::eval::select::select(&dir, &verifier)?;
+            if out.json {
+                println!("{}", serde_json::to_string(&t)?);
+            } else {
+                print!("{}", amend::eval::select::to_markdown(&t));
+            }
+        }
         Command::Eval { action: None, run } => super::eval::run(*run).await?,
         Command::Eval {
             action: Some(EvalAction::Report { dir, out }),

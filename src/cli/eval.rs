@@ -33,6 +33,17 @@ pub enum EvalAction {
         #[command(flatten)]
         out: OutArgs,
     },
+    /// Majority and verified selection over the first n samples of a self-consistency run,
+    /// for every n up to its sample count, from its stored samples (no model is loaded).
+    Select {
+        /// The run's output directory.
+        dir: PathBuf,
+        /// A model-free verifier: arith, ground or a chain of them.
+        #[arg(long, default_value = "chain:arith,ground")]
+        verifier: CriticSpec,
+        #[command(flatten)]
+        out: OutArgs,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -8,6 +8,7 @@ pub mod grade;
 pub mod metrics;
 pub mod report;
 pub mod runner;
+pub mod select;
 
 use std::path::PathBuf;
 
