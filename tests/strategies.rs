@@ -321,7 +321,8 @@ async fn verified_selection_judges_every_sample_and_records_the_survivors() {
         .iter()
         .map(|f| f.as_bool() == Some(true))
         .collect();
-    let (answer, n) = strategy::select_verified(&sol.attempts, &flagged);
+    let answers: Vec<Option<String>> = sol.attempts.iter().map(|a| a.answer.clone()).collect();
+    let (answer, n) = strategy::select_verified(&answers, &flagged);
     assert_eq!((sol.answer, n), (answer, survivors));
 
     // Without a verifier or critic, verified selection is refused, naming the option.

@@ -16,7 +16,8 @@
 
 use async_trait::async_trait;
 
-use super::arith::{check, partials, tokenize_spans, Tok};
+use super::arith::check;
+use super::expr::{partials, tokenize_spans, Tok};
 use super::{Critic, CriticError, Submission, Verdict};
 use crate::answer::Number;
 use crate::run::Env;
@@ -179,6 +180,16 @@ fn word_numbers(text: &str) -> Vec<Number> {
     out
 }
 
+/// `n` / 100 when the number `n` ending at byte `end` of `text` is a percentage (`25%`,
+/// `25 percent`).
+fn percent_value(text: &str, end: usize, n: Number) -> Option<Number> {
+    let after = text.get(end..).unwrap_or_default().trim_start();
+    let percent = after.starts_with('%') || after.to_lowercase().starts_with("percent");
+    percent
+        .then(|| Number::new(n.num, n.den.saturating_mul(100)))
+        .flatten()
+}
+
 /// Every number a problem gives: its digits (a percentage also as a fraction) and its words.
 pub fn given(problem: &str) -> Vec<Number> {
     let spans = tokenize_spans(problem);
@@ -186,11 +197,7 @@ pub fn given(problem: &str) -> Vec<Number> {
     for (k, (tok, range)) in spans.iter().enumerate() {
         let Tok::Num(n, _) = tok else { continue };
         out.push(*n);
-        let after = problem.get(range.end..).unwrap_or_default().trim_start();
-        let percent = after.starts_with('%') || after.to_lowercase().starts_with("percent");
-        if percent {
-            out.extend(Number::new(n.num, n.den.saturating_mul(100)));
-        }
+        out.extend(percent_value(problem, range.end, *n));
         // "1/2 of the cake": a fraction written with a slash gives its value too.
         if let (Some((Tok::Op('/'), _)), Some((Tok::Num(d, _), _))) =
             (spans.get(k + 1), spans.get(k + 2))
@@ -222,10 +229,10 @@ impl Known {
         k.iter().any(|&a| {
             k.iter().any(|&b| {
                 [
-                    super::arith::add(a, b),
-                    super::arith::sub(a, b),
-                    super::arith::mul(a, b),
-                    super::arith::div(a, b),
+                    super::expr::add(a, b),
+                    super::expr::sub(a, b),
+                    super::expr::mul(a, b),
+                    super::expr::div(a, b),
                 ]
                 .into_iter()
                 .flatten()
@@ -291,9 +298,8 @@ pub fn first_ungrounded(problem: &str, steps: &[String]) -> Option<(usize, Strin
                 return Some((i, text, role == Role::Operand));
             }
             known.add(*n);
-            let rest = step.get(range.end..).unwrap_or_default().trim_start();
-            if rest.starts_with('%') || rest.to_lowercase().starts_with("percent") {
-                known.add(Number::new(n.num, n.den.saturating_mul(100)).unwrap_or(*n));
+            if let Some(p) = percent_value(step, range.end, *n) {
+                known.add(p);
             }
         }
         for v in computed {

@@ -11,6 +11,7 @@
 //! [`Gold`] (the dataset's label) and [`Chain`] (several in order).
 
 mod arith;
+mod expr;
 mod ground;
 mod llm;
 mod step;
@@ -18,7 +19,8 @@ mod step;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use arith::{check as check_arith, eval as eval_arith, first_false, Arith, Claim};
+pub use arith::{check as check_arith, first_false, Arith, Claim};
+pub use expr::eval as eval_arith;
 pub use ground::{first_ungrounded, given, Ground, CONSTANTS};
 pub use llm::{vote, Llm};
 pub use step::{yes_no, Chain, LlmStep};
@@ -213,6 +215,25 @@ impl<'de> Deserialize<'de> for Spec {
         String::deserialize(d)?
             .parse()
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The first wrong step of `steps` by the critic `spec`, judged without a model: `None` when
+/// `spec` needs a model or a label (`llm`, `llm-step`, `gold`), else the located step, if any.
+/// A chain decides as [`Chain`] does: the first of its critics that locates a mistake.
+pub fn locate_without_model(spec: &Spec, problem: &str, steps: &[String]) -> Option<Option<usize>> {
+    match spec {
+        Spec::Arith => Some(first_false(steps).map(|(i, _)| i)),
+        Spec::Ground => Some(first_ungrounded(problem, steps).map(|(i, _, _)| i)),
+        Spec::Chain(parts) => {
+            for p in parts {
+                if let Some(i) = locate_without_model(p, problem, steps)? {
+                    return Some(Some(i));
+                }
+            }
+            Some(None)
+        }
+        Spec::Gold | Spec::Llm | Spec::LlmStep => None,
     }
 }
 

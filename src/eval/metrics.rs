@@ -20,71 +20,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::result::ItemResult;
 use crate::model::Usage;
 use crate::stats::{self, Interval, Verdict};
-
-/// The outcome of one item, one line of `results.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ItemResult {
-    /// Item id.
-    pub id: String,
-    /// The gold answer (or label, for ProcessBench).
-    pub gold: String,
-    /// Answer of each attempt/turn in order (the first is the uncorrected attempt).
-    pub answers: Vec<Option<String>>,
-    /// Correctness of each attempt/turn.
-    pub correct_by_turn: Vec<bool>,
-    /// Final answer.
-    pub final_answer: Option<String>,
-    /// The first attempt was right.
-    pub correct_before: bool,
-    /// The final answer is right.
-    pub correct_after: bool,
-    /// ProcessBench: the critic's predicted earliest wrong step (-1 = none); `None` = unparsed.
-    #[serde(default)]
-    pub predicted_step: Option<i64>,
-    /// ProcessBench: the label.
-    #[serde(default)]
-    pub label: Option<i64>,
-    /// BIG-Bench Mistake: the trace's own answer was right.
-    #[serde(default)]
-    pub prior_right: Option<bool>,
-    /// Tokens and calls spent on this item.
-    pub usage: Usage,
-    /// Wall time in seconds.
-    pub wall_s: f64,
-    /// `TRACE_FILE#seq` of the item's first trace event.
-    #[serde(default)]
-    pub trace: Option<String>,
-    /// An error that stopped this item (counted as wrong).
-    #[serde(default)]
-    pub error: Option<String>,
-    /// A budget cut the strategy short on this item.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub budget_stop: Option<String>,
-    /// The question (runs before this field existed lack it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub question: Option<String>,
-    /// The text of every attempt, in order (ProcessBench: the given solution).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub attempts: Vec<String>,
-    /// The mistakes a critic located, in order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub located: Vec<crate::run::Located>,
-    /// The greedy one-pass answer, when the evaluation made that pass itself because the
-    /// strategy's first attempt is not it (self-consistency samples at T > 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub answer_before: Option<String>,
-    /// What that extra pass cost (not counted in `usage`, which is the strategy's own).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage_before: Option<Usage>,
-    /// How the strategy's prefills were continued on this item, if it made any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefill: Option<crate::model::Prefill>,
-    /// Verified selection: samples the verifier accepted on this item.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub survivors: Option<u32>,
-}
 
 /// The flip matrix.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -286,7 +224,8 @@ pub struct Survivors {
     pub items: u64,
 }
 
-fn ratio(a: u64, b: u64) -> f64 {
+/// `a / b`, 0 when `b` is 0.
+pub(crate) fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 {
         0.0
     } else {
@@ -427,12 +366,7 @@ pub fn summarize(results: &[ItemResult]) -> Summary {
         if let Some(p) = r.prefill {
             *s.prefill.entry(p).or_default() += 1;
         }
-        if let Some(k) = r.survivors {
-            let sv = s.survivors.get_or_insert_with(Survivors::default);
-            sv.mean += f64::from(k);
-            sv.none += u64::from(k == 0);
-            sv.items += 1;
-        }
+
         s.budget_stops += u64::from(r.budget_stop.is_some());
         usage += r.usage;
         s.usage.wall_s += r.wall_s;
@@ -477,9 +411,12 @@ pub fn summarize(results: &[ItemResult]) -> Summary {
         tokens_per_fixed_answer: (f.wrong_to_right > 0).then(|| ratio(spent, f.wrong_to_right)),
     };
     s.accuracy_by_turn = by_turn(results);
-    if let Some(sv) = s.survivors.as_mut() {
-        sv.mean /= sv.items.max(1) as f64;
-    }
+    let kept: Vec<u32> = results.iter().filter_map(|r| r.survivors).collect();
+    s.survivors = (!kept.is_empty()).then(|| Survivors {
+        mean: kept.iter().map(|&k| f64::from(k)).sum::<f64>() / kept.len() as f64,
+        none: kept.iter().filter(|&&k| k == 0).count() as u64,
+        items: kept.len() as u64,
+    });
     if let Some(c) = critic_scores(results) {
         s.error_acc = Some(c.error_acc);
         s.correct_acc = Some(c.correct_acc);

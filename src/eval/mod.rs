@@ -7,6 +7,7 @@ mod config;
 pub mod grade;
 pub mod metrics;
 pub mod report;
+mod result;
 pub mod runner;
 pub mod select;
 

@@ -11,12 +11,14 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::metrics::ratio;
 use super::runner::read_results;
 use super::EvalError;
 use crate::answer;
-use crate::critic::{first_false, first_ungrounded, Spec};
+use crate::critic::{self, Spec};
 use crate::stats::{self, Interval, Verdict};
 use crate::steps;
+use crate::strategy::{majority_of, select_verified};
 
 /// Selection over the first `n` samples.
 #[derive(Debug, Clone, Serialize)]
@@ -68,28 +70,6 @@ pub struct SelectTable {
     pub rows: Vec<SelectRow>,
 }
 
-/// The first wrong step a model-free verifier finds in `steps`, if any; `None` when `spec`
-/// needs a model.
-fn locate(spec: &Spec, problem: &str, steps: &[String]) -> Option<Option<usize>> {
-    match spec {
-        Spec::Arith => Some(first_false(steps).map(|(i, _)| i)),
-        Spec::Ground => Some(first_ungrounded(problem, steps).map(|(i, _, _)| i)),
-        Spec::Chain(parts) => {
-            for p in parts {
-                if let Some(i) = locate(p, problem, steps)? {
-                    return Some(Some(i));
-                }
-            }
-            Some(None)
-        }
-        Spec::Gold | Spec::Llm | Spec::LlmStep => None,
-    }
-}
-
-fn majority(answers: &[Option<String>]) -> Option<String> {
-    answer::majority(answers).map(|(_, a)| a.to_string())
-}
-
 /// Majority and verified selection over the first n samples of the run in `dir`, n = 1..=N.
 ///
 /// # Errors
@@ -117,7 +97,7 @@ pub fn select(dir: &Path, verifier: &Spec) -> Result<SelectTable, EvalError> {
         let problem = r.question.clone().unwrap_or_default();
         let mut flagged = Vec::with_capacity(r.attempts.len());
         for a in &r.attempts {
-            let found = locate(verifier, &problem, &steps::split(a)).ok_or_else(|| {
+            let found = critic::locate_without_model(verifier, &problem, &steps::split(a)).ok_or_else(|| {
                 bad(format!(
                     "the verifier `{verifier}` needs a model; `eval select` takes model-free ones: arith, ground, chain:arith,ground"
                 ))
@@ -149,21 +129,11 @@ pub fn select(dir: &Path, verifier: &Spec) -> Result<SelectTable, EvalError> {
         for it in &items {
             let first = it.answers.get(..n).unwrap_or_default();
             let flags = it.flagged.get(..n).unwrap_or_default();
-            let m = right(&majority(first), &it.gold);
-            let kept: Vec<Option<String>> = first
-                .iter()
-                .zip(flags)
-                .filter(|(_, f)| !**f)
-                .map(|(a, _)| a.clone())
-                .collect();
-            let s = kept.len() as u64;
-            let v = if kept.is_empty() {
-                none += 1;
-                m
-            } else {
-                right(&majority(&kept), &it.gold)
-            };
-            surv += s;
+            let m = right(&majority_of(first), &it.gold);
+            let (verified, kept) = select_verified(first, flags);
+            let v = right(&verified, &it.gold);
+            none += u64::from(kept == 0);
+            surv += kept as u64;
             maj += u64::from(m);
             ver += u64::from(v);
             any += u64::from(first.iter().any(|a| right(a, &it.gold)));
@@ -175,7 +145,7 @@ pub fn select(dir: &Path, verifier: &Spec) -> Result<SelectTable, EvalError> {
             vm_g += u64::from(v && !m);
             vm_l += u64::from(!v && m);
         }
-        let share = |k: u64| k as f64 / total as f64;
+        let share = |k: u64| ratio(k, total);
         rows.push(SelectRow {
             n,
             majority: share(maj),
@@ -189,26 +159,18 @@ pub fn select(dir: &Path, verifier: &Spec) -> Result<SelectTable, EvalError> {
             verified_vs_majority_p: stats::mcnemar(vm_g, vm_l),
             verified_vs_majority: Verdict::of(vm_g, vm_l),
             any_right: share(any),
-            survivors: surv as f64 / total as f64,
+            survivors: ratio(surv, total),
             none_survived: none,
             tokens_per_item: tokens / total as f64,
         });
     }
     Ok(SelectTable {
         items: total,
-        greedy: share_of(greedy_right, total),
+        greedy: ratio(greedy_right, total),
         greedy_ci: stats::wilson(greedy_right, total),
         verifier: verifier.to_string(),
         rows,
     })
-}
-
-fn share_of(k: u64, n: u64) -> f64 {
-    if n == 0 {
-        0.0
-    } else {
-        k as f64 / n as f64
-    }
 }
 
 /// The table as markdown.

@@ -239,7 +239,12 @@ pub(crate) async fn judge(
 /// The majority answer over attempts (ties → the latest).
 pub fn majority_answer(attempts: &[Attempt]) -> Option<String> {
     let answers: Vec<Option<String>> = attempts.iter().map(|a| a.answer.clone()).collect();
-    crate::answer::majority(&answers).map(|(_, a)| a.to_string())
+    majority_of(&answers)
+}
+
+/// The majority of `answers` (ties → the latest; unparsed answers do not vote).
+pub fn majority_of(answers: &[Option<String>]) -> Option<String> {
+    crate::answer::majority(answers).map(|(_, a)| a.to_string())
 }
 
 mod secs {

@@ -10,7 +10,10 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::record::{note_mistake, Found};
-use super::{finish, judge, majority_answer, Attempt, Finished, Solution, Strategy, StrategyError};
+use super::{
+    finish, judge, majority_answer, majority_of, Attempt, Finished, Solution, Strategy,
+    StrategyError,
+};
 use crate::critic::Critic;
 use crate::run::{Context, Ledger, Located, Problem};
 use crate::steps;
@@ -25,21 +28,19 @@ pub struct SelfConsistency {
     pub verifier: Option<Box<dyn Critic>>,
 }
 
-/// The answer of verified selection: the majority of the `attempts` whose `flagged` entry is
+/// The answer of verified selection: the majority of the `answers` whose `flagged` entry is
 /// false, or of all of them when every one is flagged. Returns the answer and how many
-/// attempts survived.
-pub fn select_verified(attempts: &[Attempt], flagged: &[bool]) -> (Option<String>, usize) {
-    let kept: Vec<Attempt> = attempts
+/// answers survived.
+pub fn select_verified(answers: &[Option<String>], flagged: &[bool]) -> (Option<String>, usize) {
+    let kept: Vec<Option<String>> = answers
         .iter()
         .zip(flagged)
         .filter(|(_, f)| !**f)
         .map(|(a, _)| a.clone())
         .collect();
-    let survivors = kept.len();
-    if kept.is_empty() {
-        (majority_answer(attempts), 0)
-    } else {
-        (majority_answer(&kept), survivors)
+    match kept.len() {
+        0 => (majority_of(answers), 0),
+        n => (majority_of(&kept), n),
     }
 }
 
@@ -136,7 +137,8 @@ impl Strategy for SelfConsistency {
             }
         }
         flagged.resize(attempts.len(), false);
-        let (answer, survivors) = select_verified(&attempts, &flagged);
+        let answers: Vec<Option<String>> = attempts.iter().map(|a| a.answer.clone()).collect();
+        let (answer, survivors) = select_verified(&answers, &flagged);
         let mut end = Finished::new(attempts, answer, budget_stop);
         end.located = located;
         end.survivors = Some(survivors as u32);
@@ -149,10 +151,10 @@ impl Strategy for SelfConsistency {
 mod tests {
     use super::*;
 
-    fn attempts(answers: &[&str]) -> Vec<Attempt> {
+    fn attempts(answers: &[&str]) -> Vec<Option<String>> {
         answers
             .iter()
-            .map(|a| Attempt::new(format!("So it is {a}.\n#### {a}")))
+            .map(|a| Attempt::new(format!("So it is {a}.\n#### {a}")).answer)
             .collect()
     }
 
