@@ -34,6 +34,7 @@
 
 pub mod answer;
 pub mod bench;
+pub mod calc;
 pub mod critic;
 pub mod data;
 pub mod eval;

@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("steps", 0),
     ("rng", 0),
     ("stats", 0),
+    ("calc", 1),
     ("home", 0),
     ("model", 1),
     ("mistakes", 1),

@@ -7,7 +7,7 @@ use crate::answer::Number;
 
 /// A token of arithmetic text.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Tok {
+pub(crate) enum Tok {
     Num(Number, u32),
     Op(char),
     Open,
@@ -16,12 +16,12 @@ pub(super) enum Tok {
 }
 
 /// The tokens of `s`.
-pub(super) fn tokenize(s: &str) -> Vec<Tok> {
+pub(crate) fn tokenize(s: &str) -> Vec<Tok> {
     tokenize_spans(s).into_iter().map(|(t, _)| t).collect()
 }
 
 /// The tokens of `s`, each with the byte range of `s` it was read from.
-pub(super) fn tokenize_spans(s: &str) -> Vec<(Tok, std::ops::Range<usize>)> {
+pub(crate) fn tokenize_spans(s: &str) -> Vec<(Tok, std::ops::Range<usize>)> {
     let b: Vec<char> = s.chars().collect();
     // Byte offset of every char index (and of the end).
     let at: Vec<usize> = s
@@ -204,7 +204,7 @@ impl Parser<'_> {
     }
 }
 
-pub(super) fn add(a: Number, b: Number) -> Option<Number> {
+pub(crate) fn add(a: Number, b: Number) -> Option<Number> {
     Number::new(
         a.num
             .checked_mul(b.den)?
@@ -212,22 +212,22 @@ pub(super) fn add(a: Number, b: Number) -> Option<Number> {
         a.den.checked_mul(b.den)?,
     )
 }
-pub(super) fn sub(a: Number, b: Number) -> Option<Number> {
+pub(crate) fn sub(a: Number, b: Number) -> Option<Number> {
     add(a, neg(b)?)
 }
 /// `-a`.
 fn neg(a: Number) -> Option<Number> {
     Number::new(a.num.checked_neg()?, a.den)
 }
-pub(super) fn mul(a: Number, b: Number) -> Option<Number> {
+pub(crate) fn mul(a: Number, b: Number) -> Option<Number> {
     Number::new(a.num.checked_mul(b.num)?, a.den.checked_mul(b.den)?)
 }
-pub(super) fn div(a: Number, b: Number) -> Option<Number> {
+pub(crate) fn div(a: Number, b: Number) -> Option<Number> {
     Number::new(a.num.checked_mul(b.den)?, a.den.checked_mul(b.num)?)
 }
 
 /// A complete parse of `toks`: (value, operator count, decimals if a lone number).
-pub(super) fn parse_all(toks: &[Tok]) -> Option<(Number, usize, Option<u32>)> {
+pub(crate) fn parse_all(toks: &[Tok]) -> Option<(Number, usize, Option<u32>)> {
     parse_partials(toks).map(|(v, ops, dec, _)| (v, ops, dec))
 }
 
@@ -253,7 +253,7 @@ fn parse_partials(toks: &[Tok]) -> Option<(Number, usize, Option<u32>, Vec<Numbe
 
 /// The value of every operation in the arithmetic of `text` (each maximal run of tokens that
 /// parses as an expression, read left to right): `20 - (12 + 4)` gives 16 and 4.
-pub(super) fn partials(text: &str) -> Vec<Number> {
+pub(crate) fn partials(text: &str) -> Vec<Number> {
     let toks = tokenize(text);
     let mut out = Vec::new();
     // Expressions never cross a break (a word, `=`, punctuation).

@@ -82,6 +82,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             )
             .await?
             .with_budget(opts.budget)
+            .with_calculator(opts.calculator)
             .with_style(style)
             .with_max_tokens(max_tokens);
             if let Some(store) = store {

@@ -15,7 +15,7 @@ use amend::critic::Spec as CriticSpec;
 
 use amend::model::Spec;
 use amend::prompt::Level;
-use amend::strategy::{Accept, Kind, ResampleUntil, RiseMode, Select};
+use amend::strategy::{Accept, Kind, Rank, ResampleUntil, RiseMode, Select};
 
 pub use commands::run;
 pub use common::speak;
@@ -97,7 +97,7 @@ pub struct StrategyArgs {
     /// Self-consistency: samples.
     #[arg(long, default_value_t = defaults().samples)]
     pub samples: u32,
-    /// Self-consistency: sampling temperature.
+    /// Self-consistency and search: sampling temperature.
     #[arg(long, default_value_t = defaults().temperature)]
     pub temperature: f32,
     /// Self-consistency: `majority` of all samples, or `verified`: the majority of the samples
@@ -139,10 +139,28 @@ pub struct StrategyArgs {
     /// `verified` turned 1 wrong and fixed the same 1, at the same token cost (BENCHMARKS.md).
     #[arg(long, value_enum, default_value_t)]
     pub accept: Accept,
-    /// The verifier of backtrack's `--accept verified` and of self-consistency's `--select
-    /// verified` (default: the critic).
+    /// The verifier of backtrack's `--accept verified`, of self-consistency's `--select
+    /// verified` and of the search (default: the critic; the search's without one:
+    /// chain:arith,ground).
     #[arg(long)]
     pub verifier: Option<CriticSpec>,
+    /// Every strategy: the exact calculator in the decode loop (a wrong `expr = n` is replaced
+    /// by the exact value, and the model goes on from it).
+    #[arg(long)]
+    pub calculator: bool,
+    /// Search: candidates sampled per step.
+    #[arg(long = "search-k", default_value_t = defaults().search.k)]
+    pub search_k: u32,
+    /// Search: paths kept after each step.
+    #[arg(long, default_value_t = defaults().search.beam)]
+    pub beam: usize,
+    /// Search: rank candidates by `logprob` (mean token log-probability) or `rollout`
+    /// (agreement of greedy rollouts, then log-probability).
+    #[arg(long, value_enum, default_value_t = defaults().search.rank)]
+    pub rank: Rank,
+    /// Search: most steps per solution.
+    #[arg(long, default_value_t = defaults().search.max_steps)]
+    pub max_steps: usize,
 }
 
 impl StrategyArgs {
@@ -167,6 +185,14 @@ impl StrategyArgs {
             accept: self.accept,
             verifier: self.verifier.clone(),
             select: self.select,
+            calculator: self.calculator,
+            search: amend::strategy::SearchOptions {
+                k: self.search_k,
+                beam: self.beam,
+                rank: self.rank,
+                max_steps: self.max_steps,
+                temperature: self.temperature,
+            },
             budget: amend::run::Budget {
                 max_tokens_total: self.max_tokens_total,
                 max_calls: self.max_calls,

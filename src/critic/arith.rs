@@ -8,82 +8,10 @@
 
 use async_trait::async_trait;
 
-use super::expr::{add, parse_all, tokenize, tokenize_spans, Tok};
 use super::{Critic, CriticError, Submission, Verdict};
-use crate::answer::Number;
+use crate::calc::expr::{parse_all, tokenize};
+use crate::calc::{agrees, equations};
 use crate::run::Env;
-
-/// The longest suffix (left of `=`) or prefix (right of `=`) of a segment that is an
-/// expression: (value, operator count, decimals if a lone number, where it is in `segment`).
-fn side(segment: &str, left: bool) -> Option<(Number, usize, Option<u32>, &str)> {
-    let spanned = tokenize_spans(segment);
-    let toks: Vec<Tok> = spanned.iter().map(|(t, _)| *t).collect();
-    let (lo, hi) = if left {
-        let start = toks
-            .iter()
-            .rposition(|t| *t == Tok::Break)
-            .map_or(0, |p| p + 1);
-        (start, toks.len())
-    } else {
-        let end = toks
-            .iter()
-            .position(|t| *t == Tok::Break)
-            .unwrap_or(toks.len());
-        (0, end)
-    };
-    let n = hi - lo;
-    (0..n)
-        .find_map(|k| {
-            let (a, z) = if left { (lo + k, hi) } else { (lo, hi - k) };
-            let (v, ops, dec) = parse_all(toks.get(a..z)?)?;
-            let start = spanned.get(a)?.1.start;
-            let end = spanned.get(z.checked_sub(1)?)?.1.end;
-            Some((v, ops, dec, start, end, a, z))
-        })
-        .and_then(|(v, ops, dec, start, end, a, z)| {
-            // An expression cut at an operator ("20% × 500": the `%` ends the left side, so `500`
-            // alone is not what the writer equated) or at a variable's coefficient ("2 × 2f") is
-            // not a claim.
-            let cut = if left {
-                a.checked_sub(1).and_then(|p| toks.get(p))
-            } else {
-                toks.get(z)
-            };
-            if matches!(cut, Some(Tok::Op(_))) {
-                return None;
-            }
-            if !left
-                && segment
-                    .get(end..)
-                    .is_some_and(|r| r.starts_with(|c: char| c.is_alphabetic()))
-            {
-                return None;
-            }
-            Some((v, ops, dec, segment.get(start..end)?))
-        })
-}
-
-/// Is `claimed` the exact `value`, or `value` rounded to the claim's `decimals` places?
-fn agrees(value: Number, claimed: Number, decimals: Option<u32>) -> bool {
-    if value == claimed {
-        return true;
-    }
-    let Some(d) = decimals.filter(|d| (1..=6).contains(d)) else {
-        return false;
-    };
-    let Some(diff) = add(
-        value,
-        Number::new(-claimed.num, claimed.den).unwrap_or(claimed),
-    ) else {
-        return false;
-    };
-    // |diff| * 10^d * 2 <= 1
-    let scale = 10i128.pow(d) * 2;
-    diff.num
-        .checked_abs()
-        .and_then(|n| n.checked_mul(scale))
-        .is_some_and(|n| n <= diff.den)
-}
 
 /// One checked claim.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,36 +50,15 @@ pub fn check(step: &str) -> Vec<Claim> {
         s = &s[open + close + 2..];
     }
     rest.push_str(s);
-    let segments: Vec<&str> = rest.split('=').collect();
-    for (l, r) in segments.iter().zip(segments.iter().skip(1)) {
-        let (Some((lv, lops, _, ltext)), Some((rv, rops, rdec, rtext))) =
-            (side(l, true), side(r, false))
-        else {
-            continue;
-        };
-        if lops == 0 && rops == 0 {
-            continue;
-        }
-        // "25% of 2000 = 0.25 × 2000": the left side is a share of the lone number, not it.
-        let before = l.rfind(ltext).and_then(|p| l.get(..p)).unwrap_or_default();
-        let before = before
-            .trim_end()
-            .trim_end_matches(['$', '€', '£'])
-            .trim_end();
-        if lops == 0 && before.to_lowercase().ends_with(" of") {
-            continue;
-        }
-        let holds = if rops == 0 {
-            agrees(lv, rv, rdec)
-        } else {
-            lv == rv
-        };
-        claims.push(Claim {
-            text: format!("{ltext} = {rtext}"),
-            holds,
-            value: lv.to_string(),
-        });
-    }
+    claims.extend(equations(&rest).into_iter().map(|e| Claim {
+        text: format!(
+            "{} = {}",
+            rest.get(e.left.clone()).unwrap_or_default(),
+            rest.get(e.right.clone()).unwrap_or_default()
+        ),
+        holds: e.holds,
+        value: e.value.to_string(),
+    }));
     claims
 }
 

@@ -17,9 +17,9 @@
 use async_trait::async_trait;
 
 use super::arith::check;
-use super::expr::{partials, tokenize_spans, Tok};
 use super::{Critic, CriticError, Submission, Verdict};
 use crate::answer::Number;
+use crate::calc::expr::{partials, tokenize_spans, Tok};
 use crate::run::Env;
 
 /// Numbers every solution may use without the problem giving them: (value, why).
@@ -229,10 +229,10 @@ impl Known {
         k.iter().any(|&a| {
             k.iter().any(|&b| {
                 [
-                    super::expr::add(a, b),
-                    super::expr::sub(a, b),
-                    super::expr::mul(a, b),
-                    super::expr::div(a, b),
+                    crate::calc::expr::add(a, b),
+                    crate::calc::expr::sub(a, b),
+                    crate::calc::expr::mul(a, b),
+                    crate::calc::expr::div(a, b),
                 ]
                 .into_iter()
                 .flatten()

@@ -11,7 +11,6 @@
 //! [`Gold`] (the dataset's label) and [`Chain`] (several in order).
 
 mod arith;
-mod expr;
 mod ground;
 mod llm;
 mod step;
@@ -19,8 +18,8 @@ mod step;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use crate::calc::eval as eval_arith;
 pub use arith::{check as check_arith, first_false, Arith, Claim};
-pub use expr::eval as eval_arith;
 pub use ground::{first_ungrounded, given, Ground, CONSTANTS};
 pub use llm::{vote, Llm};
 pub use step::{yes_no, Chain, LlmStep};

@@ -92,9 +92,11 @@ pub async fn item(
                 }
                 Err(e) => r.error = Some(e.to_string()),
             }
-            if !strategy.first_is_greedy() && r.error.is_none() {
-                // "Before" is one greedy pass for every strategy: make it here.
-                match Baseline.solve(cx, &problem).await {
+            if (!strategy.first_is_greedy() || cx.calculator()) && r.error.is_none() {
+                // "Before" is one greedy pass for every strategy (without the calculator):
+                // make it here.
+                let plain = cx.clone().with_calculator(false);
+                match Baseline.solve(&plain, &problem).await {
                     Ok(b) => {
                         let a = b.answer;
                         r.correct_before = ok(&a);

@@ -227,6 +227,7 @@ pub async fn execute(cfg: &Config, plan: Plan, cx: Context) -> Result<Outcome, E
         .with_budget(cfg.options.budget)
         .with_max_tokens(cfg.max_tokens)
         .with_prefix_reuse(cfg.prefix_reuse)
+        .with_calculator(cfg.options.calculator)
         .with_task(cfg.task.to_string());
 
     let mut file = std::fs::OpenOptions::new()

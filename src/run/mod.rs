@@ -12,12 +12,14 @@
 //! Library errors name options (`max_calls`), never command-line flags: see [`OptionError`].
 
 mod budget;
+mod calculator;
 mod problem;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 pub use budget::{Budget, BudgetStop, Cap, Ledger};
+pub use calculator::{Calculator, MAX_SUBSTITUTIONS};
 pub use problem::{Check, Located, Problem, Question};
 
 use crate::mistakes::{Sink, Store};
@@ -157,6 +159,7 @@ pub struct Context {
     model: Arc<dyn Model>,
     critic_model: Arc<dyn Model>,
     prefix_reuse: bool,
+    calculator: bool,
     prompts: Arc<Prompts>,
     trace: Option<Arc<Writer>>,
     mistakes: Option<Arc<dyn Store>>,
@@ -172,6 +175,7 @@ impl std::fmt::Debug for Context {
             .field("model", self.model.id())
             .field("critic_model", self.critic_model.id())
             .field("prefix_reuse", &self.prefix_reuse)
+            .field("calculator", &self.calculator)
             .field("trace", &self.trace.as_ref().map(|t| t.path()))
             .field("mistakes", &self.mistakes.is_some())
             .field("task", &self.task)
@@ -192,6 +196,7 @@ impl Context {
             critic_model: model.clone(),
             model,
             prefix_reuse: true,
+            calculator: false,
             prompts,
             trace: None,
             mistakes: None,
@@ -215,7 +220,12 @@ impl Context {
     }
 
     fn rewrap(mut self) -> Self {
-        self.model = self.wrap(&self.base);
+        let model = self.wrap(&self.base);
+        self.model = if self.calculator {
+            Arc::new(Calculator::new(model, self.trace.clone()))
+        } else {
+            model
+        };
         let critic = self
             .critic_base
             .clone()
@@ -239,6 +249,17 @@ impl Context {
     pub fn with_prefix_reuse(mut self, on: bool) -> Self {
         self.prefix_reuse = on;
         self.rewrap()
+    }
+    /// Run the generator with the exact calculator in its decode loop (see [`Calculator`]):
+    /// every result it computes wrong is replaced by the exact one and it goes on from there.
+    /// The critics' model is left as it is. Needs assistant prefill (native or emulated).
+    pub fn with_calculator(mut self, on: bool) -> Self {
+        self.calculator = on;
+        self.rewrap()
+    }
+    /// Whether the generator runs with the calculator.
+    pub fn calculator(&self) -> bool {
+        self.calculator
     }
     /// Record located mistakes in `store`, tagged with the task (see [`Context::with_task`]),
     /// the generator's identity and the trace's run id.

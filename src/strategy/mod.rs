@@ -10,6 +10,7 @@ mod baseline;
 mod options;
 mod record;
 mod rise;
+mod search;
 mod self_consistency;
 mod wait;
 
@@ -23,6 +24,7 @@ pub use baseline::Baseline;
 pub use options::{build, Accept, Kind, Options, ResampleUntil, Select};
 pub(crate) use record::{note_mistake, Found};
 pub use rise::{window_messages, Rise, RiseMode};
+pub use search::{Rank, Search, SearchOptions, STEP_TOKENS};
 pub use self_consistency::{select_verified, SelfConsistency};
 pub use wait::Wait;
 

@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Backtrack, Baseline, Rise, RiseMode, SelfConsistency, Strategy, StrategyError, Wait};
+use super::{
+    Backtrack, Baseline, Rise, RiseMode, Search, SearchOptions, SelfConsistency, Strategy,
+    StrategyError, Wait,
+};
 use crate::critic::{self, Spec};
 use crate::run::{Budget, OptionError};
 
@@ -23,6 +26,8 @@ pub enum Kind {
     Rise,
     /// Locate the first wrong step with a critic, keep the steps before it, resample it.
     Backtrack,
+    /// Verifier-guided step search: K candidates per step, the verified ones ranked, a beam.
+    Search,
 }
 
 impl Kind {
@@ -34,6 +39,7 @@ impl Kind {
             Self::Wait => "wait",
             Self::Rise => "rise",
             Self::Backtrack => "backtrack",
+            Self::Search => "search",
         }
     }
 }
@@ -50,7 +56,7 @@ impl std::str::FromStr for Kind {
         <Self as clap::ValueEnum>::from_str(s, false).map_err(|_| {
             OptionError::new(
                 "strategy",
-                format!("{s:?} is not a strategy; use baseline, self-consistency, wait, rise or backtrack"),
+                format!("{s:?} is not a strategy; use baseline, self-consistency, wait, rise, backtrack or search"),
             )
         })
     }
@@ -99,6 +105,10 @@ impl Select {
     }
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// Settings of the strategies. [`Options::default`] is amend's policy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Options {
@@ -130,6 +140,13 @@ pub struct Options {
     /// Self-consistency: how the answer is chosen among the samples.
     #[serde(skip_serializing_if = "Select::is_majority")]
     pub select: Select,
+    /// Every strategy: the exact calculator in the generator's decode loop (see
+    /// `run::Calculator`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub calculator: bool,
+    /// Step search: its settings.
+    #[serde(skip_serializing_if = "SearchOptions::is_default")]
+    pub search: SearchOptions,
 }
 
 impl Default for Options {
@@ -148,6 +165,8 @@ impl Default for Options {
             verifier: None,
             critic_votes: 1,
             select: Select::Majority,
+            calculator: false,
+            search: SearchOptions::default(),
         }
     }
 }
@@ -160,6 +179,15 @@ impl Options {
             Select::Majority => None,
             Select::Verified => self.verifier.as_ref().or(self.critic.as_ref()),
         }
+    }
+
+    /// The verifier of the step search: `verifier`, else the critic, else the model-free chain
+    /// `arith,ground` (the search's default: exact, and blind to the model's own judgement).
+    pub fn search_verifier(&self) -> Spec {
+        self.verifier
+            .clone()
+            .or_else(|| self.critic.clone())
+            .unwrap_or(Spec::Chain(vec![Spec::Arith, Spec::Ground]))
     }
 
     /// The verifier backtracking keeps revisions by: `None` with `accept = always`, else
@@ -182,7 +210,11 @@ impl Options {
         if kind != Kind::SelfConsistency {
             o.select = d.select;
         }
+        if kind != Kind::Search {
+            o.search = d.search;
+        }
         if kind != Kind::Backtrack
+            && kind != Kind::Search
             && !(kind == Kind::SelfConsistency && o.select == Select::Verified)
         {
             o.verifier = None;
@@ -216,6 +248,10 @@ struct Wire {
     critic_votes: u32,
     #[serde(default)]
     select: Select,
+    #[serde(default)]
+    calculator: bool,
+    #[serde(default)]
+    search: SearchOptions,
 }
 
 fn one() -> usize {
@@ -256,6 +292,8 @@ impl<'de> Deserialize<'de> for Options {
             verifier,
             critic_votes: w.critic_votes,
             select: w.select,
+            calculator: w.calculator,
+            search: w.search,
         })
     }
 }
@@ -304,6 +342,20 @@ pub fn build(kind: Kind, opts: &Options) -> Result<Box<dyn Strategy>, StrategyEr
                 max_backtracks: opts.max_backtracks.max(1),
                 until_accepted: opts.resample_until == ResampleUntil::Accepted,
                 verifier: opts.effective_verifier().map(|v| critic::build(v, votes)),
+            })
+        }
+        Kind::Search => {
+            let o = opts.search;
+            if o.k == 0 || o.beam == 0 || o.max_steps == 0 {
+                return Err(OptionError::new(
+                    "search",
+                    "needs `k`, `beam` and `max_steps` of at least 1",
+                )
+                .into());
+            }
+            Box::new(Search {
+                verifier: critic::build(&opts.search_verifier(), votes),
+                options: o,
             })
         }
         Kind::Rise => {
