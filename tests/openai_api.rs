@@ -435,3 +435,41 @@ async fn backtracking_runs_on_a_server_without_prefill_and_says_how() {
         .expect("solve event");
     assert_eq!(solve.data["prefill"], "conversation");
 }
+
+#[tokio::test]
+async fn the_calculator_runs_on_a_server_without_prefill() {
+    // The server has no prefill: the text up to the exact value goes back through the
+    // conversation fallback, the path backtracking takes there.
+    use amend::run::Context;
+    let (_server, _, _, model) = served().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let writer =
+        Arc::new(amend::trace::Writer::create(&dir.path().join("t.jsonl"), "t").expect("trace"));
+    let cx = Context::new(model, Arc::new(amend::Prompts::builtin().expect("prompts")))
+        .with_trace(writer.clone())
+        .with_calculator(true);
+    let req = Request::chat(vec![Message::user(
+        "Compute 4837 * 29. Write the multiplication as an equation.",
+    )])
+    .with_max_tokens(48);
+    let r = cx.model().generate(req).await.expect("generate");
+    assert_eq!(
+        amend::calc::results(r.text(), false).1,
+        None,
+        "{:?}",
+        r.text()
+    );
+    let events = amend::trace::read(writer.path()).expect("trace");
+    let calc = events
+        .iter()
+        .find(|e| e.kind == "calculator")
+        .expect("a calculator event");
+    assert_eq!(calc.data["substitutions"][0]["exact"], "140273");
+    assert!(r.text().contains("140273"));
+    let calls: Vec<_> = events.iter().filter(|e| e.kind == "call").collect();
+    assert!(calls.len() >= 2);
+    assert_eq!(r.prefill, None, "the first call has no prefill");
+    assert!(calls[1..]
+        .iter()
+        .all(|c| c.data["prefill"] == "conversation"));
+}
