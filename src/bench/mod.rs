@@ -11,6 +11,8 @@
 //!   sequence, and the memory at 1, 4 and 8 slots.
 //! - `rise`: 5-turn RISE with KV reuse vs re-decoding each turn.
 //! - `backtrack`: suffix-only backtracking vs re-decoding every prompt.
+//! - `search`: the step search's re-decoded prefix tokens (0: only suffixes are decoded), and
+//!   its time with prefix reuse vs re-decoding every prompt.
 
 #[cfg(feature = "local")]
 mod backtrack;
@@ -24,6 +26,8 @@ mod local;
 pub mod mistakes;
 #[cfg(feature = "local")]
 mod replay;
+#[cfg(feature = "local")]
+mod search;
 
 #[cfg(feature = "local")]
 pub use backtrack::{backtrack, BacktrackReport};
@@ -31,3 +35,5 @@ pub use backtrack::{backtrack, BacktrackReport};
 pub use concurrent::{concurrent, ConcurrentReport, SlotMemory};
 #[cfg(feature = "local")]
 pub use local::*;
+#[cfg(feature = "local")]
+pub use search::{search, SearchReport};

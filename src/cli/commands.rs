@@ -446,6 +446,11 @@ async fn bench(which: BenchKind) -> Result<()> {
             let r = bench::backtrack(&p, common.threads).await?;
             (common, serde_json::to_value(r)?)
         }
+        BenchKind::Search { problems, common } => {
+            let p = bench_path(&common.model).await?;
+            let r = bench::search(&p, common.threads, problems).await?;
+            (common, serde_json::to_value(r)?)
+        }
         BenchKind::Mistakes { .. } | BenchKind::Fingerprint { .. } => {
             anyhow::bail!("this benchmark is run before the model benchmarks")
         }

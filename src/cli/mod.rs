@@ -376,6 +376,15 @@ pub enum BenchKind {
         #[command(flatten)]
         common: BenchArgs,
     },
+    /// The step search on level-1 problems: prompt tokens re-decoded (0 = suffixes only), and
+    /// its time with prefix reuse vs re-decoding every prompt.
+    Search {
+        /// Problems to search.
+        #[arg(long, default_value_t = 10)]
+        problems: usize,
+        #[command(flatten)]
+        common: BenchArgs,
+    },
     /// A model's identity (SHA-256 of the GGUF file) vs reading the file without hashing.
     Fingerprint {
         /// Model spec (a local GGUF).
