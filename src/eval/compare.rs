@@ -80,6 +80,13 @@ fn label(dir: &Path) -> String {
             if let Some(cr) = c("critic").as_str() {
                 l.push_str(&format!(" critic={cr}"));
             }
+            let opts = c("options");
+            if opts.get("calculator").and_then(|b| b.as_bool()) == Some(true) {
+                l.push_str(" +calculator");
+            }
+            if let Some(s) = opts.get("select").and_then(|s| s.as_str()) {
+                l.push_str(&format!(" select={s}"));
+            }
             l
         }
         None => dir.display().to_string(),
