@@ -4,14 +4,14 @@
 //! prompt from scratch.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::median;
+use super::{median, Recorder};
 use crate::critic::Spec;
 use crate::model::llama::{self, LocalModel};
-use crate::model::{Model, ModelError, ModelId, Request, Response, Usage};
+use crate::model::{Model, ModelError};
 use crate::run::{Context, Problem};
 use crate::strategy::{self, Kind, Options, StrategyError};
 
@@ -35,29 +35,6 @@ pub struct BacktrackReport {
     pub step: usize,
     /// Steps of the draft.
     pub steps: usize,
-}
-
-/// Records the usage of every call.
-struct Recorder {
-    inner: Arc<dyn Model>,
-    calls: Mutex<Vec<Usage>>,
-}
-
-#[async_trait::async_trait]
-impl Model for Recorder {
-    fn id(&self) -> &ModelId {
-        self.inner.id()
-    }
-    fn capabilities(&self) -> crate::model::Capabilities {
-        self.inner.capabilities()
-    }
-    async fn generate(&self, req: Request) -> Result<Response, ModelError> {
-        let r = self.inner.generate(req).await?;
-        if let Ok(mut c) = self.calls.lock() {
-            c.push(r.usage);
-        }
-        Ok(r)
-    }
 }
 
 /// Run the benchmark (3 repetitions, medians).
@@ -93,10 +70,7 @@ pub async fn backtrack(path: &Path, threads: u32) -> Result<BacktrackReport, Str
         },
     )?;
     let prompts = Arc::new(crate::Prompts::builtin()?);
-    let rec = Arc::new(Recorder {
-        inner: local.clone(),
-        calls: Mutex::new(Vec::new()),
-    });
+    let rec = Arc::new(Recorder::new(local.clone()));
     let warm = Context::new(rec.clone(), prompts.clone()).with_max_tokens(64);
     let cold = Context::new(local.clone(), prompts.clone())
         .with_max_tokens(64)

@@ -25,6 +25,8 @@ pub mod fingerprint;
 mod local;
 pub mod mistakes;
 #[cfg(feature = "local")]
+mod recorder;
+#[cfg(feature = "local")]
 mod replay;
 #[cfg(feature = "local")]
 mod search;
@@ -35,5 +37,7 @@ pub use backtrack::{backtrack, BacktrackReport};
 pub use concurrent::{concurrent, ConcurrentReport, SlotMemory};
 #[cfg(feature = "local")]
 pub use local::*;
+#[cfg(feature = "local")]
+pub(crate) use recorder::Recorder;
 #[cfg(feature = "local")]
 pub use search::{search, SearchReport};

@@ -6,13 +6,14 @@
 //! prefix reuse off give the baseline: every prompt decoded from scratch.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::Recorder;
 use crate::data::ladder::{self, Level};
 use crate::model::llama::{self, LocalModel};
-use crate::model::{Capabilities, Model, ModelError, ModelId, Request, Response, Usage};
+use crate::model::{Model, ModelError};
 use crate::run::{Context, Problem};
 use crate::strategy::{self, Kind, Options, StrategyError};
 
@@ -40,29 +41,6 @@ pub struct SearchReport {
     pub speedup: f64,
 }
 
-/// Records the usage of every call, with the index of the solve it belongs to.
-struct Recorder {
-    inner: Arc<dyn Model>,
-    calls: Mutex<Vec<Usage>>,
-}
-
-#[async_trait::async_trait]
-impl Model for Recorder {
-    fn id(&self) -> &ModelId {
-        self.inner.id()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn generate(&self, req: Request) -> Result<Response, ModelError> {
-        let r = self.inner.generate(req).await?;
-        if let Ok(mut c) = self.calls.lock() {
-            c.push(r.usage);
-        }
-        Ok(r)
-    }
-}
-
 /// Run the benchmark on `problems` level-1 problems.
 ///
 /// # Errors
@@ -86,10 +64,7 @@ pub async fn search(
     let items = ladder::generate(problems, &level, 9101);
     let strat = strategy::build(Kind::Search, &Options::default())?;
     let prompts = Arc::new(crate::Prompts::builtin()?);
-    let rec = Arc::new(Recorder {
-        inner: local.clone(),
-        calls: Mutex::new(Vec::new()),
-    });
+    let rec = Arc::new(Recorder::new(local.clone()));
     let warm = Context::new(rec.clone(), prompts.clone());
     let cold = Context::new(local, prompts).with_prefix_reuse(false);
     let mut report = SearchReport {

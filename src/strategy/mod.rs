@@ -238,6 +238,16 @@ pub(crate) async fn judge(
     }
 }
 
+/// A seed drawn from the problem's text (FNV-1a): the same problem samples the same way.
+pub(crate) fn problem_seed(problem: &Problem<'_>) -> u64 {
+    problem
+        .text()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
+}
+
 /// The majority answer over attempts (ties → the latest).
 pub fn majority_answer(attempts: &[Attempt]) -> Option<String> {
     let answers: Vec<Option<String>> = attempts.iter().map(|a| a.answer.clone()).collect();

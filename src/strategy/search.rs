@@ -106,6 +106,13 @@ struct Path {
 }
 
 impl Path {
+    /// Better paths first: more rollout votes, then higher mean log-prob.
+    fn best_first(a: &Path, b: &Path) -> std::cmp::Ordering {
+        let (va, la) = a.score();
+        let (vb, lb) = b.score();
+        vb.cmp(&va).then(lb.total_cmp(&la))
+    }
+
     fn score(&self) -> (usize, f64) {
         let mean = match self.tokens {
             0 => 0.0,
@@ -154,15 +161,6 @@ fn add_samples(cands: &mut Vec<Cand>, samples: Vec<Sample>) {
 }
 
 impl Search {
-    fn seed(problem: &Problem<'_>) -> u64 {
-        problem
-            .text()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-            })
-    }
-
     /// The request of the next line of `path`.
     fn step_request(
         &self,
@@ -227,7 +225,7 @@ impl Strategy for Search {
         let mut budget_stop = None;
         let mut paths = vec![Path::default()];
         let mut finished: Vec<Path> = Vec::new();
-        let seed = Self::seed(problem);
+        let seed = super::problem_seed(problem);
         let mut forced_steps = 0usize;
         'steps: for depth in 0..o.max_steps {
             let mut children: Vec<Path> = Vec::new();
@@ -365,11 +363,7 @@ impl Strategy for Search {
                         .count();
                 }
             }
-            children.sort_by(|a, b| {
-                let (va, la) = a.score();
-                let (vb, lb) = b.score();
-                vb.cmp(&va).then(lb.total_cmp(&la))
-            });
+            children.sort_by(Path::best_first);
             let (done, live): (Vec<Path>, Vec<Path>) = children.into_iter().partition(|p| p.done);
             finished.extend(done);
             let room = o.beam.saturating_sub(finished.len());
@@ -382,11 +376,7 @@ impl Strategy for Search {
                 break;
             }
         }
-        finished.sort_by(|a, b| {
-            let (va, la) = a.score();
-            let (vb, lb) = b.score();
-            vb.cmp(&va).then(lb.total_cmp(&la))
-        });
+        finished.sort_by(Path::best_first);
         let best = finished
             .into_iter()
             .next()

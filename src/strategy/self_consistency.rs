@@ -59,12 +59,7 @@ impl Strategy for SelfConsistency {
         let mut attempts = Vec::new();
         let mut budget_stop = None;
         let chunk = cx.model().capabilities().samples_per_call(self.samples);
-        let seed = problem
-            .text()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-            });
+        let seed = super::problem_seed(problem);
         // The samples in calls of at most `chunk`, each seeded by the samples before it;
         // independent, so they go out together unless a budget caps calls or tokens.
         let mut reqs = Vec::new();
