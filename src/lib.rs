@@ -17,7 +17,9 @@
 //! 6. [`critic`]: critics that locate the first wrong step of a solution;
 //! 7. [`strategy`]: ways of answering a problem (baseline, self-consistency, Wait, RISE,
 //!    backtracking);
-//! 8. [`data`]: dataset loaders and makers (synthetic problems, planted errors);
+//! 8. [`data`]: dataset loaders and makers (synthetic problems, planted errors), and
+//!    [`pipeline`]: tool pipelines with critic steps (TOML files, a petgraph DAG, error
+//!    routing, rollback);
 //! 9. [`eval`]: the evaluation harness (grading, metrics, resumable runs, reports);
 //! 10. [`leap`] (principles learned from mistakes, and the promotion gate) and [`bench`] (the
 //!     measurements behind `amend bench`);
@@ -42,6 +44,7 @@ pub mod home;
 pub mod leap;
 pub mod mistakes;
 pub mod model;
+pub mod pipeline;
 pub mod prompt;
 pub mod rng;
 pub mod run;

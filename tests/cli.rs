@@ -34,6 +34,8 @@ fn solve_prints_json_and_writes_a_trace_that_trace_show_reads() {
             "solve",
             "Tom has 3 apples and buys 4 more. How many apples does he have?",
             "--json",
+            "--strategy",
+            "baseline",
         ])
         .args(["--model", &model_arg(), "--max-tokens", "96", "--trace"])
         .arg(&trace)
@@ -77,6 +79,70 @@ fn solve_prints_json_and_writes_a_trace_that_trace_show_reads() {
         .expect("show json");
     let v: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
     assert_eq!(v["summary"]["usage"]["calls"], 1);
+}
+
+#[cfg(feature = "local")]
+#[test]
+fn solve_without_a_strategy_runs_the_recommended_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = amend()
+        .args([
+            "solve",
+            "Ana has 7 shells and finds 5 more. How many shells does she have?",
+            "--json",
+        ])
+        .args(["--model", &model_arg(), "--max-tokens", "96", "--no-log"])
+        .arg("--trace")
+        .arg(dir.path().join("t.jsonl"))
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    let rec = amend::strategy::recommended();
+    assert_eq!(v["solution"]["strategy"], rec.kind.as_str());
+}
+
+#[cfg(feature = "local")]
+#[test]
+fn demo_draws_its_problems_from_the_generator_and_counts_before_and_after() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = amend()
+        .args([
+            "demo",
+            "--problems",
+            "2",
+            "--seed",
+            "5",
+            "--json",
+            "--no-log",
+        ])
+        .args(["--model", &model_arg(), "--trace"])
+        .arg(dir.path().join("t.jsonl"))
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    let level = amend::data::ladder::Level::new(1).expect("level 1");
+    let drawn = amend::data::ladder::generate(1, &level, 5);
+    let rows = v["problems"].as_array().expect("problems");
+    assert_eq!(rows.len(), 1);
+    for (row, p) in rows.iter().zip(&drawn) {
+        assert_eq!(row["question"].as_str(), Some(p.question.as_str()));
+        let (_, gold) = amend::data::split_gsm8k_answer(&p.answer).expect("gold");
+        assert_eq!(row["expected"].as_str(), Some(gold.as_str()));
+    }
+    let count = |k: &str| rows.iter().filter(|r| r[k] == true).count() as u64;
+    assert_eq!(v["right_before"].as_u64(), Some(count("right_before")));
+    assert_eq!(v["right"].as_u64(), Some(count("right")));
+    assert_eq!(v["strategy"], amend::strategy::recommended().describe());
 }
 
 #[cfg(feature = "local")]

@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("critic", 5),
     ("strategy", 6),
     ("data", 7),
+    ("pipeline", 7),
     ("eval", 8),
     ("leap", 9),
     ("bench", 9),

@@ -170,3 +170,45 @@ async fn the_calculator_writes_the_exact_result_and_the_model_goes_on() {
     );
     assert!(r.usage.calls as usize >= 2 && r.usage.reused_tokens > 0);
 }
+
+#[tokio::test]
+async fn with_greedy_every_step_has_the_greedy_line_among_its_candidates() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cx, writer, _) = common::local_context(dir.path(), 8).await;
+    let opts = Options {
+        search: SearchOptions {
+            k: 3,
+            max_steps: 4,
+            greedy: true,
+            ..SearchOptions::default()
+        },
+        ..Options::default()
+    };
+    let search = strategy::build(Kind::Search, &opts).expect("search");
+    search.solve(&cx, &Problem::new(Q)).await.expect("search");
+    let events = amend::trace::read(writer.path()).expect("trace");
+    let calls: Vec<_> = events.iter().filter(|e| e.kind == "call").collect();
+    let steps: Vec<_> = events.iter().filter(|e| e.kind == "search_step").collect();
+    assert!(!steps.is_empty());
+    // One greedy call (T = 0, n = 1) per step and path, and k - 1 samples beside it.
+    let greedy: Vec<_> = calls
+        .iter()
+        .filter(|c| c.data["request"]["temperature"].as_f64() == Some(0.0))
+        .collect();
+    let sampled = calls
+        .iter()
+        .filter(|c| c.data["request"]["temperature"].as_f64() != Some(0.0))
+        .collect::<Vec<_>>();
+    assert_eq!(greedy.len(), steps.len(), "one greedy call per step");
+    assert!(sampled
+        .iter()
+        .all(|c| c.data["request"]["n"].as_u64() >= Some(2)));
+    for (g, s) in greedy.iter().zip(&steps) {
+        assert_eq!(g.data["request"]["n"], 1);
+        let line = g.data["output"][0]["text"].as_str().expect("text");
+        let cands = s.data["paths"][0]["candidates"]
+            .as_array()
+            .expect("candidates");
+        assert_eq!(cands[0]["text"].as_str(), Some(line), "{s:?}");
+    }
+}

@@ -340,6 +340,77 @@ async fn verified_selection_judges_every_sample_and_records_the_survivors() {
 }
 
 #[tokio::test]
+async fn anchored_selection_samples_only_when_the_greedy_pass_is_flagged() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cx, writer) = context(dir.path(), 8).await;
+    let opts = Options {
+        samples: 4,
+        select: strategy::Select::Anchored,
+        critic: Some(CriticSpec::Chain(vec![
+            CriticSpec::Arith,
+            CriticSpec::Ground,
+        ])),
+        ..Options::default()
+    };
+    let sc = strategy::build(Kind::SelfConsistency, &opts).expect("sc");
+    assert!(sc.first_is_greedy(), "the first attempt is the greedy pass");
+    // The second question has no numbers, so any number the model computes with is invented.
+    for q in [
+        Q,
+        "Tom has some apples and buys a few more. How many apples does he have?",
+    ] {
+        let sol = sc.solve(&cx, &Problem::new(q)).await.expect("sc");
+        let events = amend::trace::read(writer.path()).expect("trace");
+        let greedy_call = events
+            .iter()
+            .rev()
+            .find(|e| e.kind == "call" && e.data["request"]["temperature"].as_f64() == Some(0.0))
+            .expect("a greedy call");
+        assert_eq!(
+            greedy_call.data["output"][0]["text"].as_str(),
+            Some(sol.attempts[0].text.as_str()),
+            "attempt 0 is the greedy pass"
+        );
+        let greedy = &sol.attempts[0];
+        let solve = events
+            .iter()
+            .rev()
+            .find(|e| e.kind == "solve" && e.data["strategy"] == "self-consistency")
+            .expect("solve event");
+        match solve.data["greedy_flagged"].as_bool() {
+            Some(false) => {
+                // Accepted: no samples drawn, the greedy answer stands.
+                assert_eq!(sol.attempts.len(), 1);
+                assert_eq!(sol.answer, greedy.answer);
+                assert!(sol.located.is_empty());
+            }
+            Some(true) => {
+                assert_eq!(sol.attempts.len(), 5, "the greedy pass and 4 samples");
+                let flagged: Vec<bool> = solve.data["flagged"]
+                    .as_array()
+                    .expect("flags")
+                    .iter()
+                    .map(|f| f.as_bool() == Some(true))
+                    .collect();
+                let answers: Vec<Option<String>> =
+                    sol.attempts[1..].iter().map(|a| a.answer.clone()).collect();
+                let want = match strategy::select_verified(&answers, &flagged) {
+                    (_, 0) => greedy.answer.clone(),
+                    (a, _) => a,
+                };
+                assert_eq!(sol.answer, want);
+                assert_eq!(
+                    sol.located.len(),
+                    1 + flagged.iter().filter(|f| **f).count(),
+                    "the greedy pass's mistake and each flagged sample's"
+                );
+            }
+            None => panic!("no greedy_flagged in {:?}", solve.data),
+        }
+    }
+}
+
+#[tokio::test]
 async fn backtracking_keeps_the_prefix_and_decodes_only_the_suffix() {
     let dir = tempfile::tempdir().expect("tmp");
     let (cx, writer) = context(dir.path(), 8).await;

@@ -70,7 +70,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             out,
         } => {
             let opts = strategy_args.options(critic)?;
-            let strat = strategy::build(strategy, &opts)?;
+            let (kind, opts) = match strategy {
+                Some(k) => (k, opts),
+                None => strategy::recommended().apply(opts),
+            };
+            let strat = strategy::build(kind, &opts)?;
             let style = PromptStyle::new().with_principles(principles.texts()?);
             let store = mistakes.open()?;
             let mut cx = common::context(
@@ -101,6 +105,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Demo {
+            problems,
+            level,
+            seed,
             prompts,
             trace,
             critic_model,
@@ -111,6 +118,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             super::demo::demo(
                 &model,
                 &critic_model,
+                &super::demo::Draw {
+                    n: problems,
+                    level,
+                    seed,
+                },
                 prompts.as_deref(),
                 trace.as_deref(),
                 &mistakes,
@@ -120,6 +132,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Mistakes { action } => super::mistakes::run(action)?,
         Command::Leap { action } => super::leap::run(action).await?,
+        Command::Pipeline { action } => super::pipeline::run(action).await?,
         Command::Model {
             action: ModelAction::Fetch { out },
         } => {

@@ -54,9 +54,14 @@ pub struct EvalRun {
     /// Dataset file.
     #[arg(long, required = true)]
     pub data: Option<PathBuf>,
-    /// Strategy.
-    #[arg(long, value_enum, default_value_t = Kind::Baseline)]
-    pub strategy: Kind,
+    /// Strategy (default on gsm8k data: the recommended one, see `amend solve --help`;
+    /// on the other tasks: baseline).
+    #[arg(long, value_enum)]
+    pub strategy: Option<Kind>,
+    /// Run this pipeline file (TOML, see pipelines/README.md) on each item instead of a
+    /// strategy: its input is {"question": ...}, its answer the number in its result.
+    #[arg(long, conflicts_with = "strategy")]
+    pub pipeline: Option<PathBuf>,
     #[command(flatten)]
     pub strategy_args: StrategyArgs,
     /// Critic (processbench defaults to `llm`).
@@ -132,6 +137,13 @@ pub async fn run(a: EvalRun) -> Result<()> {
     let (Some(task), Some(data), Some(out)) = (a.task, a.data.clone(), a.out.clone()) else {
         bail!("amend eval needs --task, --data and --out");
     };
+    let options = a.strategy_args.options(a.critic.clone())?;
+    let (strategy, options) = match (a.strategy, &a.pipeline) {
+        (Some(k), _) => (k, options),
+        // A pipeline replaces the strategy; the recorded one is the plain pass.
+        (None, Some(_)) => (amend::strategy::Kind::Baseline, options),
+        (None, None) => eval::Config::default_strategy(task, options),
+    };
     let cfg = eval::Config {
         critic: a.critic.clone(),
         critic_model: a.critic_model.critic_model.clone(),
@@ -144,13 +156,14 @@ pub async fn run(a: EvalRun) -> Result<()> {
         fewshot: a.fewshot.clone(),
         format: a.format,
         max_tokens: a.max_tokens,
-        options: a.strategy_args.options(a.critic.clone())?,
+        options,
+        pipeline: a.pipeline.clone(),
         principles: a.principles.principles.clone(),
         principles_level: a.principles.principles_level,
         progress: !a.out_args.json,
         prefix_reuse: !a.model.no_prefix_reuse,
         prefill: a.model.prefill,
-        ..eval::Config::new(task, data, a.strategy, a.model.model.clone(), out)
+        ..eval::Config::new(task, data, strategy, a.model.model.clone(), out)
     };
     let prompts = Arc::new(Prompts::load(a.prompts.as_deref())?);
     let plan = eval::runner::prepare(&cfg)?;

@@ -20,8 +20,9 @@ pub struct StrategyArgs {
     /// Self-consistency and search: sampling temperature.
     #[arg(long, default_value_t = defaults().temperature)]
     pub temperature: f32,
-    /// Self-consistency: `majority` of all samples, or `verified`: the majority of the samples
-    /// --verifier (default: the critic) does not flag (of all when it flags every one).
+    /// Self-consistency: `majority` of all samples; `verified`: the majority of the samples
+    /// --verifier (default: the critic) does not flag (of all when it flags every one);
+    /// `anchored`: the greedy pass, and the verified majority of samples only when it is flagged.
     #[arg(long, value_enum, default_value_t)]
     pub select: Select,
     /// RISE: turns.
@@ -81,6 +82,9 @@ pub struct StrategyArgs {
     /// Search: most steps per solution.
     #[arg(long, default_value_t = defaults().search.max_steps)]
     pub max_steps: usize,
+    /// Search: the greedy next line is one of the K candidates (the other K - 1 sampled).
+    #[arg(long = "search-greedy")]
+    pub search_greedy: bool,
 }
 
 impl StrategyArgs {
@@ -112,6 +116,7 @@ impl StrategyArgs {
                 rank: self.rank,
                 max_steps: self.max_steps,
                 temperature: self.temperature,
+                greedy: self.search_greedy || defaults().search.greedy,
             },
             budget: amend::run::Budget {
                 max_tokens_total: self.max_tokens_total,

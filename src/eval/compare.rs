@@ -72,11 +72,11 @@ fn label(dir: &Path) -> String {
         Some(v) => {
             let c = v.get("config").cloned().unwrap_or_default();
             let c = |k: &str| c.get(k).cloned().unwrap_or_default();
-            let mut l = format!(
-                "{} {}",
-                c("strategy").as_str().unwrap_or("?"),
-                c("model").as_str().unwrap_or("?")
-            );
+            let what = match c("pipeline").as_str() {
+                Some(p) => format!("pipeline {p}"),
+                None => c("strategy").as_str().unwrap_or("?").to_string(),
+            };
+            let mut l = format!("{what} {}", c("model").as_str().unwrap_or("?"));
             if let Some(cr) = c("critic").as_str() {
                 l.push_str(&format!(" critic={cr}"));
             }

@@ -70,6 +70,10 @@ pub struct Config {
     /// setting.
     #[serde(default = "reuse_default")]
     pub prefix_reuse: bool,
+    /// A pipeline file run on each item instead of the strategy (its name and content are
+    /// part of the run's identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PathBuf>,
     /// How the model was loaded to continue prefills (`model::PrefillMode`); part of the run's
     /// identity when it is not the default `auto`. The caller loads the model with it.
     #[serde(default)]
@@ -114,6 +118,18 @@ impl Config {
             progress: false,
             prefix_reuse: true,
             prefill: crate::model::PrefillMode::Auto,
+            pipeline: None,
+        }
+    }
+
+    /// The strategy and options of a run whose caller named no strategy: on GSM8K-style
+    /// problems the recommended strategy ([`strategy::recommended`]) with its settings filled
+    /// into `options`; on the other tasks (whose items are judged, or are not arithmetic) one
+    /// greedy pass with `options` as they are.
+    pub fn default_strategy(task: Task, options: strategy::Options) -> (Kind, strategy::Options) {
+        match task {
+            Task::Gsm8k => strategy::recommended().apply(options),
+            Task::Processbench | Task::Bbmistake => (Kind::Baseline, options),
         }
     }
 
@@ -145,6 +161,16 @@ impl Config {
                 o.insert(
                     "prefill".into(),
                     serde_json::to_value(self.prefill).unwrap_or_default(),
+                );
+            }
+            if let Some(p) = &self.pipeline {
+                use sha2::Digest;
+                let content = std::fs::read(p).unwrap_or_default();
+                let hash = sha2::Sha256::digest(&content);
+                let hex: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+                o.insert(
+                    "pipeline".into(),
+                    serde_json::json!({"file": p, "sha256": hex}),
                 );
             }
             if let Some(c) = critic_model.filter(|c| c.key != model.key) {

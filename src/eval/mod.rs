@@ -23,6 +23,9 @@ pub enum EvalError {
     /// The dataset is unreadable or malformed.
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    /// The pipeline file is unreadable or malformed.
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
     /// The strategy's options do not fit.
     #[error(transparent)]
     Strategy(#[from] crate::strategy::StrategyError),

@@ -165,7 +165,12 @@ pub fn prepare(cfg: &Config) -> Result<Plan, EvalError> {
     if cfg.task != Task::Processbench {
         options.critic = cfg.critic.clone();
     }
-    let strategy = strategy::build(cfg.strategy, &options)?;
+    let strategy: Box<dyn strategy::Strategy> = match &cfg.pipeline {
+        Some(p) => Box::new(crate::pipeline::PipelineStrategy {
+            pipeline: crate::pipeline::load(p)?,
+        }),
+        None => strategy::build(cfg.strategy, &options)?,
+    };
     let critic = cfg
         .effective_critic()
         .map(|c| critic::build(&c, cfg.options.critic_votes));

@@ -8,6 +8,7 @@
 mod backtrack;
 mod baseline;
 mod options;
+mod recommended;
 mod record;
 mod rise;
 mod search;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use backtrack::{differs, prefix_text, Backtrack, TRIES};
 pub use baseline::Baseline;
 pub use options::{build, Accept, Kind, Options, ResampleUntil, Select};
+pub use recommended::{recommended, Recommended};
 pub(crate) use record::{note_mistake, Found};
 pub use rise::{window_messages, Rise, RiseMode};
 pub use search::{Rank, Search, SearchOptions, STEP_TOKENS};

@@ -97,6 +97,11 @@ pub enum Select {
     /// The majority answer of the samples the verifier (`verifier`, else the critic) does not
     /// flag; of all samples when it flags every one.
     Verified,
+    /// The greedy pass first: its answer when the verifier accepts it. Only when it is flagged
+    /// are the samples drawn, and the verified majority of them taken (the greedy answer
+    /// stays when the verifier flags every sample too). Samples are paid for only where the
+    /// greedy pass is flagged, and an accepted greedy answer is never replaced.
+    Anchored,
 }
 
 impl Select {
@@ -177,7 +182,7 @@ impl Options {
     pub fn selection_verifier(&self) -> Option<&Spec> {
         match self.select {
             Select::Majority => None,
-            Select::Verified => self.verifier.as_ref().or(self.critic.as_ref()),
+            Select::Verified | Select::Anchored => self.verifier.as_ref().or(self.critic.as_ref()),
         }
     }
 
@@ -215,7 +220,7 @@ impl Options {
         }
         if kind != Kind::Backtrack
             && kind != Kind::Search
-            && !(kind == Kind::SelfConsistency && o.select == Select::Verified)
+            && !(kind == Kind::SelfConsistency && o.select != Select::Majority)
         {
             o.verifier = None;
         }
@@ -313,11 +318,11 @@ pub fn build(kind: Kind, opts: &Options) -> Result<Box<dyn Strategy>, StrategyEr
             }
             let verifier = match opts.select {
                 Select::Majority => None,
-                Select::Verified => Some(critic::build(
+                Select::Verified | Select::Anchored => Some(critic::build(
                     opts.selection_verifier().ok_or_else(|| {
                         OptionError::new(
                             "select",
-                            "= verified needs a `verifier` or a `critic` (e.g. chain:arith,ground)",
+                            "= verified and = anchored need a `verifier` or a `critic` (e.g. chain:arith,ground)",
                         )
                     })?,
                     votes,
@@ -327,6 +332,7 @@ pub fn build(kind: Kind, opts: &Options) -> Result<Box<dyn Strategy>, StrategyEr
                 samples: opts.samples,
                 temperature: opts.temperature,
                 verifier,
+                anchored: opts.select == Select::Anchored,
             })
         }
         Kind::Wait => Box::new(Wait),

@@ -15,9 +15,9 @@
 //!
 //! Only suffixes are decoded: a candidate's request is its path as a prefill, so on the local
 //! backend the problem and the accepted steps are in the KV cache, and the chosen candidate is
-//! continued in the slot that sampled it (see `model::llama::engine`). There is no separate
-//! greedy candidate for that reason: a second request on the same path would take over the
-//! slot of one of the candidates. The search's calls record how many prompt tokens each
+//! continued in the slot that sampled it (see `model::llama::engine`). A greedy candidate
+//! (option `greedy`, off by default) is a second request on the same path, which may take over
+//! the slot of one of the candidates. The search's calls record how many prompt tokens each
 //! decoded; the tests hold that to the newline that ends the chosen line.
 
 use async_trait::async_trait;
@@ -61,6 +61,11 @@ pub struct SearchOptions {
     pub max_steps: usize,
     /// Sampling temperature of the candidates.
     pub temperature: f32,
+    /// The greedy next line is one of the `k` candidates (the other `k - 1` sampled), so the
+    /// search keeps to the greedy path wherever the verifier accepts it and the ranking
+    /// prefers it. It costs one more call per step, and the greedy line's KV slot may be
+    /// taken over by the sampled ones (its tokens are then decoded again when it is chosen).
+    pub greedy: bool,
 }
 
 impl Default for SearchOptions {
@@ -71,6 +76,7 @@ impl Default for SearchOptions {
             rank: Rank::Logprob,
             max_steps: 16,
             temperature: 0.7,
+            greedy: false,
         }
     }
 }
@@ -180,6 +186,27 @@ impl Search {
         })
     }
 
+    /// `base` sampled `n` times: at the search's temperature in round 0, at T = 1 after.
+    fn sampled(
+        &self,
+        base: &Request,
+        seed: u64,
+        depth: usize,
+        path: usize,
+        round: u32,
+        n: u32,
+    ) -> Request {
+        let o = self.options;
+        base.clone()
+            .with_sampling(if round == 0 { o.temperature } else { 1.0 }, 1.0)
+            .with_seed(
+                seed.wrapping_add(
+                    (depth as u64) * 7919 + (path as u64) * 104_729 + u64::from(round),
+                ),
+            )
+            .with_n(n)
+    }
+
     /// The greedy rollout of `text` to the end: its answer.
     async fn rollout(
         &self,
@@ -238,21 +265,30 @@ impl Strategy for Search {
                 let mut flagged: Vec<(Path, String)> = Vec::new();
                 let mut seen = 0usize;
                 let mut judged = Vec::new();
-                // k samples; k more at T = 1 when every one is flagged.
-                for round in 0..2u32 {
-                    let req = base
-                        .clone()
-                        .with_sampling(if round == 0 { o.temperature } else { 1.0 }, 1.0)
-                        .with_seed(seed.wrapping_add(
-                            (depth as u64) * 7919 + (pi as u64) * 104_729 + u64::from(round),
-                        ))
-                        .with_n(o.k);
-                    let Some(r) = cx.call(&mut ledger, req).await? else {
+                // k samples (the greedy line and k - 1 samples, with `greedy`); k more at
+                // T = 1 when every one is flagged.
+                if o.greedy {
+                    let Some(r) = cx.call(&mut ledger, base.clone()).await? else {
                         budget_stop = ledger.stop(format!("step {depth} not sampled"));
                         break 'steps;
                     };
                     add_samples(&mut cands, r.samples);
                     tries += 1;
+                }
+                for round in 0..2u32 {
+                    let n = match (o.greedy, round) {
+                        (true, 0) => o.k.saturating_sub(1),
+                        _ => o.k,
+                    };
+                    if n > 0 {
+                        let req = self.sampled(&base, seed, depth, pi, round, n);
+                        let Some(r) = cx.call(&mut ledger, req).await? else {
+                            budget_stop = ledger.stop(format!("step {depth} not sampled"));
+                            break 'steps;
+                        };
+                        add_samples(&mut cands, r.samples);
+                        tries += 1;
+                    }
                     for c in cands.iter().skip(seen) {
                         let child = Path {
                             text: format!(

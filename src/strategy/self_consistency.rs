@@ -5,6 +5,11 @@
 //! the samples it does not flag (over all samples when it flags every one); each flagged sample
 //! is a located mistake (recorded, not corrected), and the `solve` trace event and
 //! [`Solution::survivors`] say how many samples survived.
+//!
+//! Anchored (`select = anchored`): the greedy pass comes first and is judged; its answer stands
+//! when the verifier accepts it. Only a flagged greedy pass draws the samples, and the verified
+//! majority of them replaces its answer (the greedy answer stays when every sample is flagged
+//! too).
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -15,7 +20,7 @@ use super::{
     StrategyError,
 };
 use crate::critic::Critic;
-use crate::run::{Context, Ledger, Located, Problem};
+use crate::run::{BudgetStop, Context, Ledger, Located, Problem};
 use crate::steps;
 
 /// N samples, majority vote (of the verified ones, with a verifier).
@@ -26,6 +31,9 @@ pub struct SelfConsistency {
     pub temperature: f32,
     /// Verified selection: the majority is taken over the samples this verifier accepts.
     pub verifier: Option<Box<dyn Critic>>,
+    /// Anchored selection (needs `verifier`): the greedy pass, and samples only when the
+    /// verifier flags it.
+    pub anchored: bool,
 }
 
 /// The answer of verified selection: the majority of the `answers` whose `flagged` entry is
@@ -51,11 +59,26 @@ impl Strategy for SelfConsistency {
     }
 
     fn first_is_greedy(&self) -> bool {
-        self.temperature <= 0.0
+        self.anchored || self.temperature <= 0.0
     }
 
     async fn solve(&self, cx: &Context, problem: &Problem<'_>) -> Result<Solution, StrategyError> {
         let mut ledger = Ledger::new(cx.budget());
+        match (self.anchored, self.verifier.as_deref()) {
+            (true, Some(v)) => self.anchored(cx, &mut ledger, problem, v).await,
+            _ => self.sampled(cx, &mut ledger, problem).await,
+        }
+    }
+}
+
+impl SelfConsistency {
+    /// Draw the samples: the attempts, and where a budget stopped the drawing.
+    async fn draw(
+        &self,
+        cx: &Context,
+        ledger: &mut Ledger,
+        problem: &Problem<'_>,
+    ) -> Result<(Vec<Attempt>, Option<BudgetStop>), StrategyError> {
         let mut attempts = Vec::new();
         let mut budget_stop = None;
         let chunk = cx.model().capabilities().samples_per_call(self.samples);
@@ -74,7 +97,7 @@ impl Strategy for SelfConsistency {
             );
             drawn += n;
         }
-        for resp in cx.call_many(&mut ledger, reqs).await? {
+        for resp in cx.call_many(ledger, reqs).await? {
             match resp {
                 Some(r) => attempts.extend(r.samples.into_iter().map(|s| Attempt::new(s.text))),
                 None => {
@@ -88,58 +111,156 @@ impl Strategy for SelfConsistency {
                 }
             }
         }
+        Ok((attempts, budget_stop))
+    }
+
+    /// Self-consistency with majority or verified selection.
+    async fn sampled(
+        &self,
+        cx: &Context,
+        ledger: &mut Ledger,
+        problem: &Problem<'_>,
+    ) -> Result<Solution, StrategyError> {
+        let (attempts, mut budget_stop) = self.draw(cx, ledger, problem).await?;
         let Some(verifier) = self.verifier.as_deref() else {
             let answer = majority_answer(&attempts);
             let end = Finished::new(attempts, answer, budget_stop);
-            return Ok(finish(cx, self.name(), &ledger, end));
+            return Ok(finish(cx, self.name(), ledger, end));
         };
-        let mut flagged = Vec::with_capacity(attempts.len());
-        let mut located = Vec::new();
-        for a in &attempts {
-            let parts = steps::split(&a.text);
-            let Some(v) = judge(cx, &mut ledger, verifier, problem, &parts, None).await? else {
-                // Cut short by the deadline: the samples not judged count as unflagged.
-                if budget_stop.is_none() {
-                    budget_stop = ledger.stop(format!(
-                        "{} of {} samples verified",
-                        flagged.len(),
-                        attempts.len()
-                    ));
-                }
-                break;
-            };
-            let step = v.located();
-            flagged.push(step.is_some());
-            if let Some(k) = step {
-                let text = parts.get(k).cloned().unwrap_or_default();
-                located.push(Located::new(k, &text, verifier.name(), &v.rationale));
-                note_mistake(
-                    cx,
-                    problem,
-                    &ledger,
-                    Found {
-                        attempt: &a.text,
-                        steps: parts,
-                        step: k,
-                        critic: verifier.name(),
-                        rationale: &v.rationale,
-                        revised: None,
-                        correction: None,
-                        kept: false,
-                        detail: json!({"selection": "verified"}),
-                    },
-                );
-            }
-        }
-        flagged.resize(attempts.len(), false);
+        let (flagged, located) = verify(
+            cx,
+            ledger,
+            problem,
+            verifier,
+            &attempts,
+            &mut budget_stop,
+            "verified",
+        )
+        .await?;
         let answers: Vec<Option<String>> = attempts.iter().map(|a| a.answer.clone()).collect();
         let (answer, survivors) = select_verified(&answers, &flagged);
         let mut end = Finished::new(attempts, answer, budget_stop);
         end.located = located;
         end.survivors = Some(survivors as u32);
         end.detail = json!({"selection": "verified", "verifier": verifier.name(), "survivors": survivors, "flagged": flagged});
-        Ok(finish(cx, self.name(), &ledger, end))
+        Ok(finish(cx, self.name(), ledger, end))
     }
+
+    /// Anchored selection: the greedy pass, and the samples only when it is flagged.
+    async fn anchored(
+        &self,
+        cx: &Context,
+        ledger: &mut Ledger,
+        problem: &Problem<'_>,
+        verifier: &dyn Critic,
+    ) -> Result<Solution, StrategyError> {
+        let Some(r) = cx.call(ledger, cx.solve_request(problem)?).await? else {
+            let stop = ledger.stop("the greedy pass was not made");
+            return Ok(finish(
+                cx,
+                self.name(),
+                ledger,
+                Finished::new(Vec::new(), None, stop),
+            ));
+        };
+        let greedy = Attempt::new(r.text());
+        let mut budget_stop = None;
+        let (flag, mut located) = verify(
+            cx,
+            ledger,
+            problem,
+            verifier,
+            std::slice::from_ref(&greedy),
+            &mut budget_stop,
+            "anchored",
+        )
+        .await?;
+        let greedy_answer = greedy.answer.clone();
+        if !flag.first().copied().unwrap_or(false) || budget_stop.is_some() {
+            let mut end = Finished::new(vec![greedy], greedy_answer, budget_stop);
+            end.located = located;
+            end.detail = json!({"selection": "anchored", "verifier": verifier.name(), "greedy_flagged": false});
+            return Ok(finish(cx, self.name(), ledger, end));
+        }
+        let (samples, mut budget_stop) = self.draw(cx, ledger, problem).await?;
+        let (flagged, more) = verify(
+            cx,
+            ledger,
+            problem,
+            verifier,
+            &samples,
+            &mut budget_stop,
+            "anchored",
+        )
+        .await?;
+        located.extend(more);
+        let answers: Vec<Option<String>> = samples.iter().map(|a| a.answer.clone()).collect();
+        let (answer, survivors) = match select_verified(&answers, &flagged) {
+            (_, 0) => (greedy_answer, 0),
+            (a, n) => (a, n),
+        };
+        let mut attempts = vec![greedy];
+        attempts.extend(samples);
+        let mut end = Finished::new(attempts, answer, budget_stop);
+        end.located = located;
+        end.survivors = Some(survivors as u32);
+        end.detail = json!({"selection": "anchored", "verifier": verifier.name(), "greedy_flagged": true, "survivors": survivors, "flagged": flagged});
+        Ok(finish(cx, self.name(), ledger, end))
+    }
+}
+
+/// Judge every attempt: which are flagged, and the located mistakes (each recorded). A
+/// deadline that cuts the judging short sets `budget_stop`; the attempts not judged count as
+/// unflagged.
+async fn verify(
+    cx: &Context,
+    ledger: &mut Ledger,
+    problem: &Problem<'_>,
+    verifier: &dyn Critic,
+    attempts: &[Attempt],
+    budget_stop: &mut Option<BudgetStop>,
+    selection: &str,
+) -> Result<(Vec<bool>, Vec<Located>), StrategyError> {
+    let mut flagged = Vec::with_capacity(attempts.len());
+    let mut located = Vec::new();
+    for a in attempts {
+        let parts = steps::split(&a.text);
+        let Some(v) = judge(cx, ledger, verifier, problem, &parts, None).await? else {
+            // Cut short by the deadline: the samples not judged count as unflagged.
+            if budget_stop.is_none() {
+                *budget_stop = ledger.stop(format!(
+                    "{} of {} samples verified",
+                    flagged.len(),
+                    attempts.len()
+                ));
+            }
+            break;
+        };
+        let step = v.located();
+        flagged.push(step.is_some());
+        if let Some(k) = step {
+            let text = parts.get(k).cloned().unwrap_or_default();
+            located.push(Located::new(k, &text, verifier.name(), &v.rationale));
+            note_mistake(
+                cx,
+                problem,
+                ledger,
+                Found {
+                    attempt: &a.text,
+                    steps: parts,
+                    step: k,
+                    critic: verifier.name(),
+                    rationale: &v.rationale,
+                    revised: None,
+                    correction: None,
+                    kept: false,
+                    detail: json!({"selection": selection}),
+                },
+            );
+        }
+    }
+    flagged.resize(attempts.len(), false);
+    Ok((flagged, located))
 }
 
 #[cfg(test)]

@@ -1,0 +1,169 @@
+//! `amend pipeline`: check a pipeline file, or run it.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _, Result};
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use super::mistakes::MistakesArgs;
+use super::{CriticModelArgs, ModelArgs};
+use amend::pipeline::{self, NodeKind, Status};
+
+/// `amend pipeline` subcommands.
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // Parsed once per process; boxing buys nothing.
+pub enum PipelineAction {
+    /// Load a pipeline file and print its nodes in run order (errors name the file and line).
+    Check {
+        /// The pipeline file (TOML).
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a pipeline on one input (`--input JSON`) or on each line of a JSON Lines file
+    /// (`--data FILE`), printing each outcome (status, outputs, result, routed events).
+    Run {
+        /// The pipeline file (TOML).
+        file: PathBuf,
+        /// One input, a JSON object (templates see it as `input`).
+        #[arg(long, conflicts_with = "data", required_unless_present = "data")]
+        input: Option<String>,
+        /// A JSON Lines file of inputs, one object per line.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Trace file (default: traces/RUN_ID.jsonl).
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Print one JSON outcome per input.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        critic_model: CriticModelArgs,
+        #[command(flatten)]
+        mistakes: MistakesArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+}
+
+fn parse_input(text: &str, what: &str) -> Result<Value> {
+    let v: Value = serde_json::from_str(text).with_context(|| format!("{what} is not JSON"))?;
+    if !v.is_object() {
+        bail!("{what} must be a JSON object (templates read its fields as input.NAME)");
+    }
+    Ok(v)
+}
+
+/// Run an `amend pipeline` subcommand.
+pub async fn run(action: PipelineAction) -> Result<()> {
+    match action {
+        PipelineAction::Run {
+            file,
+            input,
+            data,
+            trace,
+            json,
+            critic_model,
+            mistakes,
+            model,
+        } => {
+            let p = pipeline::load(&file)?;
+            let inputs: Vec<Value> = match (input, data) {
+                (Some(i), _) => vec![parse_input(&i, "--input")?],
+                (None, Some(d)) => {
+                    let f = std::fs::File::open(&d)
+                        .with_context(|| format!("cannot read --data {}", d.display()))?;
+                    let mut out = Vec::new();
+                    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
+                        let line = line?;
+                        if line.trim().is_empty() {
+                            continue;
+                        }
+                        out.push(parse_input(&line, &format!("{}:{}", d.display(), n + 1))?);
+                    }
+                    out
+                }
+                (None, None) => bail!("give --input JSON or --data FILE"),
+            };
+            let store = mistakes.open()?;
+            let mut cx =
+                super::common::context(&model, Some(&critic_model), None, trace.as_deref(), true)
+                    .await?;
+            if let Some(store) = store {
+                cx = cx.with_mistakes(store);
+            }
+            for input in inputs {
+                let out = pipeline::run(&p, &cx, &input).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&out)?);
+                    continue;
+                }
+                for e in &out.events {
+                    println!("  {:?} at {} ({}): {}", e.kind, e.node, e.class, e.message);
+                }
+                match &out.status {
+                    Status::Complete => println!(
+                        "result: {}",
+                        out.result_text().unwrap_or_else(|| "none".into())
+                    ),
+                    Status::Finished { node, reason } => println!(
+                        "finished early at {node}: {reason}; partial result: {}",
+                        out.result_text().unwrap_or_else(|| "none".into())
+                    ),
+                }
+            }
+            if let Some(t) = cx.trace() {
+                eprintln!("trace: {}", t.path().display());
+            }
+            Ok(())
+        }
+        PipelineAction::Check { file, json } => {
+            let p = pipeline::load(&file)?;
+            let order: Vec<&pipeline::Node> =
+                p.order.iter().filter_map(|&i| p.nodes.get(i)).collect();
+            if json {
+                println!(
+                    "{}",
+                    json!({"name": p.name, "file": p.file, "limits": p.limits, "nodes": order})
+                );
+                return Ok(());
+            }
+            println!(
+                "{}: pipeline {:?}, {} nodes, in run order:",
+                p.file,
+                p.name,
+                order.len()
+            );
+            for n in order {
+                let what = match &n.kind {
+                    NodeKind::Llm(l) => {
+                        format!("llm, template {}, output {:?}", l.template, l.output)
+                    }
+                    NodeKind::Tool(t) => format!(
+                        "tool {} ({}{}{})",
+                        t.tool,
+                        t.imp.kind(),
+                        if t.imp.side_effects() {
+                            ", side effects"
+                        } else {
+                            ""
+                        },
+                        if t.idempotent { ", idempotent" } else { "" }
+                    ),
+                    NodeKind::Critic(c) => {
+                        format!("critic {} {:?} {}", c.critic, c.when, c.target).to_lowercase()
+                    }
+                };
+                let after = match n.after.is_empty() {
+                    true => String::new(),
+                    false => format!(" after {}", n.after.join(", ")),
+                };
+                println!("  {} (line {}): {what}{after}", n.id, n.line);
+            }
+            Ok(())
+        }
+    }
+}

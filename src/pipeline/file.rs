@@ -1,0 +1,526 @@
+//! Reading a pipeline file: TOML into checked nodes, edges and an order.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::graph::{
+    Critic, Limits, Llm, Node, NodeKind, OnExternal, Output, Pipeline, ToolNode, When,
+};
+use super::tool::Tool;
+use super::tools::{self, ToolSpec};
+use super::PipelineError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    templates: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    tools: BTreeMap<String, Spanned<ToolSpec>>,
+    #[serde(default)]
+    nodes: Vec<Spanned<RawNode>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_calls: Option<u32>,
+    max_reasks: Option<u32>,
+    max_retries: Option<u32>,
+    max_rollbacks: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    id: Spanned<String>,
+    kind: Spanned<String>,
+    #[serde(default)]
+    after: Vec<Spanned<String>>,
+    template: Option<Spanned<String>>,
+    output: Option<Spanned<String>>,
+    schema: Option<toml::Value>,
+    max_tokens: Option<u32>,
+    tool: Option<Spanned<String>>,
+    #[serde(default)]
+    args: BTreeMap<String, Spanned<String>>,
+    args_from: Option<Spanned<String>>,
+    on_external: Option<Spanned<String>>,
+    #[serde(default)]
+    idempotent: bool,
+    critic: Option<Spanned<String>>,
+    target: Option<Spanned<String>>,
+    when: Option<Spanned<String>>,
+}
+
+const LLM_FIELDS: &str = "template/output/schema/max_tokens";
+const TOOL_FIELDS: &str = "tool/args/args_from/on_external";
+const CRITIC_FIELDS: &str = "critic/target/when";
+
+impl RawNode {
+    fn llm_fields(&self) -> bool {
+        self.template.is_some()
+            || self.output.is_some()
+            || self.schema.is_some()
+            || self.max_tokens.is_some()
+    }
+
+    fn tool_fields(&self) -> bool {
+        self.tool.is_some()
+            || !self.args.is_empty()
+            || self.args_from.is_some()
+            || self.on_external.is_some()
+    }
+
+    fn critic_fields(&self) -> bool {
+        self.critic.is_some() || self.target.is_some() || self.when.is_some()
+    }
+}
+
+/// Load and check the pipeline file at `path`.
+///
+/// # Errors
+/// [`PipelineError`]: the file cannot be read; bad TOML, an unknown name or a bad value (with
+/// the file and line); a cycle (named).
+pub fn load(path: &Path) -> Result<Pipeline, PipelineError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+struct At<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl At<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text
+            .get(..offset.min(self.text.len()))
+            .map_or(1, |t| t.matches('\n').count() + 1)
+    }
+
+    fn err(&self, offset: usize, message: impl Into<String>) -> PipelineError {
+        PipelineError::Invalid {
+            file: self.file.to_string(),
+            line: self.line(offset),
+            message: message.into(),
+        }
+    }
+
+    fn bad<T>(&self, s: &Spanned<T>, message: impl Into<String>) -> PipelineError {
+        self.err(s.span().start, message)
+    }
+}
+
+fn pick<T: Copy>(
+    at: &At<'_>,
+    s: &Spanned<String>,
+    what: &str,
+    choices: &[(&str, T)],
+) -> Result<T, PipelineError> {
+    choices
+        .iter()
+        .find(|(n, _)| *n == s.get_ref().as_str())
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+            at.bad(
+                s,
+                format!(
+                    "{what} {:?} is not one of {}",
+                    s.get_ref(),
+                    names.join(", ")
+                ),
+            )
+        })
+}
+
+/// Check a tera template's syntax.
+fn compile(at: &At<'_>, s: &Spanned<String>, what: &str) -> Result<(), PipelineError> {
+    let mut t = tera::Tera::default();
+    t.add_raw_template(what, s.get_ref()).map_err(|e| {
+        at.bad(
+            s,
+            format!("{what}: invalid template: {}", super::error_chain(&e)),
+        )
+    })
+}
+
+/// Parse and check pipeline TOML `text`; `file` names it in errors.
+///
+/// # Errors
+/// As [`load`].
+pub fn parse(text: &str, file: &str) -> Result<Pipeline, PipelineError> {
+    let at = At { file, text };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(1, |s| at.line(s.start));
+        PipelineError::Invalid {
+            file: file.to_string(),
+            line,
+            message: e.message().to_string(),
+        }
+    })?;
+    let limits = {
+        let d = Limits::default();
+        let l = &raw.limits;
+        Limits {
+            max_calls: l.max_calls.unwrap_or(d.max_calls),
+            max_reasks: l.max_reasks.unwrap_or(d.max_reasks),
+            max_retries: l.max_retries.unwrap_or(d.max_retries),
+            max_rollbacks: l.max_rollbacks.unwrap_or(d.max_rollbacks),
+        }
+    };
+    for (name, t) in &raw.templates {
+        compile(&at, t, &format!("template {name}"))?;
+    }
+    let mut declared: BTreeMap<&str, Arc<dyn Tool>> = BTreeMap::new();
+    for (name, spec) in &raw.tools {
+        let tool =
+            tools::build(spec.get_ref()).map_err(|m| at.bad(spec, format!("tool {name}: {m}")))?;
+        declared.insert(name, tool);
+    }
+    // Ids first, so names can point forward.
+    let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, n) in raw.nodes.iter().enumerate() {
+        let id = n.get_ref().id.get_ref().as_str();
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(at.bad(&n.get_ref().id, format!("node id {id:?}: use letters, digits and _ (it names the node's output in templates)")));
+        }
+        if ids.insert(id, i).is_some() {
+            return Err(at.bad(&n.get_ref().id, format!("node id {id:?} is used twice")));
+        }
+    }
+    let lookup = |s: &Spanned<String>, what: &str| -> Result<usize, PipelineError> {
+        ids.get(s.get_ref().as_str()).copied().ok_or_else(|| {
+            let known: Vec<&str> = ids.keys().copied().collect();
+            at.bad(
+                s,
+                format!(
+                    "{what} {:?} is not a node of this pipeline (nodes: {})",
+                    s.get_ref(),
+                    known.join(", ")
+                ),
+            )
+        })
+    };
+    let mut nodes = Vec::with_capacity(raw.nodes.len());
+    let mut edges: Vec<(usize, usize)> = Vec::new();
+    let mut before_critics: Vec<(usize, usize)> = Vec::new();
+    for (i, sn) in raw.nodes.iter().enumerate() {
+        let n = sn.get_ref();
+        let id = n.id.get_ref().clone();
+        let mut after = Vec::new();
+        for a in &n.after {
+            let j = lookup(a, "after: node")?;
+            if j == i {
+                return Err(at.bad(a, format!("node {id} cannot run after itself")));
+            }
+            edges.push((j, i));
+            after.push(a.get_ref().clone());
+        }
+        let kind_name = n.kind.get_ref().as_str();
+        let misplaced = |field: bool, name: &str| -> Result<(), PipelineError> {
+            match field {
+                true => Err(at.bad(
+                    sn,
+                    format!("node {id}: `{name}` does not apply to a {kind_name} node"),
+                )),
+                false => Ok(()),
+            }
+        };
+        let kind = match kind_name {
+            "llm" => {
+                misplaced(n.tool_fields(), TOOL_FIELDS)?;
+                misplaced(n.critic_fields(), CRITIC_FIELDS)?;
+                let t = n.template.as_ref().ok_or_else(|| {
+                    at.bad(sn, format!("node {id}: an llm node needs `template`"))
+                })?;
+                let text = raw.templates.get(t.get_ref()).ok_or_else(|| {
+                    let known: Vec<&str> = raw.templates.keys().map(String::as_str).collect();
+                    at.bad(
+                        t,
+                        format!(
+                            "template {:?} is not in [templates] (templates: {})",
+                            t.get_ref(),
+                            known.join(", ")
+                        ),
+                    )
+                })?;
+                let output = match &n.output {
+                    None => Output::Text,
+                    Some(o) => pick(
+                        &at,
+                        o,
+                        "output",
+                        &[
+                            ("text", Output::Text),
+                            ("json", Output::Json),
+                            ("tool_call", Output::ToolCall),
+                        ],
+                    )?,
+                };
+                let schema = match &n.schema {
+                    None => None,
+                    Some(s) => {
+                        let json = serde_json::to_value(s)
+                            .map_err(|e| at.bad(sn, format!("node {id}: schema: {e}")))?;
+                        jsonschema::validator_for(&json).map_err(|e| {
+                            at.bad(sn, format!("node {id}: schema does not compile: {e}"))
+                        })?;
+                        Some(json)
+                    }
+                };
+                NodeKind::Llm(Llm {
+                    template: t.get_ref().clone(),
+                    text: text.get_ref().clone(),
+                    output,
+                    schema,
+                    max_tokens: n.max_tokens.unwrap_or(256),
+                })
+            }
+            "tool" => {
+                misplaced(n.llm_fields(), LLM_FIELDS)?;
+                misplaced(n.critic_fields(), CRITIC_FIELDS)?;
+                let t = n
+                    .tool
+                    .as_ref()
+                    .ok_or_else(|| at.bad(sn, format!("node {id}: a tool node needs `tool`")))?;
+                let imp = match declared.get(t.get_ref().as_str()) {
+                    Some(imp) => imp.clone(),
+                    None => tools::builtin(t.get_ref()).ok_or_else(|| {
+                        let mut known: Vec<&str> = declared.keys().copied().collect();
+                        known.push("calculator");
+                        at.bad(t, format!("tool {:?} is not declared in [tools] and is not built in (tools: {})", t.get_ref(), known.join(", ")))
+                    })?,
+                };
+                for (k, v) in &n.args {
+                    compile(&at, v, &format!("node {id}: args.{k}"))?;
+                    if !imp.params().contains(&k.as_str()) {
+                        return Err(at.bad(
+                            v,
+                            format!(
+                                "node {id}: tool {} takes no argument {k:?} (it takes: {})",
+                                t.get_ref(),
+                                imp.params().join(", ")
+                            ),
+                        ));
+                    }
+                }
+                let args_from = match &n.args_from {
+                    None => None,
+                    Some(a) => {
+                        let j = lookup(a, "args_from: node")?;
+                        let is_call = matches!(
+                            raw.nodes.get(j).map(|r| (
+                                r.get_ref().kind.get_ref().as_str(),
+                                r.get_ref().output.as_ref().map(|o| o.get_ref().as_str())
+                            )),
+                            Some(("llm", Some("tool_call")))
+                        );
+                        if !is_call {
+                            return Err(at.bad(a, format!("args_from: node {:?} is not an llm node with output = \"tool_call\"", a.get_ref())));
+                        }
+                        edges.push((j, i));
+                        Some(a.get_ref().clone())
+                    }
+                };
+                if args_from.is_some() && !n.args.is_empty() {
+                    return Err(at.bad(
+                        sn,
+                        format!("node {id}: give `args` or `args_from`, not both"),
+                    ));
+                }
+                NodeKind::Tool(ToolNode {
+                    tool: t.get_ref().clone(),
+                    imp,
+                    args: n
+                        .args
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+                        .collect(),
+                    args_from,
+                    on_external: match &n.on_external {
+                        None => OnExternal::Skip,
+                        Some(o) => pick(
+                            &at,
+                            o,
+                            "on_external",
+                            &[("skip", OnExternal::Skip), ("finish", OnExternal::Finish)],
+                        )?,
+                    },
+                    idempotent: n.idempotent,
+                })
+            }
+            "critic" => {
+                misplaced(n.llm_fields(), LLM_FIELDS)?;
+                misplaced(n.tool_fields(), TOOL_FIELDS)?;
+                let c = n.critic.as_ref().ok_or_else(|| {
+                    at.bad(sn, format!("node {id}: a critic node needs `critic`"))
+                })?;
+                let critic = c
+                    .get_ref()
+                    .parse::<crate::critic::Spec>()
+                    .map_err(|e| at.bad(c, format!("critic {:?}: {e}", c.get_ref())))?;
+                let t = n.target.as_ref().ok_or_else(|| {
+                    at.bad(sn, format!("node {id}: a critic node needs `target`"))
+                })?;
+                let j = lookup(t, "target: node")?;
+                if j == i {
+                    return Err(at.bad(t, format!("critic {id} cannot check itself")));
+                }
+                let when = match &n.when {
+                    None => When::After,
+                    Some(w) => pick(
+                        &at,
+                        w,
+                        "when",
+                        &[("before", When::Before), ("after", When::After)],
+                    )?,
+                };
+                match when {
+                    When::After => edges.push((j, i)),
+                    When::Before => {
+                        edges.push((i, j));
+                        before_critics.push((i, j));
+                    }
+                }
+                NodeKind::Critic(Critic {
+                    critic,
+                    target: t.get_ref().clone(),
+                    when,
+                })
+            }
+            other => {
+                return Err(at.bad(
+                    &n.kind,
+                    format!("node kind {other:?} is not one of llm, tool, critic"),
+                ))
+            }
+        };
+        // A template that reads another node's output runs after it.
+        let texts: Vec<&str> = match &kind {
+            NodeKind::Llm(l) => vec![l.text.as_str()],
+            NodeKind::Tool(t) => t.args.values().map(String::as_str).collect(),
+            NodeKind::Critic(_) => Vec::new(),
+        };
+        for t in texts {
+            for r in references(t) {
+                if let Some(&j) = ids.get(r.as_str()) {
+                    if j != i {
+                        edges.push((j, i));
+                    }
+                }
+            }
+        }
+        nodes.push(Node {
+            id,
+            kind,
+            after,
+            line: at.line(sn.span().start),
+        });
+    }
+    // A `before` critic runs after everything its target waits for.
+    let mut extra = Vec::new();
+    for (c, t) in &before_critics {
+        for (a, b) in &edges {
+            if b == t && a != c {
+                extra.push((*a, *c));
+            }
+        }
+    }
+    edges.extend(extra);
+    edges.sort_unstable();
+    edges.dedup();
+    let mut graph: DiGraph<usize, ()> = DiGraph::new();
+    for i in 0..nodes.len() {
+        graph.add_node(i);
+    }
+    for (a, b) in &edges {
+        graph.add_edge(NodeIndex::new(*a), NodeIndex::new(*b), ());
+    }
+    let order = super::graph::order(&graph).map_err(|cycle| PipelineError::Cycle {
+        file: file.to_string(),
+        cycle: cycle
+            .iter()
+            .filter_map(|i| nodes.get(*i).map(|n| n.id.clone()))
+            .collect::<Vec<_>>()
+            .join(" -> "),
+    })?;
+    Ok(Pipeline {
+        name: raw.name.get_ref().clone(),
+        description: raw.description,
+        file: file.to_string(),
+        limits,
+        graph,
+        nodes,
+        order,
+        tools: declared
+            .keys()
+            .map(|k| k.to_string())
+            .chain(tools::BUILTIN.iter().map(|b| b.to_string()))
+            .collect(),
+    })
+}
+
+/// The names a tera template reads: every identifier inside its `{{ }}` and `{% %}` blocks.
+pub(super) fn references(template: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find(['{']) {
+        let after = rest.get(open + 1..).unwrap_or("");
+        let close = match after.chars().next() {
+            Some('{') => "}}",
+            Some('%') => "%}",
+            _ => {
+                rest = after;
+                continue;
+            }
+        };
+        let body_start = open + 2;
+        let Some(len) = rest.get(body_start..).and_then(|b| b.find(close)) else {
+            break;
+        };
+        let body = rest.get(body_start..body_start + len).unwrap_or("");
+        let mut in_str = None;
+        let mut word = String::new();
+        let mut prev = ' ';
+        for c in body.chars().chain(std::iter::once(' ')) {
+            match in_str {
+                Some(q) if c == q => in_str = None,
+                Some(_) => {}
+                None if c == '"' || c == '\'' => in_str = Some(c),
+                None if c.is_ascii_alphanumeric() || c == '_' => {
+                    if word.is_empty() && prev == '.' {
+                        word.push('.');
+                    }
+                    word.push(c);
+                }
+                None => {
+                    if !word.is_empty()
+                        && !word.starts_with('.')
+                        && !word.starts_with(|d: char| d.is_ascii_digit())
+                    {
+                        out.push(std::mem::take(&mut word));
+                    }
+                    word.clear();
+                }
+            }
+            prev = c;
+        }
+        rest = rest.get(body_start + len + 2..).unwrap_or("");
+    }
+    out
+}
