@@ -52,7 +52,10 @@ impl Model for Scripted {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
+        Capabilities {
+            assistant_prefill: true,
+            ..Capabilities::default()
+        }
     }
 
     async fn generate(&self, request: Request) -> Result<Response, ModelError> {
@@ -569,4 +572,30 @@ async fn eval_runs_a_pipeline_on_a_dataset_like_a_strategy() {
     assert!(vetoed);
     let cfg_text = std::fs::read_to_string(dir.path().join("run/config.json")).unwrap();
     assert!(cfg_text.contains("arith-calc.toml"), "{cfg_text}");
+}
+
+#[tokio::test]
+async fn a_prefill_pins_the_format_and_stop_and_suffix_close_it() {
+    let text = CALC.replace(
+        "output = \"tool_call\"",
+        "output = \"tool_call\"\nprefill = '{\"tool\": \"calculator\", \"arguments\": {\"expr\": \"'\nstop = ['\"']\nsuffix = '\"}}'",
+    );
+    let p = pipeline::parse(&text, "calc.toml").expect("pipeline");
+    // The model writes only the expression, and then some more after the closing quote.
+    let m = Scripted::new(&["3 + 4\" and then it goes on"]);
+    let out = pipeline::run(&p, &context(m.clone()), &json!({"question": Q}))
+        .await
+        .unwrap();
+    assert_eq!(out.status, Status::Complete, "{:?}", out.events);
+    assert_eq!(out.result, Some(json!("7")));
+    assert_eq!(
+        out.outputs["propose"],
+        json!({"tool": "calculator", "arguments": {"expr": "3 + 4"}})
+    );
+    let req = &m.prompts.lock().unwrap()[0];
+    assert_eq!(
+        req.prefill.as_deref(),
+        Some("{\"tool\": \"calculator\", \"arguments\": {\"expr\": \"")
+    );
+    assert_eq!(req.stop, ["\""]);
 }

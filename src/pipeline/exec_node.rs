@@ -81,7 +81,16 @@ impl State<'_> {
                 "That is not right: {error}\nWrite it again, corrected, in the same format."
             )));
         }
-        let req = Request::chat(messages).with_max_tokens(l.max_tokens);
+        let prefill = match &l.prefill {
+            Some(p) => render(p, &self.context(i)).map_err(|m| self.template_error(i, m))?,
+            None => String::new(),
+        };
+        let mut req = Request::chat(messages)
+            .with_max_tokens(l.max_tokens)
+            .with_stop(l.stop.iter().cloned());
+        if !prefill.is_empty() {
+            req = req.with_prefill(prefill.clone());
+        }
         let Some(r) = cx.call(ledger, req).await? else {
             return Ok(Step::End(format!(
                 "budget: {}",
@@ -91,7 +100,14 @@ impl State<'_> {
                     .unwrap_or_else(|| "a cap was reached".into())
             )));
         };
-        let text = r.text().trim().to_string();
+        let mut own = r.text().to_string();
+        if let Some(cut) = l.stop.iter().filter_map(|s| own.find(s.as_str())).min() {
+            own.truncate(cut);
+        }
+        let text = match prefill.is_empty() && l.suffix.is_empty() {
+            true => own.trim().to_string(),
+            false => format!("{prefill}{own}{}", l.suffix),
+        };
         if let Some(raw) = self.last_raw.get_mut(i) {
             *raw = Some(text.clone());
         }

@@ -51,6 +51,10 @@ struct RawNode {
     output: Option<Spanned<String>>,
     schema: Option<toml::Value>,
     max_tokens: Option<u32>,
+    prefill: Option<Spanned<String>>,
+    #[serde(default)]
+    stop: Vec<String>,
+    suffix: Option<String>,
     tool: Option<Spanned<String>>,
     #[serde(default)]
     args: BTreeMap<String, Spanned<String>>,
@@ -63,7 +67,7 @@ struct RawNode {
     when: Option<Spanned<String>>,
 }
 
-const LLM_FIELDS: &str = "template/output/schema/max_tokens";
+const LLM_FIELDS: &str = "template/output/schema/max_tokens/prefill/stop/suffix";
 const TOOL_FIELDS: &str = "tool/args/args_from/on_external";
 const CRITIC_FIELDS: &str = "critic/target/when";
 
@@ -73,6 +77,9 @@ impl RawNode {
             || self.output.is_some()
             || self.schema.is_some()
             || self.max_tokens.is_some()
+            || self.prefill.is_some()
+            || !self.stop.is_empty()
+            || self.suffix.is_some()
     }
 
     fn tool_fields(&self) -> bool {
@@ -289,6 +296,15 @@ pub fn parse(text: &str, file: &str) -> Result<Pipeline, PipelineError> {
                     output,
                     schema,
                     max_tokens: n.max_tokens.unwrap_or(256),
+                    prefill: match &n.prefill {
+                        Some(p) => {
+                            compile(&at, p, &format!("node {id}: prefill"))?;
+                            Some(p.get_ref().clone())
+                        }
+                        None => None,
+                    },
+                    stop: n.stop.clone(),
+                    suffix: n.suffix.clone().unwrap_or_default(),
                 })
             }
             "tool" => {
@@ -412,7 +428,9 @@ pub fn parse(text: &str, file: &str) -> Result<Pipeline, PipelineError> {
         };
         // A template that reads another node's output runs after it.
         let texts: Vec<&str> = match &kind {
-            NodeKind::Llm(l) => vec![l.text.as_str()],
+            NodeKind::Llm(l) => std::iter::once(l.text.as_str())
+                .chain(l.prefill.as_deref())
+                .collect(),
             NodeKind::Tool(t) => t.args.values().map(String::as_str).collect(),
             NodeKind::Critic(_) => Vec::new(),
         };

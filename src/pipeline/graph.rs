@@ -56,6 +56,15 @@ pub struct Llm {
     pub schema: Option<serde_json::Value>,
     /// Most tokens per call.
     pub max_tokens: u32,
+    /// A template the assistant turn starts with (the model continues it; on backends
+    /// without assistant prefill, through the prefill paths of `model::prefill`). With
+    /// `stop` and `suffix` it pins a format a small model would not keep by itself: the
+    /// node's text is `prefill` + the model's text up to the first `stop` + `suffix`.
+    pub prefill: Option<String>,
+    /// Strings that end the model's text (not included).
+    pub stop: Vec<String>,
+    /// Text appended after the model's (with `prefill`: what closes the format).
+    pub suffix: String,
 }
 
 /// A `tool` node.
