@@ -552,9 +552,10 @@ async fn eval_runs_a_pipeline_on_a_dataset_like_a_strategy() {
         )
     };
     let plan = runner::prepare(&cfg).unwrap();
-    // The model always proposes 3 + 4: right on the first item; a number from nowhere on the
-    // others, vetoed before the calculator runs, re-asked, and finished without a result.
-    let m = Scripted::new(&[&call("calculator", json!({"expr": "3 + 4"}))]);
+    // The model always proposes 3 + 4 (the shipped pipeline prefills the call, so it writes
+    // only the expression): right on the first item; a number from nowhere on the others,
+    // vetoed before the calculator runs, re-asked, and finished without a result.
+    let m = Scripted::new(&["3 + 4\"}}"]);
     let out = runner::execute(&cfg, plan, context(m)).await.unwrap();
     assert_eq!(out.summary.n, 8);
     let results = std::fs::read_to_string(dir.path().join("run/results.jsonl")).unwrap();
