@@ -102,9 +102,9 @@ pub enum Command {
     Solve {
         /// The question.
         question: String,
-        /// Strategy. Default: the recommended one, measured to correct best within 10x the
-        /// tokens of one greedy pass: backtracking on the exact arith+ground critic chain,
-        /// with the calculator (`--strategy baseline` is one greedy pass).
+        /// Strategy. Default: the recommended one (the library's `strategy::recommended`,
+        /// chosen by measurement: one greedy pass with the exact calculator; see the README).
+        /// `--strategy baseline` is one greedy pass without it.
         #[arg(long, value_enum)]
         strategy: Option<Kind>,
         /// Critic used by the strategy (backtrack; rise critic/oracle modes): llm, llm-step,
