@@ -2,6 +2,8 @@
 //!
 //! - [`mistakes`]: the mistakes store's appends and lookups vs bare sled (any build).
 //! - [`fingerprint`]: a model's identity (SHA-256 of the file) vs reading the file (any build).
+//! - [`pipeline`]: the pipeline executor's overhead per node vs calling the tool directly (any
+//!   build).
 //!
 //! With the `local` feature (the in-process llama.cpp backend):
 //! - `decode`: tokens/s of the local backend vs a bare llama-cpp-2 greedy loop.
@@ -24,6 +26,7 @@ pub mod fingerprint;
 #[cfg(feature = "local")]
 mod local;
 pub mod mistakes;
+pub mod pipeline;
 #[cfg(feature = "local")]
 mod recorder;
 #[cfg(feature = "local")]

@@ -175,6 +175,16 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Bench {
+            which: BenchKind::Pipeline { nodes, rounds, out },
+        } => {
+            let r = amend::bench::pipeline::run(nodes, rounds).await?;
+            if out.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+        }
+        Command::Bench {
             which: BenchKind::Fingerprint { model, rounds, out },
         } => {
             let path = spec::resolve_path(&model, true).await?;
@@ -464,7 +474,7 @@ async fn bench(which: BenchKind) -> Result<()> {
             let r = bench::search(&p, common.threads, problems).await?;
             (common, serde_json::to_value(r)?)
         }
-        BenchKind::Mistakes { .. } | BenchKind::Fingerprint { .. } => {
+        BenchKind::Mistakes { .. } | BenchKind::Fingerprint { .. } | BenchKind::Pipeline { .. } => {
             anyhow::bail!("this benchmark is run before the model benchmarks")
         }
     };

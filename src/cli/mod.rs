@@ -257,6 +257,18 @@ pub enum BenchKind {
         #[command(flatten)]
         common: BenchArgs,
     },
+    /// The pipeline executor's overhead per node (a chain of calculator nodes) vs calling
+    /// the tool directly (no model needed).
+    Pipeline {
+        /// Tool nodes in the chain.
+        #[arg(long, default_value_t = 50)]
+        nodes: usize,
+        /// Rounds (medians reported).
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        #[command(flatten)]
+        out: OutArgs,
+    },
     /// The mistakes store: appends/s (flushed per batch) and lookup latency at N records,
     /// against bare sled writes and reads of the same bytes.
     #[command(alias = "log")]
