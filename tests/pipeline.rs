@@ -600,3 +600,65 @@ async fn a_prefill_pins_the_format_and_stop_and_suffix_close_it() {
     );
     assert_eq!(req.stop, ["\""]);
 }
+
+/// The first calculator annotation of a GSM8K-style solution (`<<5-2=3>>` gives `5-2`).
+fn first_expr(solution: &str) -> Option<String> {
+    let start = solution.find("<<")? + 2;
+    let rest = &solution[start..];
+    let eq = rest.find('=')?;
+    Some(rest[..eq].to_string())
+}
+
+#[tokio::test]
+async fn a_planted_operand_is_vetoed_before_the_calculator_runs() {
+    // Ladder problems (levels 1 and 2); the model proposes each problem's first calculation
+    // with one operand replaced by a number the problem does not have. The grounding critic
+    // must veto it before the tool runs; the unchanged calculation must pass.
+    let mut planted = 0;
+    let mut vetoed = 0;
+    let mut clean_vetoed = 0;
+    let mut clean = 0;
+    for level in [1u8, 2] {
+        let l = amend::data::ladder::Level::new(level).unwrap();
+        for p in amend::data::ladder::generate(25, &l, 4242) {
+            let expr = first_expr(&p.answer).unwrap();
+            let op = expr.find(['+', '-', '*', '/']).unwrap();
+            let absent = (37..200)
+                .find(|n| !p.question.contains(&n.to_string()) && !expr.contains(&n.to_string()))
+                .unwrap();
+            let bad = format!("{} {} {}", absent, &expr[op..=op], &expr[op + 1..]);
+            for (e, is_bad) in [(bad, true), (expr.clone(), false)] {
+                let (out, _) = {
+                    let pl = pipeline::parse(CALC, "calc.toml").unwrap();
+                    let m = Scripted::new(&[&call("calculator", json!({"expr": e}))]);
+                    let o =
+                        pipeline::run(&pl, &context(m.clone()), &json!({"question": p.question}))
+                            .await
+                            .unwrap();
+                    (o, m)
+                };
+                let first_veto = out
+                    .events
+                    .first()
+                    .is_some_and(|ev| ev.kind == EventKind::Veto);
+                match is_bad {
+                    true => {
+                        planted += 1;
+                        vetoed += usize::from(first_veto);
+                        // A vetoed call never reaches the tool.
+                        assert!(!first_veto || out.tool_calls == 0, "{e}: {:?}", out.events);
+                    }
+                    false => {
+                        clean += 1;
+                        clean_vetoed += usize::from(first_veto);
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "planted operands vetoed: {vetoed}/{planted}; clean calls vetoed: {clean_vetoed}/{clean}"
+    );
+    assert!(vetoed * 100 >= planted * 95, "{vetoed}/{planted} vetoed");
+    assert_eq!(clean_vetoed, 0, "a grounded call was vetoed");
+}
