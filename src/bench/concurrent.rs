@@ -62,6 +62,9 @@ pub struct ConcurrentReport {
     pub decode_ratio_to_bare: f64,
     /// Memory at 1, 4 and 8 slots.
     pub memory: Vec<SlotMemory>,
+    /// Tokens each request generated in the last concurrent round (the bare loop's sequences
+    /// are all 128: a request that ends sooner thins the batch out).
+    pub generated_per_request: Vec<u32>,
 }
 
 const TOPICS: &[&str] = &[
@@ -85,12 +88,13 @@ fn request(i: usize, round: u64) -> Request {
     .with_seed(11 + 100 * round + i as u64)
 }
 
-/// Generated tokens/s of `reqs` sent with `gap` between starts (all at once when zero).
+/// Generated tokens/s of `reqs` sent with `gap` between starts (all at once when zero), and
+/// the tokens of each.
 async fn run_together(
     model: &Arc<LocalModel>,
     reqs: Vec<Request>,
     gap: Duration,
-) -> Result<f64, ModelError> {
+) -> Result<(f64, Vec<u32>), ModelError> {
     let start = Instant::now();
     let calls = reqs.into_iter().enumerate().map(|(i, r)| {
         let m = model.clone();
@@ -100,10 +104,13 @@ async fn run_together(
         }
     });
     let mut generated = 0;
+    let mut each = Vec::new();
     for r in futures::future::join_all(calls).await {
-        generated += r?.usage.generated_tokens;
+        let g = r?.usage.generated_tokens;
+        generated += g;
+        each.push(u32::try_from(g).unwrap_or(u32::MAX));
     }
-    Ok(generated as f64 / start.elapsed().as_secs_f64())
+    Ok((generated as f64 / start.elapsed().as_secs_f64(), each))
 }
 
 fn rss_mb() -> f64 {
@@ -147,9 +154,12 @@ pub async fn concurrent(
         .await?;
     let (mut cs, mut ss, mut gs, mut ps) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut tokens = Vec::new();
+    let mut per_request = Vec::new();
     for round in 0..3u64 {
         let reqs: Vec<Request> = (0..n as usize).map(|i| request(i, round)).collect();
-        cs.push(run_together(&model, reqs.clone(), Duration::ZERO).await?);
+        let (c, each) = run_together(&model, reqs.clone(), Duration::ZERO).await?;
+        cs.push(c);
+        per_request = each;
         let start = Instant::now();
         let mut generated = 0;
         for r in reqs.clone() {
@@ -157,7 +167,11 @@ pub async fn concurrent(
         }
         ss.push(generated as f64 / start.elapsed().as_secs_f64());
         tokens.push(generated as f64);
-        gs.push(run_together(&model, reqs.clone(), Duration::from_millis(stagger_ms)).await?);
+        gs.push(
+            run_together(&model, reqs.clone(), Duration::from_millis(stagger_ms))
+                .await?
+                .0,
+        );
         // The prompts alone, as the runs above decode them (with the slots' prefix caches).
         let start = Instant::now();
         for r in reqs {
@@ -212,5 +226,6 @@ pub async fn concurrent(
         decode_ratio,
         decode_ratio_to_bare: decode_ratio / bare_ratio.max(1e-9),
         memory,
+        generated_per_request: per_request,
     })
 }
