@@ -662,3 +662,41 @@ async fn a_planted_operand_is_vetoed_before_the_calculator_runs() {
     assert!(vetoed * 100 >= planted * 95, "{vetoed}/{planted} vetoed");
     assert_eq!(clean_vetoed, 0, "a grounded call was vetoed");
 }
+
+#[tokio::test]
+async fn json_extract_re_asks_on_schema_violations_and_is_scored_against_gold() {
+    let p = pipeline::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipelines/json-extract.toml"
+    )))
+    .unwrap();
+    let order = amend::data::orders::generate(1, 3).remove(0);
+    let gold = serde_json::to_value(&order.gold).unwrap();
+    let good = gold.clone();
+    // First a record without the city and with the quantity as a word, then the right one.
+    let mut bad = gold.clone();
+    bad.as_object_mut().unwrap().remove("city");
+    bad["quantity"] = json!("many");
+    let m = Scripted::new(&[&format!("Sure: {bad}"), &good.to_string()]);
+    let out = pipeline::run(&p, &context(m.clone()), &json!({"text": order.text}))
+        .await
+        .unwrap();
+    assert_eq!(out.status, Status::Complete, "{:?}", out.events);
+    let reask = &out.events[0];
+    assert_eq!(
+        (reask.kind, reask.class.as_str()),
+        (EventKind::Reask, "bad_argument_values")
+    );
+    assert!(
+        reask.message.contains("city") && reask.message.contains("/quantity"),
+        "{reask:?}"
+    );
+    let s = pipeline::score::score([(&out, &gold)]);
+    assert_eq!((s.n, s.valid, s.all_fields), (1, 1, 1));
+    assert_eq!(s.reasks_per_run, 1.0);
+    // A wrong field is counted as wrong.
+    let mut off = gold.clone();
+    off["city"] = json!("Atlantis");
+    let s = pipeline::score::score([(&out, &off)]);
+    assert_eq!((s.valid, s.all_fields, s.field_matches["city"]), (1, 0, 0));
+}

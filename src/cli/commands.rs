@@ -289,6 +289,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Data {
+            action: DataAction::Orders { n, seed, out },
+        } => {
+            let mut text = String::new();
+            for o in amend::data::orders::generate(n, seed) {
+                text.push_str(&serde_json::to_string(&o)?);
+                text.push('\n');
+            }
+            std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("wrote {n} orders (seed {seed}) to {}", out.display());
+        }
+        Command::Data {
             action:
                 DataAction::Synth {
                     steps,

@@ -387,6 +387,19 @@ pub enum DataAction {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Orders in prose with their fields as gold, one JSON object a line (`text`, `gold`): the
+    /// data of pipelines/json-extract.toml.
+    Orders {
+        /// Number of orders.
+        #[arg(long, default_value_t = 200)]
+        n: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output JSONL file.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// The chance floor of GSM8K-format data: the accuracy of answering each item with a
     /// number chosen uniformly among the numbers its question mentions.
     Floor {

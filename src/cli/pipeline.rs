@@ -95,8 +95,14 @@ pub async fn run(action: PipelineAction) -> Result<()> {
             if let Some(store) = store {
                 cx = cx.with_mistakes(store);
             }
-            for input in inputs {
+            // A `gold` object in an input is for scoring; the pipeline never sees it.
+            let mut scored = Vec::new();
+            for mut input in inputs {
+                let gold = input.as_object_mut().and_then(|o| o.remove("gold"));
                 let out = pipeline::run(&p, &cx, &input).await?;
+                if let Some(g) = gold {
+                    scored.push((out.clone(), g));
+                }
                 if json {
                     println!("{}", serde_json::to_string(&out)?);
                     continue;
@@ -113,6 +119,13 @@ pub async fn run(action: PipelineAction) -> Result<()> {
                         "finished early at {node}: {reason}; partial result: {}",
                         out.result_text().unwrap_or_else(|| "none".into())
                     ),
+                }
+            }
+            if !scored.is_empty() {
+                let s = pipeline::score::score(scored.iter().map(|(o, g)| (o, g)));
+                match json {
+                    true => println!("{}", json!({ "scores": s })),
+                    false => print_scores(&s),
                 }
             }
             if let Some(t) = cx.trace() {
@@ -165,5 +178,27 @@ pub async fn run(action: PipelineAction) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+fn print_scores(s: &pipeline::score::Scores) {
+    let pct = |k: u64| 100.0 * k as f64 / s.n.max(1) as f64;
+    let ci = |c: &Option<amend::stats::Interval>| {
+        c.as_ref()
+            .map(|c| format!(" [{:.1}, {:.1}]", c.lo * 100.0, c.hi * 100.0))
+            .unwrap_or_default()
+    };
+    println!(
+        "{} runs: completed with a result {:.1}%{}; every field right {:.1}%{}; {:.2} calls and {:.2} re-asks per run",
+        s.n,
+        pct(s.valid),
+        ci(&s.valid_ci),
+        pct(s.all_fields),
+        ci(&s.all_fields_ci),
+        s.calls_per_run,
+        s.reasks_per_run
+    );
+    for (f, k) in &s.field_matches {
+        println!("  {f}: {:.1}% right", pct(*k));
     }
 }

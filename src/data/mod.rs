@@ -7,6 +7,7 @@
 
 pub mod inject;
 pub mod ladder;
+pub mod orders;
 pub mod synth;
 
 use std::path::{Path, PathBuf};

@@ -20,6 +20,7 @@
 pub mod exec;
 mod file;
 mod graph;
+pub mod score;
 mod strategy;
 pub mod tool;
 mod tools;
