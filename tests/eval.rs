@@ -403,6 +403,8 @@ fn few_shot_completion_prompts_carry_the_worked_examples() {
             "completion",
             "--offset",
             "6",
+            "--strategy",
+            "baseline",
         ],
         "gsm8k.jsonl",
         "gsm8k",
@@ -609,6 +611,9 @@ fn a_run_directory_from_before_model_identities_resumes_and_is_migrated() {
                 "--max-tokens",
                 "48",
                 "--json",
+                // The old run was one greedy pass (not today's default strategy).
+                "--strategy",
+                "baseline",
             ])
             .args(["--threads", "1", "--model", model, "--data"])
             .arg(&data)
