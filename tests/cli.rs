@@ -114,7 +114,7 @@ fn demo_draws_its_problems_from_the_generator_and_counts_before_and_after() {
         .args([
             "demo",
             "--problems",
-            "2",
+            "1",
             "--seed",
             "5",
             "--json",

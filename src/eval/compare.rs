@@ -87,6 +87,16 @@ fn label(dir: &Path) -> String {
             if let Some(s) = opts.get("select").and_then(|s| s.as_str()) {
                 l.push_str(&format!(" select={s}"));
             }
+            // The search's settings that differ from its defaults (only those are written).
+            if let Some(o) = opts.get("search").and_then(|o| o.as_object()) {
+                let d = serde_json::to_value(crate::strategy::SearchOptions::default())
+                    .unwrap_or_default();
+                for (k, v) in o {
+                    if d.get(k) != Some(v) && k != "temperature" {
+                        l.push_str(&format!(" {k}={v}"));
+                    }
+                }
+            }
             l
         }
         None => dir.display().to_string(),
