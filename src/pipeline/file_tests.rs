@@ -182,7 +182,7 @@ template = "a"
     let ids: Vec<&str> = p.order.iter().map(|&i| p.nodes[i].id.as_str()).collect();
     assert_eq!(ids, ["first_node", "second"]);
     assert_eq!(
-        super::file::references("{{ a.b | c(d=e) }} {% for x in y %}{{ \"z\" }}{% endfor %}"),
+        super::template::references("{{ a.b | c(d=e) }} {% for x in y %}{{ \"z\" }}{% endfor %}"),
         ["a", "c", "d", "e", "for", "x", "in", "y", "endfor"]
     );
 }

@@ -22,6 +22,7 @@ mod file;
 mod graph;
 pub mod score;
 mod strategy;
+mod template;
 pub mod tool;
 mod tools;
 
