@@ -395,11 +395,17 @@ impl State<'_> {
         if let Some(r) = self.reasks.get_mut(j) {
             *r += 1;
         }
+        self.event(cx, ledger, EventKind::Reask, j, class, error);
+        self.rerun_with(j, error)
+    }
+
+    /// Node `j` runs again with `error` as its next feedback turn (after its previous
+    /// output); it and everything downstream of it are invalidated.
+    fn rerun_with(&mut self, j: usize, error: &str) -> Step {
         let previous = self.last_raw.get(j).cloned().flatten().unwrap_or_default();
         if let Some(f) = self.feedback.get_mut(j) {
             f.push((previous, error.to_string()));
         }
-        self.event(cx, ledger, EventKind::Reask, j, class, error);
         self.invalidate(j);
         Step::Back(j)
     }

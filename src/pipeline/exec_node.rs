@@ -424,13 +424,8 @@ impl State<'_> {
             return Step::Next;
         }
         self.rollbacks += 1;
-        let previous = self.last_raw.get(r).cloned().flatten().unwrap_or_default();
-        if let Some(f) = self.feedback.get_mut(r) {
-            f.push((previous, rationale.to_string()));
-        }
         self.event(cx, ledger, EventKind::Rollback, bad, critic, rationale);
-        self.invalidate(r);
-        Step::Back(r)
+        self.rerun_with(r, rationale)
     }
 
     fn refuse(
