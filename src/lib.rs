@@ -54,8 +54,8 @@ pub mod strategy;
 pub mod trace;
 
 pub use model::{
-    Capabilities, FinishReason, Input, LogitsHook, Message, Model, ModelError, ModelId, Request,
-    Response, Role, Sample, TokenStep, Usage,
+    Capabilities, FinishReason, Grammar, Input, LogitsHook, Message, Model, ModelError, ModelId,
+    Request, Response, Role, Sample, TokenStep, Usage,
 };
 pub use prompt::Prompts;
 pub use run::{Budget, Context, Problem};

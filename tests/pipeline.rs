@@ -700,3 +700,52 @@ async fn json_extract_re_asks_on_schema_violations_and_is_scored_against_gold() 
     let s = pipeline::score::score([(&out, &off)]);
     assert_eq!((s.valid, s.all_fields, s.field_matches["city"]), (1, 0, 0));
 }
+
+#[tokio::test]
+async fn injected_faults_are_routed_by_class_and_the_corrections_counted() {
+    let p = pipeline::parse(CALC, "calc.toml").expect("pipeline");
+    let inputs: Vec<Value> = (0..3).map(|_| json!({"question": Q, "gold": 7})).collect();
+    // A model that answers right when asked: every fault is re-asked with its own class,
+    // and every re-ask corrects it.
+    let good = Scripted::new(&[&call("calculator", json!({"expr": "3 + 4"}))]);
+    let r = pipeline::faults::run(&p, &context(good.clone()), &inputs, "propose")
+        .await
+        .expect("faults");
+    let classes: Vec<&str> = r.rows.iter().map(|row| row.class.as_str()).collect();
+    assert_eq!(
+        classes,
+        [
+            "none",
+            "hallucinated_tool",
+            "wrong_tool",
+            "bad_argument_keys",
+            "bad_argument_values"
+        ]
+    );
+    for row in &r.rows {
+        assert_eq!((row.runs, row.completed, row.right), (3, 3, 3), "{row:?}");
+        assert_eq!(
+            row.routed,
+            if row.class == "none" { 0 } else { 3 },
+            "{row:?}"
+        );
+        assert_eq!(row.over_budget, 0);
+        // The fault is not a model call: each faulty run makes one (the re-ask).
+        assert!((row.calls_per_run - 1.0).abs() < 1e-9, "{row:?}");
+    }
+    assert_eq!(good.calls.load(Ordering::SeqCst), 15);
+    // A model that never corrects: routed every time, never completed, within budget.
+    let stubborn = Scripted::new(&[&call("calculator", json!({"x": "3 + 4"}))]);
+    let r = pipeline::faults::run(&p, &context(stubborn), &inputs[..1], "propose")
+        .await
+        .expect("faults");
+    for row in r.rows.iter().skip(1) {
+        assert_eq!((row.runs, row.routed, row.completed), (1, 1, 0), "{row:?}");
+        assert_eq!(row.over_budget, 0);
+    }
+    // Faults go only into a node whose call a tool takes.
+    let err = pipeline::faults::run(&p, &context(Scripted::new(&[""])), &inputs, "calc")
+        .await
+        .expect_err("not an llm node");
+    assert!(err.to_string().contains("llm"), "{err}");
+}

@@ -40,6 +40,13 @@ pub enum PipelineAction {
         /// Print one JSON outcome per input.
         #[arg(long)]
         json: bool,
+        /// Replace the file's `max_reasks` (0: one pass, no re-asks).
+        #[arg(long)]
+        max_reasks: Option<u32>,
+        /// Decode every `llm` node that has a `schema` under it (grammar-constrained; the
+        /// local model and endpoints with structured outputs).
+        #[arg(long)]
+        constrain: bool,
         #[command(flatten)]
         critic_model: CriticModelArgs,
         #[command(flatten)]
@@ -47,6 +54,47 @@ pub enum PipelineAction {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Inject each internal error class (hallucinated tool, wrong tool, bad argument keys,
+    /// bad argument values) in place of a tool-call node's first output, on every input of
+    /// `--data`, and report the routing and how often the re-asked model corrects it (beside
+    /// the same inputs without a fault). A `gold` value in an input is compared with the result.
+    Faults {
+        /// The pipeline file (TOML).
+        file: PathBuf,
+        /// A JSON Lines file of inputs, one object per line (`gold`: the right result).
+        #[arg(long)]
+        data: PathBuf,
+        /// The `llm` node whose tool call is replaced.
+        #[arg(long)]
+        node: String,
+        /// Use only the first N inputs.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Trace file (default: traces/RUN_ID.jsonl).
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        critic_model: CriticModelArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+}
+
+fn read_inputs(d: &std::path::Path) -> Result<Vec<Value>> {
+    let f =
+        std::fs::File::open(d).with_context(|| format!("cannot read --data {}", d.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(parse_input(&line, &format!("{}:{}", d.display(), n + 1))?);
+    }
+    Ok(out)
 }
 
 fn parse_input(text: &str, what: &str) -> Result<Value> {
@@ -66,26 +114,22 @@ pub async fn run(action: PipelineAction) -> Result<()> {
             data,
             trace,
             json,
+            max_reasks,
+            constrain,
             critic_model,
             mistakes,
             model,
         } => {
-            let p = pipeline::load(&file)?;
+            let mut p = pipeline::load(&file)?;
+            if let Some(n) = max_reasks {
+                p = p.with_max_reasks(n);
+            }
+            if constrain {
+                p = p.constrained();
+            }
             let inputs: Vec<Value> = match (input, data) {
                 (Some(i), _) => vec![parse_input(&i, "--input")?],
-                (None, Some(d)) => {
-                    let f = std::fs::File::open(&d)
-                        .with_context(|| format!("cannot read --data {}", d.display()))?;
-                    let mut out = Vec::new();
-                    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
-                        let line = line?;
-                        if line.trim().is_empty() {
-                            continue;
-                        }
-                        out.push(parse_input(&line, &format!("{}:{}", d.display(), n + 1))?);
-                    }
-                    out
-                }
+                (None, Some(d)) => read_inputs(&d)?,
                 (None, None) => bail!("give --input JSON or --data FILE"),
             };
             let store = mistakes.open()?;
@@ -126,6 +170,60 @@ pub async fn run(action: PipelineAction) -> Result<()> {
                 match json {
                     true => println!("{}", json!({ "scores": s })),
                     false => print_scores(&s),
+                }
+            }
+            if let Some(t) = cx.trace() {
+                eprintln!("trace: {}", t.path().display());
+            }
+            Ok(())
+        }
+        PipelineAction::Faults {
+            file,
+            data,
+            node,
+            limit,
+            trace,
+            json,
+            critic_model,
+            model,
+        } => {
+            let p = pipeline::load(&file)?;
+            let mut inputs = read_inputs(&data)?;
+            if let Some(l) = limit {
+                inputs.truncate(l);
+            }
+            let cx =
+                super::common::context(&model, Some(&critic_model), None, trace.as_deref(), true)
+                    .await?;
+            let r = pipeline::faults::run(&p, &cx, &inputs, &node).await?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{}: faults in node {}, {} inputs",
+                    r.pipeline,
+                    r.node,
+                    inputs.len()
+                );
+                println!("class                 runs routed completed [95% CI]   right/gold  calls/run over-budget");
+                for row in &r.rows {
+                    let ci = row
+                        .completed_ci
+                        .as_ref()
+                        .map(|c| format!("[{:.1}, {:.1}]", c.lo * 100.0, c.hi * 100.0))
+                        .unwrap_or_default();
+                    println!(
+                        "{:<21} {:>4} {:>6} {:>5.1}% {:<14} {:>4}/{:<5} {:>9.2} {:>11}",
+                        row.class,
+                        row.runs,
+                        row.routed,
+                        100.0 * row.completed as f64 / row.runs.max(1) as f64,
+                        ci,
+                        row.right,
+                        row.with_gold,
+                        row.calls_per_run,
+                        row.over_budget
+                    );
                 }
             }
             if let Some(t) = cx.trace() {
@@ -189,14 +287,15 @@ fn print_scores(s: &pipeline::score::Scores) {
             .unwrap_or_default()
     };
     println!(
-        "{} runs: completed with a result {:.1}%{}; every field right {:.1}%{}; {:.2} calls and {:.2} re-asks per run",
+        "{} runs: completed with a result {:.1}%{}; every field right {:.1}%{}; {:.2} calls, {:.2} re-asks and {:.0} generated tokens per run",
         s.n,
         pct(s.valid),
         ci(&s.valid_ci),
         pct(s.all_fields),
         ci(&s.all_fields_ci),
         s.calls_per_run,
-        s.reasks_per_run
+        s.reasks_per_run,
+        s.tokens_per_run
     );
     for (f, k) in &s.field_matches {
         println!("  {f}: {:.1}% right", pct(*k));

@@ -10,6 +10,7 @@
 //! [`openai`] (any OpenAI-compatible HTTP API).
 
 mod error;
+mod grammar;
 mod id;
 mod kv;
 #[cfg(feature = "local")]
@@ -27,6 +28,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use error::ModelError;
+pub use grammar::Grammar;
 pub use id::{fingerprint, ModelId};
 pub use kv::{KvLayout, KV_SPLIT_BUDGET};
 pub use no_reuse::NoPrefixReuse;
@@ -154,6 +156,9 @@ pub struct Request {
     /// Hook that reads hidden states and adjusts logits (backends with
     /// [`Capabilities::logits_hidden`] only).
     pub hook: Option<Arc<dyn LogitsHook>>,
+    /// Constrain every sample to this grammar (backends with [`Capabilities::gbnf`] or
+    /// [`Capabilities::json_schema`]; see [`Grammar`]).
+    pub grammar: Option<Grammar>,
 }
 
 impl std::fmt::Debug for Request {
@@ -170,6 +175,7 @@ impl std::fmt::Debug for Request {
             .field("logprobs", &self.logprobs)
             .field("reuse_prefix", &self.reuse_prefix)
             .field("hook", &self.hook.is_some())
+            .field("grammar", &self.grammar)
             .finish()
     }
 }
@@ -188,6 +194,7 @@ impl Request {
             logprobs: false,
             reuse_prefix: true,
             hook: None,
+            grammar: None,
         }
     }
     /// A greedy request over chat messages.
@@ -221,6 +228,11 @@ impl Request {
         S: Into<String>,
     {
         self.stop.extend(stop.into_iter().map(Into::into));
+        self
+    }
+    /// Constrain the samples to a grammar.
+    pub fn with_grammar(mut self, grammar: Grammar) -> Self {
+        self.grammar = Some(grammar);
         self
     }
     /// Set the seed.
@@ -262,6 +274,7 @@ impl Request {
             "logprobs": self.logprobs,
             "reuse_prefix": self.reuse_prefix,
             "hook": self.hook.is_some(),
+            "grammar": self.grammar,
         })
     }
 }
@@ -373,6 +386,11 @@ pub struct Capabilities {
     pub max_samples_per_call: u32,
     /// Raw (plain-completion) prompts are accepted.
     pub raw_prompt: bool,
+    /// [`Grammar::Gbnf`] constraints are honoured.
+    pub gbnf: bool,
+    /// [`Grammar::JsonSchema`] constraints are honoured (enforced locally, or asked of the
+    /// endpoint as `response_format`).
+    pub json_schema: bool,
 }
 
 impl Capabilities {
@@ -456,6 +474,22 @@ pub(crate) fn check_supported(
     }
     if req.logprobs && !caps.logprobs {
         return unsupported("log-probabilities");
+    }
+    if let Some(g) = &req.grammar {
+        if req.prefill.is_some() {
+            return Err(ModelError::InvalidRequest(
+                "a grammar describes the whole assistant text; it does not combine with an \
+                 assistant prefill (drop one of them)"
+                    .into(),
+            ));
+        }
+        let ok = match g {
+            Grammar::Gbnf(_) => caps.gbnf,
+            Grammar::JsonSchema(_) => caps.json_schema,
+        };
+        if !ok {
+            return unsupported(g.kind());
+        }
     }
     Ok(())
 }

@@ -240,6 +240,11 @@ impl Model for ApiModel {
             parallel_samples: true,
             max_samples_per_call: 128,
             raw_prompt: false,
+            // Structured outputs differ per server (OpenAI's `json_schema` response format;
+            // llama-cpp-python accepts only `json_object` with a `schema`; others neither):
+            // not claimed, so a schema is enforced by re-asking (`crate::pipeline`).
+            gbnf: false,
+            json_schema: false,
         }
     }
 

@@ -170,6 +170,21 @@ struct State<'p> {
     rollbacks: u32,
     events: Vec<Event>,
     tool_calls: u32,
+    /// A fault to answer in place of the model, once (see [`Injection`]).
+    inject: Option<(usize, String)>,
+}
+
+/// A fault put in place of one `llm` node's first output, for measuring how the pipeline
+/// routes it and whether the model corrects it when re-asked (`amend pipeline faults`). The
+/// node's first call is not made: `text` is taken as its whole text (prefill and suffix
+/// included) and goes through the same parsing, vetoes and routing as a model's; every later
+/// call of the node goes to the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injection {
+    /// The `llm` node's id.
+    pub node: String,
+    /// The text it answers with the first time.
+    pub text: String,
 }
 
 enum Step {
@@ -188,6 +203,35 @@ enum Step {
 /// [`RunError`] when the model or a critic fails or a template cannot be rendered; every
 /// routed error (vetoes, internal and external tool errors, rollbacks) is an [`Event`] instead.
 pub async fn run(p: &Pipeline, cx: &Context, input: &Value) -> Result<Outcome, RunError> {
+    run_injected(p, cx, input, None).await
+}
+
+/// [`run`], with `injection` answering in place of the model once.
+///
+/// # Errors
+/// As [`run`]; an injection naming no `llm` node is [`RunError::Template`].
+pub async fn run_injected(
+    p: &Pipeline,
+    cx: &Context,
+    input: &Value,
+    injection: Option<&Injection>,
+) -> Result<Outcome, RunError> {
+    let inject = match injection {
+        None => None,
+        Some(inj) => match p.index(&inj.node) {
+            Some(i) if matches!(p.nodes.get(i).map(|n| &n.kind), Some(NodeKind::Llm(_))) => {
+                Some((i, inj.text.clone()))
+            }
+            _ => {
+                return Err(RunError::Template {
+                    pipeline: p.name.clone(),
+                    node: inj.node.clone(),
+                    message: "a fault can be injected only into an `llm` node of the pipeline"
+                        .into(),
+                })
+            }
+        },
+    };
     let cx = cx.clone().with_task(&p.name);
     let mut budget: Budget = cx.budget();
     let cap = u64::from(p.limits.max_calls);
@@ -207,6 +251,7 @@ pub async fn run(p: &Pipeline, cx: &Context, input: &Value) -> Result<Outcome, R
         rollbacks: 0,
         events: Vec::new(),
         tool_calls: 0,
+        inject,
     };
     let mut pos = 0;
     let mut status = Status::Complete;

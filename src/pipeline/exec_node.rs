@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::{value_text, EventKind, RunError, State, Step, BACKOFF};
 use crate::critic::{self, Submission};
-use crate::model::{Message, Request};
+use crate::model::{Grammar, Message, Request};
 use crate::pipeline::graph::{
     Critic as CriticNode, Llm, NodeKind, OnExternal, Output, ToolNode, When,
 };
@@ -91,22 +91,35 @@ impl State<'_> {
         if !prefill.is_empty() {
             req = req.with_prefill(prefill.clone());
         }
-        let Some(r) = cx.call(ledger, req).await? else {
-            return Ok(Step::End(format!(
-                "budget: {}",
-                ledger
-                    .stop(format!("node {}", self.id(i)))
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "a cap was reached".into())
-            )));
-        };
-        let mut own = r.text().to_string();
-        if let Some(cut) = l.stop.iter().filter_map(|s| own.find(s.as_str())).min() {
-            own.truncate(cut);
+        if let (true, Some(schema)) = (l.constrain, &l.schema) {
+            req = req.with_grammar(Grammar::JsonSchema(schema.clone()));
         }
-        let text = match prefill.is_empty() && l.suffix.is_empty() {
-            true => own.trim().to_string(),
-            false => format!("{prefill}{own}{}", l.suffix),
+        let injected = match &self.inject {
+            Some((n, _)) if *n == i => self.inject.take().map(|(_, t)| t),
+            _ => None,
+        };
+        let text = match injected {
+            Some(t) => t,
+            None => {
+                let Some(r) = cx.call(ledger, req).await? else {
+                    return Ok(Step::End(format!(
+                        "budget: {}",
+                        ledger
+                            .stop(format!("node {}", self.id(i)))
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| "a cap was reached".into())
+                    )));
+                };
+                let mut own = r.text().to_string();
+                if let Some(cut) = l.stop.iter().filter_map(|s| own.find(s.as_str())).min() {
+                    own.truncate(cut);
+                }
+                let text = match prefill.is_empty() && l.suffix.is_empty() {
+                    true => own.trim().to_string(),
+                    false => format!("{prefill}{own}{}", l.suffix),
+                };
+                text
+            }
         };
         if let Some(raw) = self.last_raw.get_mut(i) {
             *raw = Some(text.clone());

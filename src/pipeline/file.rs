@@ -50,6 +50,7 @@ struct RawNode {
     template: Option<Spanned<String>>,
     output: Option<Spanned<String>>,
     schema: Option<toml::Value>,
+    constrain: Option<Spanned<bool>>,
     max_tokens: Option<u32>,
     prefill: Option<Spanned<String>>,
     #[serde(default)]
@@ -67,7 +68,7 @@ struct RawNode {
     when: Option<Spanned<String>>,
 }
 
-const LLM_FIELDS: &str = "template/output/schema/max_tokens/prefill/stop/suffix";
+const LLM_FIELDS: &str = "template/output/schema/constrain/max_tokens/prefill/stop/suffix";
 const TOOL_FIELDS: &str = "tool/args/args_from/on_external";
 const CRITIC_FIELDS: &str = "critic/target/when";
 
@@ -76,6 +77,7 @@ impl RawNode {
         self.template.is_some()
             || self.output.is_some()
             || self.schema.is_some()
+            || self.constrain.is_some()
             || self.max_tokens.is_some()
             || self.prefill.is_some()
             || !self.stop.is_empty()
@@ -290,11 +292,25 @@ pub fn parse(text: &str, file: &str) -> Result<Pipeline, PipelineError> {
                         Some(json)
                     }
                 };
+                let constrain = n.constrain.as_ref().is_some_and(|c| *c.get_ref());
+                if let (true, Some(c)) = (
+                    constrain && (schema.is_none() || n.prefill.is_some()),
+                    &n.constrain,
+                ) {
+                    return Err(at.bad(
+                        c,
+                        format!(
+                            "node {id}: `constrain = true` decodes under the node's `schema`: \
+                             it needs `schema` and no `prefill`"
+                        ),
+                    ));
+                }
                 NodeKind::Llm(Llm {
                     template: t.get_ref().clone(),
                     text: text.get_ref().clone(),
                     output,
                     schema,
+                    constrain,
                     max_tokens: n.max_tokens.unwrap_or(256),
                     prefill: match &n.prefill {
                         Some(p) => {

@@ -154,6 +154,31 @@ fn bad_values_and_bad_toml_give_the_line() {
     let (line, m) = invalid(&GOOD.replace("args_from = \"propose\"", "args_from = \"whole\""));
     assert_eq!(line, 32);
     assert!(m.contains("tool_call"), "{m}");
+    // Constrained decoding needs the schema it decodes under.
+    let (line, m) = invalid(&GOOD.replace(
+        "output = \"tool_call\"",
+        "output = \"json\"\nconstrain = true",
+    ));
+    assert_eq!(line, 20);
+    assert!(m.contains("needs `schema`"), "{m}");
+}
+
+#[test]
+fn constrained_runs_turn_on_where_a_schema_is() {
+    let with_schema = GOOD
+        .replace(
+            "output = \"tool_call\"",
+            "output = \"json\"\nschema = { type = \"object\" }",
+        )
+        .replace("args_from = \"propose\"\n", "");
+    let p = parse(&with_schema, "p.toml").expect("loads").constrained();
+    let llm = |p: &Pipeline| match p.node("propose").map(|n| &n.kind) {
+        Some(NodeKind::Llm(l)) => l.constrain,
+        other => panic!("{other:?}"),
+    };
+    assert!(llm(&p));
+    assert!(!llm(&parse(&with_schema, "p.toml").expect("loads")));
+    assert_eq!(p.with_max_reasks(0).limits.max_reasks, 0);
 }
 
 #[test]

@@ -54,6 +54,11 @@ pub struct Llm {
     pub output: Output,
     /// A JSON schema the output must satisfy (`output = "json"`).
     pub schema: Option<serde_json::Value>,
+    /// Decode under `schema` (grammar-constrained; backends with
+    /// [`crate::model::Capabilities::json_schema`], others refuse the call): the output is
+    /// schema-valid by construction unless it runs out of `max_tokens`. Without it, invalid
+    /// output is re-asked (the path API models without structured outputs get).
+    pub constrain: bool,
     /// Most tokens per call.
     pub max_tokens: u32,
     /// A template the assistant turn starts with (the model continues it; on backends
@@ -185,6 +190,24 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// This pipeline with every `llm` node that has a `schema` decoding under it (as if each
+    /// had `constrain = true`; nodes with a `prefill` are left as they are, since a grammar
+    /// describes the whole assistant text).
+    pub fn constrained(mut self) -> Self {
+        for n in &mut self.nodes {
+            if let NodeKind::Llm(l) = &mut n.kind {
+                l.constrain |= l.schema.is_some() && l.prefill.is_none();
+            }
+        }
+        self
+    }
+
+    /// This pipeline with `max_reasks` replaced (0: one pass, no re-asks).
+    pub fn with_max_reasks(mut self, max_reasks: u32) -> Self {
+        self.limits.max_reasks = max_reasks;
+        self
+    }
+
     /// The node with this id.
     pub fn node(&self, id: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.id == id)

@@ -18,6 +18,7 @@
 //! The file format, field by field, is in `pipelines/README.md`.
 
 pub mod exec;
+pub mod faults;
 mod file;
 mod graph;
 pub mod score;
@@ -26,7 +27,7 @@ mod template;
 pub mod tool;
 mod tools;
 
-pub use exec::{run, Event, EventKind, Outcome, RunError, Status};
+pub use exec::{run, run_injected, Event, EventKind, Injection, Outcome, RunError, Status};
 pub use file::{load, parse};
 pub use graph::{
     Critic as CriticNode, Limits, Llm, Node, NodeKind, OnExternal, Output, Pipeline, ToolNode, When,

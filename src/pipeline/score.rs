@@ -34,6 +34,8 @@ pub struct Scores {
     pub calls_per_run: f64,
     /// Re-asks per run.
     pub reasks_per_run: f64,
+    /// Generated tokens per run (every model call's).
+    pub tokens_per_run: f64,
 }
 
 /// Does `got` equal `want`? Numbers by value (`3.5` = `3.50` = `"3.50"`), strings trimmed
@@ -57,10 +59,11 @@ pub fn same(got: &Value, want: &Value) -> bool {
 /// Score `runs`: each an outcome and the gold object its input carried.
 pub fn score<'a>(runs: impl IntoIterator<Item = (&'a Outcome, &'a Value)>) -> Scores {
     let mut s = Scores::default();
-    let (mut calls, mut reasks) = (0u64, 0u64);
+    let (mut calls, mut reasks, mut tokens) = (0u64, 0u64, 0u64);
     for (out, gold) in runs {
         s.n += 1;
         calls += out.usage.calls;
+        tokens += out.usage.generated_tokens;
         reasks += out
             .events
             .iter()
@@ -90,6 +93,7 @@ pub fn score<'a>(runs: impl IntoIterator<Item = (&'a Outcome, &'a Value)>) -> Sc
         s.all_fields_ci = Some(wilson(s.all_fields, s.n));
         s.calls_per_run = calls as f64 / n;
         s.reasks_per_run = reasks as f64 / n;
+        s.tokens_per_run = tokens as f64 / n;
     }
     s
 }

@@ -33,13 +33,14 @@
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 
 use super::context::{new_context, Shape, N_BATCH};
 use super::sample::Picker;
 pub(super) use super::slot::{Active, Seq, Slot, SlotView, Task};
 use super::{threads, Options};
-use crate::model::{FinishReason, Input, ModelError, Request};
+use crate::model::{FinishReason, Grammar, Input, ModelError, Request};
 
 /// Whether a waiting request can be admitted now.
 #[derive(Debug, PartialEq, Eq)]
@@ -298,8 +299,35 @@ impl<'m> Engine<'m> {
         super::slot::choose(&view, tokens.len(), n, max_tokens)
     }
 
+    /// The request's grammar as llama.cpp's grammar sampler (a JSON schema converted by
+    /// llama.cpp's converter); each sample gets its own copy.
+    fn grammar(&self, req: &Request) -> Result<Option<LlamaSampler>, ModelError> {
+        let gbnf = match &req.grammar {
+            None => return Ok(None),
+            Some(Grammar::Gbnf(g)) => g.clone(),
+            Some(Grammar::JsonSchema(schema)) => {
+                llama_cpp_2::json_schema_to_grammar(&schema.to_string()).map_err(|e| {
+                    ModelError::InvalidRequest(format!(
+                        "the JSON schema cannot be turned into a grammar ({e}); llama.cpp's \
+                         converter supports types, properties, required, enum, const, \
+                         arrays, anyOf/oneOf and string formats"
+                    ))
+                })?
+            }
+        };
+        LlamaSampler::grammar(self.model, &gbnf, "root")
+            .map(Some)
+            .map_err(|e| {
+                ModelError::InvalidRequest(format!(
+                    "the grammar does not parse ({e}); it must be llama.cpp GBNF with a \
+                     `root` rule"
+                ))
+            })
+    }
+
     fn prefill(&mut self, req: &Request) -> Result<(Vec<Seq>, usize, usize), ModelError> {
         let tokens = self.tokens(req)?;
+        let grammar = self.grammar(req)?;
         let n = req.n.max(1) as usize;
         if n > self.slots.len() {
             return Err(ModelError::InvalidRequest(format!(
@@ -316,7 +344,7 @@ impl<'m> Engine<'m> {
         if chosen.len() < n {
             return Err(ModelError::Decode("not enough free slots".into()));
         }
-        let result = self.fill(req, &tokens, &chosen, want_hidden);
+        let result = self.fill(req, &tokens, &chosen, want_hidden, grammar.as_ref());
         if result.is_err() {
             // What a failed decode left in these sequences is not trusted again.
             for &(s, _) in &chosen {
@@ -339,6 +367,7 @@ impl<'m> Engine<'m> {
         tokens: &[LlamaToken],
         chosen: &[(usize, usize)],
         want_hidden: bool,
+        grammar: Option<&LlamaSampler>,
     ) -> Result<(Vec<Seq>, usize, usize), ModelError> {
         // This prompt's decode overwrites the context's output: keep the running samples'
         // next-token logits first.
@@ -442,7 +471,8 @@ impl<'m> Engine<'m> {
             .enumerate()
             .map(|(i, &(slot, _))| Seq {
                 slot,
-                picker: Picker::new(req.temperature, req.top_p, seed.wrapping_add(i as u64)),
+                picker: Picker::new(req.temperature, req.top_p, seed.wrapping_add(i as u64))
+                    .with_grammar(grammar.cloned()),
                 text: String::new(),
                 pending: Vec::new(),
                 tokens: 0,

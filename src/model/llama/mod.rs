@@ -290,6 +290,8 @@ impl Model for LocalModel {
             parallel_samples: true,
             max_samples_per_call: self.n_seq,
             raw_prompt: true,
+            gbnf: true,
+            json_schema: true,
         }
     }
 

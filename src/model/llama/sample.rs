@@ -19,6 +19,9 @@
 
 use std::sync::Arc;
 
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::model::{LogitsHook, TokenStep};
@@ -36,6 +39,10 @@ pub(super) struct Picker {
     logits: Vec<f32>,
     order: Vec<u32>,
     weights: Vec<f64>,
+    /// A grammar every token must keep the text inside of (llama.cpp's grammar sampler,
+    /// used only to mask and to accept: the choice is still this picker's).
+    grammar: Option<LlamaSampler>,
+    masked: Vec<f32>,
 }
 
 /// A chosen token.
@@ -85,6 +92,73 @@ impl Picker {
             logits: Vec::new(),
             order: Vec::new(),
             weights: Vec::new(),
+            grammar: None,
+            masked: Vec::new(),
+        }
+    }
+
+    /// Constrain this sample to a grammar: each step's choice is kept when the grammar
+    /// accepts it; otherwise the tokens it rejects are masked out and the choice is made
+    /// again (llama.cpp's sampler does the same: checking one token is far cheaper than
+    /// masking a 49k vocabulary at every step).
+    pub(super) fn with_grammar(mut self, grammar: Option<LlamaSampler>) -> Self {
+        self.grammar = grammar;
+        self
+    }
+
+    /// Whether the grammar (if any) accepts `token` next.
+    fn allows(&mut self, logits: &[f32], token: usize) -> bool {
+        let Some(g) = self.grammar.as_mut() else {
+            return true;
+        };
+        let logit = logits.get(token).copied().unwrap_or(f32::NEG_INFINITY);
+        let Ok(id) = i32::try_from(token) else {
+            return false;
+        };
+        let mut one =
+            LlamaTokenDataArray::new(vec![LlamaTokenData::new(LlamaToken(id), logit, 0.0)], false);
+        g.apply(&mut one);
+        one.data.first().is_some_and(|d| d.logit().is_finite())
+    }
+
+    /// `logits` with every token the grammar rejects set to −∞, in `self.masked`.
+    fn mask(&mut self, logits: &[f32]) {
+        self.masked.clear();
+        self.masked.resize(logits.len(), f32::NEG_INFINITY);
+        let Some(g) = self.grammar.as_mut() else {
+            self.masked.copy_from_slice(logits);
+            return;
+        };
+        let mut all = LlamaTokenDataArray::from_iter(
+            logits
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| LlamaTokenData::new(LlamaToken(i as i32), l, 0.0)),
+            false,
+        );
+        g.apply(&mut all);
+        for d in &all.data {
+            if let Some(m) = usize::try_from(d.id().0)
+                .ok()
+                .and_then(|i| self.masked.get_mut(i))
+            {
+                *m = d.logit();
+            }
+        }
+    }
+
+    /// The token this picker's settings choose from `logits`.
+    fn choose(&mut self, logits: &[f32]) -> Option<usize> {
+        if self.temperature <= 0.0 {
+            argmax(logits)
+        } else if self.top_p < 1.0 {
+            self.nucleus(logits);
+            let cands = std::mem::take(&mut self.order);
+            let token = self.draw(logits, Some(&cands));
+            self.order = cands;
+            token
+        } else {
+            self.draw(logits, None)
         }
     }
 
@@ -224,23 +298,29 @@ impl Picker {
             }
             None => job_logits,
         };
-        let token = if self.temperature <= 0.0 {
-            argmax(logits)
-        } else if self.top_p < 1.0 {
-            self.nucleus(logits);
-            let cands = std::mem::take(&mut self.order);
-            let token = self.draw(logits, Some(&cands));
-            self.order = cands;
-            token
-        } else {
-            self.draw(logits, None)
-        };
+        let mut token = self.choose(logits);
+        let mut masked = false;
+        if self.grammar.is_some() && !token.is_some_and(|t| self.allows(logits, t)) {
+            self.mask(logits);
+            let m = std::mem::take(&mut self.masked);
+            token = match m.iter().any(|l| l.is_finite()) {
+                true => self.choose(&m),
+                // The grammar accepts no token here: the sample cannot go on.
+                false => None,
+            };
+            self.masked = m;
+            masked = true;
+        }
         let lp = match (logprob, token) {
+            (true, Some(t)) if masked => Some(log_softmax_at(&self.masked, t)),
             (true, Some(t)) => Some(log_softmax_at(logits, t)),
             _ => None,
         };
         self.logits = logits_buf;
         let token = token?;
+        if let Some(g) = self.grammar.as_mut() {
+            g.try_accept(LlamaToken(i32::try_from(token).ok()?)).ok()?;
+        }
         Some(Picked {
             token: LlamaToken(i32::try_from(token).ok()?),
             logprob: lp,
