@@ -2,6 +2,7 @@
 
 mod commands;
 mod common;
+mod data;
 mod demo;
 mod eval;
 mod leap;
