@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde_json::json;
 
 use super::common::{self, load_options};
@@ -404,7 +404,7 @@ async fn bench(which: BenchKind) -> Result<()> {
 async fn bench_path(model: &Spec) -> Result<std::path::PathBuf> {
     spec::resolve_path(model, true)
         .await
-        .context("benchmarks need a local GGUF model")
+        .map_err(|e| anyhow::Error::new(e).context("benchmarks need a local GGUF model"))
 }
 
 #[cfg(not(feature = "local"))]
