@@ -55,7 +55,7 @@ pub mod trace;
 
 pub use model::{
     Capabilities, FinishReason, Grammar, Input, LogitsHook, Message, Model, ModelError, ModelId,
-    Request, Response, Role, Sample, TokenStep, Usage,
+    Request, Response, Role, Sample, ScoreRequest, Scored, ScoredToken, TokenStep, Usage,
 };
 pub use prompt::Prompts;
 pub use run::{Budget, Context, Problem};

@@ -150,7 +150,7 @@ mod local {
 }
 
 #[tokio::test]
-async fn an_api_backend_refuses_constraints_before_calling() {
+async fn an_api_backend_refuses_constraints_and_teacher_forcing_before_calling() {
     let server = tokio::task::spawn_blocking(common::Server::start)
         .await
         .expect("server");
@@ -171,6 +171,20 @@ async fn an_api_backend_refuses_constraints_before_calling() {
             Err(ModelError::Unsupported { what, .. }) => assert_eq!(what, kind),
             other => panic!("expected Unsupported, got {other:?}"),
         }
+    }
+    // Teacher forcing needs logits and hidden states an API does not return.
+    assert!(!caps.teacher_forcing);
+    let scored = m
+        .score(amend::ScoreRequest {
+            input: amend::Input::Chat(vec![Message::user("2 + 2?")]),
+            continuation: "4".into(),
+            top_k: 4,
+            hidden: false,
+        })
+        .await;
+    match scored {
+        Err(ModelError::Unsupported { what, .. }) => assert!(what.contains("teacher"), "{what}"),
+        other => panic!("expected Unsupported, got {other:?}"),
     }
     // Unconstrained, the same server answers.
     assert!(!m

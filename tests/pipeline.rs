@@ -708,7 +708,7 @@ async fn injected_faults_are_routed_by_class_and_the_corrections_counted() {
     // A model that answers right when asked: every fault is re-asked with its own class,
     // and every re-ask corrects it.
     let good = Scripted::new(&[&call("calculator", json!({"expr": "3 + 4"}))]);
-    let r = pipeline::faults::run(&p, &context(good.clone()), &inputs, "propose")
+    let r = pipeline::faults::run(&p, &context(good.clone()), &inputs, "propose", 3)
         .await
         .expect("faults");
     let classes: Vec<&str> = r.rows.iter().map(|row| row.class.as_str()).collect();
@@ -736,7 +736,7 @@ async fn injected_faults_are_routed_by_class_and_the_corrections_counted() {
     assert_eq!(good.calls.load(Ordering::SeqCst), 15);
     // A model that never corrects: routed every time, never completed, within budget.
     let stubborn = Scripted::new(&[&call("calculator", json!({"x": "3 + 4"}))]);
-    let r = pipeline::faults::run(&p, &context(stubborn), &inputs[..1], "propose")
+    let r = pipeline::faults::run(&p, &context(stubborn), &inputs[..1], "propose", 2)
         .await
         .expect("faults");
     for row in r.rows.iter().skip(1) {
@@ -744,7 +744,7 @@ async fn injected_faults_are_routed_by_class_and_the_corrections_counted() {
         assert_eq!(row.over_budget, 0);
     }
     // Faults go only into a node whose call a tool takes.
-    let err = pipeline::faults::run(&p, &context(Scripted::new(&[""])), &inputs, "calc")
+    let err = pipeline::faults::run(&p, &context(Scripted::new(&[""])), &inputs, "calc", 1)
         .await
         .expect_err("not an llm node");
     assert!(err.to_string().contains("llm"), "{err}");

@@ -29,6 +29,13 @@ impl Model for Recorder {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
+    async fn score(
+        &self,
+        request: crate::model::ScoreRequest,
+    ) -> Result<crate::model::Scored, ModelError> {
+        self.inner.score(request).await
+    }
+
     async fn generate(&self, req: Request) -> Result<Response, ModelError> {
         let r = self.inner.generate(req).await?;
         if let Ok(mut c) = self.calls.lock() {

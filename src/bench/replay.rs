@@ -89,6 +89,13 @@ impl Model for Hooked {
     fn capabilities(&self) -> crate::model::Capabilities {
         self.inner.capabilities()
     }
+    async fn score(
+        &self,
+        request: crate::model::ScoreRequest,
+    ) -> Result<crate::model::Scored, ModelError> {
+        self.inner.score(request).await
+    }
+
     async fn generate(&self, req: Request) -> Result<Response, ModelError> {
         self.inner.generate(req.with_hook(self.hook.clone())).await
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Subcommand;
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::mistakes::MistakesArgs;
@@ -43,6 +44,10 @@ pub enum PipelineAction {
         /// Replace the file's `max_reasks` (0: one pass, no re-asks).
         #[arg(long)]
         max_reasks: Option<u32>,
+        /// Inputs in flight at once (an API serves them concurrently; the local model decodes
+        /// them together in its slots). Outcomes are printed in input order.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
         /// Decode every `llm` node that has a `schema` under it (grammar-constrained; the
         /// local model and endpoints with structured outputs).
         #[arg(long)]
@@ -70,6 +75,9 @@ pub enum PipelineAction {
         /// Use only the first N inputs.
         #[arg(long)]
         limit: Option<usize>,
+        /// Runs in flight at once.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
         /// Trace file (default: traces/RUN_ID.jsonl).
         #[arg(long)]
         trace: Option<PathBuf>,
@@ -115,6 +123,7 @@ pub async fn run(action: PipelineAction) -> Result<()> {
             trace,
             json,
             max_reasks,
+            jobs,
             constrain,
             critic_model,
             mistakes,
@@ -141,9 +150,15 @@ pub async fn run(action: PipelineAction) -> Result<()> {
             }
             // A `gold` object in an input is for scoring; the pipeline never sees it.
             let mut scored = Vec::new();
-            for mut input in inputs {
+            let runs = futures::stream::iter(inputs.into_iter().map(|mut input| {
                 let gold = input.as_object_mut().and_then(|o| o.remove("gold"));
-                let out = pipeline::run(&p, &cx, &input).await?;
+                let (p, cx) = (&p, &cx);
+                async move { (pipeline::run(p, cx, &input).await, gold) }
+            }))
+            .buffered(jobs.max(1));
+            futures::pin_mut!(runs);
+            while let Some((out, gold)) = runs.next().await {
+                let out = out?;
                 if let Some(g) = gold {
                     scored.push((out.clone(), g));
                 }
@@ -182,6 +197,7 @@ pub async fn run(action: PipelineAction) -> Result<()> {
             data,
             node,
             limit,
+            jobs,
             trace,
             json,
             critic_model,
@@ -195,7 +211,7 @@ pub async fn run(action: PipelineAction) -> Result<()> {
             let cx =
                 super::common::context(&model, Some(&critic_model), None, trace.as_deref(), true)
                     .await?;
-            let r = pipeline::faults::run(&p, &cx, &inputs, &node).await?;
+            let r = pipeline::faults::run(&p, &cx, &inputs, &node, jobs).await?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {

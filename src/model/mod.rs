@@ -19,6 +19,7 @@ mod no_reuse;
 pub mod openai;
 pub mod prefill;
 mod retry;
+pub mod score;
 pub mod spec;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use kv::{KvLayout, KV_SPLIT_BUDGET};
 pub use no_reuse::NoPrefixReuse;
 pub use prefill::{Prefill, PrefillMode};
 pub use retry::RetryPolicy;
+pub use score::{ScoreRequest, Scored, ScoredToken};
 pub use spec::{LoadOptions, Spec};
 
 /// Who speaks a chat message.
@@ -388,9 +390,10 @@ pub struct Capabilities {
     pub raw_prompt: bool,
     /// [`Grammar::Gbnf`] constraints are honoured.
     pub gbnf: bool,
-    /// [`Grammar::JsonSchema`] constraints are honoured (enforced locally, or asked of the
-    /// endpoint as `response_format`).
+    /// [`Grammar::JsonSchema`] constraints are honoured (decoded under the schema).
     pub json_schema: bool,
+    /// [`Model::score`]: teacher forcing with per-position top-K, normaliser and hidden state.
+    pub teacher_forcing: bool,
 }
 
 impl Capabilities {
@@ -446,6 +449,23 @@ pub trait Model: Send + Sync {
     /// # Errors
     /// A [`ModelError`] naming what failed and what to do about it.
     async fn generate(&self, request: Request) -> Result<Response, ModelError>;
+    /// Teacher forcing: score `request.continuation` after `request.input` in one pass (see
+    /// [`score`]). Backends without [`Capabilities::teacher_forcing`] refuse; wrappers
+    /// forward it to the model they wrap.
+    ///
+    /// # Errors
+    /// [`ModelError::Unsupported`] on backends that cannot; otherwise as
+    /// [`Model::generate`].
+    async fn score(&self, request: ScoreRequest) -> Result<Scored, ModelError> {
+        let _ = request;
+        Err(ModelError::Unsupported {
+            backend: self.id().key.clone(),
+            what: "teacher forcing (scoring a given continuation needs the local backend's \
+                   logits and hidden states; API backends return at most top-20 \
+                   log-probabilities)"
+                .into(),
+        })
+    }
 }
 
 /// Reject requests a backend cannot serve, with a clear error.

@@ -34,6 +34,13 @@ impl Model for NoPrefixReuse {
         }
     }
 
+    async fn score(
+        &self,
+        request: crate::model::ScoreRequest,
+    ) -> Result<crate::model::Scored, ModelError> {
+        self.0.score(request).await
+    }
+
     async fn generate(&self, req: Request) -> Result<Response, ModelError> {
         self.0.generate(req.with_prefix_reuse(false)).await
     }

@@ -245,6 +245,7 @@ impl Model for ApiModel {
             // not claimed, so a schema is enforced by re-asking (`crate::pipeline`).
             gbnf: false,
             json_schema: false,
+            teacher_forcing: false,
         }
     }
 

@@ -130,6 +130,13 @@ impl Model for Conversational {
         }
     }
 
+    async fn score(
+        &self,
+        request: crate::model::ScoreRequest,
+    ) -> Result<crate::model::Scored, ModelError> {
+        self.0.score(request).await
+    }
+
     async fn generate(&self, mut req: Request) -> Result<Response, ModelError> {
         let Some(prefill) = req.prefill.take() else {
             return self.0.generate(req).await;
@@ -162,6 +169,13 @@ impl Model for NoPrefill {
             assistant_prefill: false,
             ..self.0.capabilities()
         }
+    }
+
+    async fn score(
+        &self,
+        request: crate::model::ScoreRequest,
+    ) -> Result<crate::model::Scored, ModelError> {
+        self.0.score(request).await
     }
 
     async fn generate(&self, req: Request) -> Result<Response, ModelError> {

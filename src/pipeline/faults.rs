@@ -16,6 +16,7 @@
 //! `P[0] = "??"`, which the calculator rejects (another tool may accept it: the routing column
 //! then says so).
 
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -130,7 +131,8 @@ fn tally(row: &mut FaultRow, out: &Outcome, gold: Option<&Value>, max_calls: u32
 }
 
 /// Run `p` on every input once without a fault and once per internal class with the fault in
-/// `node`. An input's `gold` value (removed before the run) is compared with the result.
+/// `node`, `jobs` runs at a time. An input's `gold` value (removed before the run) is compared
+/// with the result.
 ///
 /// # Errors
 /// [`faults_for`]'s, and a run's [`RunError`] (a model or critic failure).
@@ -139,6 +141,7 @@ pub async fn run(
     cx: &Context,
     inputs: &[Value],
     node: &str,
+    jobs: usize,
 ) -> Result<FaultReport, RunError> {
     let faults = faults_for(p, node)?;
     let mut rows: Vec<FaultRow> = std::iter::once("none".to_string())
@@ -149,17 +152,31 @@ pub async fn run(
         })
         .collect();
     let mut calls = vec![0u64; rows.len()];
+    // Every (input, fault) run, `jobs` at a time; tallied in input order.
+    let mut runs = Vec::new();
     for input in inputs {
         let mut input = input.clone();
         let gold = input.as_object_mut().and_then(|o| o.remove("gold"));
-        let injections = std::iter::once(None).chain(faults.iter().map(|(_, text)| {
-            Some(Injection {
-                node: node.to_string(),
-                text: text.clone(),
-            })
-        }));
-        for ((row, c), inj) in rows.iter_mut().zip(calls.iter_mut()).zip(injections) {
-            let out = run_injected(p, cx, &input, inj.as_ref()).await?;
+        for k in 0..rows.len() {
+            let inj = k
+                .checked_sub(1)
+                .and_then(|f| faults.get(f))
+                .map(|(_, text)| Injection {
+                    node: node.to_string(),
+                    text: text.clone(),
+                });
+            runs.push((k, input.clone(), gold.clone(), inj));
+        }
+    }
+    let done = futures::stream::iter(runs.into_iter().map(|(k, input, gold, inj)| async move {
+        let out = run_injected(p, cx, &input, inj.as_ref()).await;
+        (k, out, gold)
+    }))
+    .buffered(jobs.max(1));
+    futures::pin_mut!(done);
+    while let Some((k, out, gold)) = done.next().await {
+        let out = out?;
+        if let (Some(row), Some(c)) = (rows.get_mut(k), calls.get_mut(k)) {
             *c += tally(row, &out, gold.as_ref(), p.limits.max_calls);
         }
     }

@@ -152,6 +152,13 @@ impl Model for Calculator {
         self.inner.capabilities()
     }
 
+    async fn score(
+        &self,
+        request: crate::model::ScoreRequest,
+    ) -> Result<crate::model::Scored, ModelError> {
+        self.inner.score(request).await
+    }
+
     async fn generate(&self, request: Request) -> Result<Response, ModelError> {
         if !self.inner.capabilities().assistant_prefill {
             return Err(ModelError::Unsupported {

@@ -313,6 +313,13 @@ impl Model for Traced {
         self.inner.capabilities()
     }
 
+    async fn score(
+        &self,
+        request: crate::model::ScoreRequest,
+    ) -> Result<crate::model::Scored, ModelError> {
+        self.inner.score(request).await
+    }
+
     async fn generate(&self, request: Request) -> Result<Response, ModelError> {
         let summary = request.summary();
         let start = std::time::Instant::now();

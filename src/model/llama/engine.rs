@@ -38,7 +38,7 @@ use llama_cpp_2::token::LlamaToken;
 
 use super::context::{new_context, Shape, N_BATCH};
 use super::sample::Picker;
-pub(super) use super::slot::{Active, Seq, Slot, SlotView, Task};
+pub(super) use super::slot::{Active, Job, Seq, Slot, SlotView, Task};
 use super::{threads, Options};
 use crate::model::{FinishReason, Grammar, Input, ModelError, Request};
 
@@ -148,7 +148,7 @@ impl<'m> Engine<'m> {
         Ok(text)
     }
 
-    fn tokens(&self, req: &Request) -> Result<Vec<LlamaToken>, ModelError> {
+    pub(super) fn tokens(&self, req: &Request) -> Result<Vec<LlamaToken>, ModelError> {
         let text = self.render(req)?;
         let tokens = self.model.vocab().tokenize(text.as_bytes(), true, true);
         if tokens.is_empty() {
@@ -181,7 +181,11 @@ impl<'m> Engine<'m> {
     /// Make sure `needed` KV cells (per slot when split) fit, growing the context when
     /// allowed, and that the context computes hidden states exactly when `embeddings` asks.
     /// Only called when nothing runs: a rebuild drops every slot's cache.
-    fn ensure_context(&mut self, needed: usize, embeddings: bool) -> Result<(), ModelError> {
+    pub(super) fn ensure_context(
+        &mut self,
+        needed: usize,
+        embeddings: bool,
+    ) -> Result<(), ModelError> {
         if needed <= self.shape.n_ctx as usize {
             if embeddings != self.embeddings {
                 self.ctx = new_context(self.model, self.shape, self.threads, embeddings)?;

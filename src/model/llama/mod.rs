@@ -17,6 +17,7 @@ mod step;
 mod context;
 mod engine;
 mod sample;
+mod score;
 
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, OnceLock};
@@ -30,6 +31,7 @@ use tokio::sync::oneshot;
 
 use super::{
     check_supported, Capabilities, KvLayout, Model, ModelError, ModelId, Request, Response,
+    ScoreRequest, Scored,
 };
 
 /// Settings of a local model.
@@ -98,7 +100,7 @@ pub struct Info {
 pub struct LocalModel {
     id: ModelId,
     info: Arc<Info>,
-    jobs: mpsc::SyncSender<engine::Task>,
+    jobs: mpsc::SyncSender<engine::Job>,
     n_seq: u32,
     queue: usize,
 }
@@ -182,7 +184,7 @@ impl LocalModel {
     /// [`ModelError::NotFound`] for a missing file, [`ModelError::Load`] for one llama.cpp
     /// cannot read, [`ModelError::Decode`] when no context can be created.
     pub async fn load(path: &Path, opts: Options) -> Result<Self, ModelError> {
-        let (jobs, rx) = mpsc::sync_channel::<engine::Task>(opts.queue.max(1));
+        let (jobs, rx) = mpsc::sync_channel::<engine::Job>(opts.queue.max(1));
         let (ready_tx, ready_rx) = oneshot::channel::<Result<(Info, ModelId), ModelError>>();
         let path = path.to_path_buf();
         let worker_opts = opts.clone();
@@ -209,7 +211,7 @@ impl LocalModel {
 fn worker(
     path: PathBuf,
     opts: Options,
-    jobs: mpsc::Receiver<engine::Task>,
+    jobs: mpsc::Receiver<engine::Job>,
     ready: oneshot::Sender<Result<(Info, ModelId), ModelError>>,
 ) {
     let id = match super::fingerprint(&path) {
@@ -244,8 +246,8 @@ fn worker(
 /// The worker's loop: admit waiting requests between decode steps (one at a time, in arrival
 /// order: a request that cannot be admitted yet holds the line, and the queue behind it stays
 /// bounded), and step the running ones.
-fn serve(engine: &mut engine::Engine<'_>, jobs: &mpsc::Receiver<engine::Task>) {
-    let mut waiting: Option<engine::Task> = None;
+fn serve(engine: &mut engine::Engine<'_>, jobs: &mpsc::Receiver<engine::Job>) {
+    let mut waiting: Option<engine::Job> = None;
     loop {
         if waiting.is_none() {
             waiting = if engine.idle() {
@@ -257,13 +259,27 @@ fn serve(engine: &mut engine::Engine<'_>, jobs: &mpsc::Receiver<engine::Task>) {
                 jobs.try_recv().ok()
             };
         }
-        while let Some(task) = waiting.take() {
+        while let Some(job) = waiting.take() {
+            let task = match job {
+                engine::Job::Generate(task) => task,
+                engine::Job::Score(t) => {
+                    if !t.reply.is_closed() && !engine.idle() {
+                        waiting = Some(engine::Job::Score(t));
+                        break;
+                    }
+                    if !t.reply.is_closed() {
+                        let _ = t.reply.send(engine.score(&t.req));
+                    }
+                    waiting = jobs.try_recv().ok();
+                    continue;
+                }
+            };
             if task.reply.is_closed() {
                 waiting = jobs.try_recv().ok();
                 continue;
             }
             if engine.readiness(&task.req) == engine::Readiness::Later {
-                waiting = Some(task);
+                waiting = Some(engine::Job::Generate(task));
                 break;
             }
             engine.admit(task);
@@ -292,6 +308,7 @@ impl Model for LocalModel {
             raw_prompt: true,
             gbnf: true,
             json_schema: true,
+            teacher_forcing: true,
         }
     }
 
@@ -309,12 +326,32 @@ impl Model for LocalModel {
             reply: tx,
             start: std::time::Instant::now(),
         };
-        self.jobs.try_send(task).map_err(|e| match e {
-            mpsc::TrySendError::Full(_) => ModelError::Busy { queue: self.queue },
-            mpsc::TrySendError::Disconnected(_) => ModelError::WorkerGone,
-        })?;
+        self.jobs
+            .try_send(engine::Job::Generate(task))
+            .map_err(|e| match e {
+                mpsc::TrySendError::Full(_) => ModelError::Busy { queue: self.queue },
+                mpsc::TrySendError::Disconnected(_) => ModelError::WorkerGone,
+            })?;
         // Dropping this future drops `rx`: the worker sees the closed reply and frees the
         // request's slots at its next step.
+        rx.await.map_err(|_| ModelError::WorkerGone)?
+    }
+
+    async fn score(&self, request: ScoreRequest) -> Result<Scored, ModelError> {
+        if matches!(request.input, crate::model::Input::Chat(ref m) if m.is_empty()) {
+            return Err(ModelError::InvalidRequest("the prompt is empty".into()));
+        }
+        let (tx, rx) = oneshot::channel();
+        let task = score::ScoreTask {
+            req: request,
+            reply: tx,
+        };
+        self.jobs
+            .try_send(engine::Job::Score(task))
+            .map_err(|e| match e {
+                mpsc::TrySendError::Full(_) => ModelError::Busy { queue: self.queue },
+                mpsc::TrySendError::Disconnected(_) => ModelError::WorkerGone,
+            })?;
         rx.await.map_err(|_| ModelError::WorkerGone)?
     }
 }

@@ -9,6 +9,14 @@ use tokio::sync::oneshot;
 use super::sample::Picker;
 use crate::model::{FinishReason, ModelError, Request, Response, TokenLogprob};
 
+/// Work for the worker thread.
+pub(super) enum Job {
+    /// Generate samples.
+    Generate(Task),
+    /// Teacher-force a continuation (waits until no request runs).
+    Score(super::score::ScoreTask),
+}
+
 /// A request waiting for, or holding, slots.
 pub(super) struct Task {
     pub req: Box<Request>,

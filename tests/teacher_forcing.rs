@@ -1,0 +1,100 @@
+//! Teacher forcing (`Model::score`) on the local backend with the real default model.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // Tests may panic: a failed assertion is how they report.
+#![cfg(feature = "local")]
+
+mod common;
+
+use amend::model::llama::{LocalModel, Options};
+use amend::{Input, Message, Model, Request, ScoreRequest};
+
+fn prompt() -> Vec<Message> {
+    vec![Message::user(
+        "Tom has 3 apples and buys 4 more. How many apples does he have? Answer in one sentence.",
+    )]
+}
+
+#[tokio::test]
+async fn scoring_the_greedy_answer_finds_it_the_top_choice_and_returns_hidden_states() {
+    let opts = Options {
+        n_ctx: 1024,
+        max_ctx: 2048,
+        n_seq: 2,
+        threads: 1,
+        ..Options::default()
+    };
+    let m = LocalModel::load(&common::model_path(), opts)
+        .await
+        .expect("load the default model");
+    assert!(m.capabilities().teacher_forcing);
+    let greedy = m
+        .generate(
+            Request::chat(prompt())
+                .with_max_tokens(24)
+                .with_logprobs(true),
+        )
+        .await
+        .expect("greedy");
+    let text = greedy.text().to_string();
+    let scored = m
+        .score(ScoreRequest {
+            input: Input::Chat(prompt()),
+            continuation: text.clone(),
+            top_k: 8,
+            hidden: true,
+        })
+        .await
+        .expect("score");
+    let n = scored.tokens.len();
+    assert!(n >= 5, "{n} tokens for {text:?}");
+    // The scored tokens spell the continuation.
+    let spelt: String = scored.tokens.iter().map(|t| t.piece.as_str()).collect();
+    assert_eq!(spelt.trim(), text.trim());
+    // The model's own greedy text is its top choice almost everywhere (one pass over the
+    // whole text is not bit-exact with token-by-token decoding: near-ties may differ).
+    let top = scored.tokens.iter().filter(|t| t.rank == 0).count();
+    assert!(top * 10 >= n * 9, "{top} of {n} at rank 0");
+    for t in &scored.tokens {
+        assert_eq!(t.top.len(), 8);
+        assert!(
+            t.top.windows(2).all(|w| w[0].1 >= w[1].1),
+            "sorted: {:?}",
+            t.top
+        );
+        if t.rank < 8 {
+            assert_eq!(t.top[t.rank as usize].0, t.gold, "{t:?}");
+        }
+        assert!(t.logprob() <= 0.0 && t.logprob().is_finite());
+        let h = t.hidden.as_ref().expect("hidden state");
+        assert_eq!(h.len(), scored.hidden_dim);
+        assert!(h.iter().all(|x| x.is_finite()));
+    }
+    assert!(scored.hidden_dim > 0);
+    // A continuation the model would not write costs more per token.
+    let odd = m
+        .score(ScoreRequest {
+            input: Input::Chat(prompt()),
+            continuation: "Purple elephants sing about seventeen quiet bicycles.".into(),
+            top_k: 4,
+            hidden: false,
+        })
+        .await
+        .expect("score odd");
+    assert!(odd.tokens.iter().all(|t| t.hidden.is_none()));
+    assert!(
+        odd.nll() > scored.nll() + 1.0,
+        "odd {} vs greedy {}",
+        odd.nll(),
+        scored.nll()
+    );
+    // The model generates as before afterwards.
+    let again = m
+        .generate(Request::chat(prompt()).with_max_tokens(24))
+        .await
+        .expect("greedy again");
+    assert!(!again.text().is_empty());
+}
