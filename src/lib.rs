@@ -46,6 +46,7 @@ pub mod mistakes;
 pub mod model;
 pub mod pipeline;
 pub mod prompt;
+pub mod rectify;
 pub mod rng;
 pub mod run;
 pub mod stats;

@@ -29,6 +29,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("strategy", 6),
     ("data", 7),
     ("pipeline", 7),
+    ("rectify", 8),
     ("eval", 8),
     ("leap", 9),
     ("bench", 9),

@@ -133,6 +133,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Mistakes { action } => super::mistakes::run(action)?,
         Command::Leap { action } => super::leap::run(action).await?,
         Command::Pipeline { action } => super::pipeline::run(action).await?,
+        Command::Rectify { action } => super::rectify::run(action).await?,
         Command::Model {
             action: ModelAction::Fetch { out },
         } => {

@@ -8,6 +8,7 @@ mod eval;
 mod leap;
 mod mistakes;
 mod pipeline;
+mod rectify;
 mod strategy_args;
 
 use std::path::PathBuf;
@@ -198,6 +199,11 @@ pub enum Command {
     Pipeline {
         #[command(subcommand)]
         action: pipeline::PipelineAction,
+    },
+    /// The logit rectifier's data (teacher-forced token records).
+    Rectify {
+        #[command(subcommand)]
+        action: rectify::RectifyAction,
     },
     /// Benchmarks (each against a baseline in the same run).
     Bench {

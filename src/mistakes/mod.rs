@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 pub use records::{parse_import, stats, write_export, ImportError, Stats};
 pub use sled_store::{SledStore, SCHEMA_VERSION};
-pub use tokens::TokenRecord;
+pub use tokens::{from_bf16, to_bf16, TokenRecord, TokenSource};
 
 use serde::{Deserialize, Serialize};
 
@@ -257,6 +257,25 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// [`StoreError`] when the store cannot be read.
     fn list(&self, filter: &Filter) -> Result<Vec<Mistake>, StoreError>;
+
+    /// Record token-level records ([`TokenRecord`]); returns once they are durable.
+    ///
+    /// # Errors
+    /// [`StoreError`] when they could not be recorded.
+    fn record_tokens(&self, records: &[TokenRecord]) -> Result<(), StoreError>;
+
+    /// The token-level records under `id` (a mistake or a collected item), by position.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an undecodable entry, or when the store cannot be read.
+    fn tokens(&self, id: &str) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Visit every token-level record in key order until `visit` returns false; returns how
+    /// many were visited.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an undecodable entry, or when the store cannot be read.
+    fn each_token(&self, visit: &mut dyn FnMut(TokenRecord) -> bool) -> Result<u64, StoreError>;
 }
 
 /// A store that keeps nothing.
@@ -272,6 +291,15 @@ impl Store for Discard {
     }
     fn list(&self, _filter: &Filter) -> Result<Vec<Mistake>, StoreError> {
         Ok(Vec::new())
+    }
+    fn record_tokens(&self, _records: &[TokenRecord]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn tokens(&self, _id: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn each_token(&self, _visit: &mut dyn FnMut(TokenRecord) -> bool) -> Result<u64, StoreError> {
+        Ok(0)
     }
 }
 

@@ -3,8 +3,9 @@
 //! Layout (schema version 1): tree `meta` holds `schema_version` (u32, big-endian); records
 //! live in `v1/mistakes` (key = id, value = the record as JSON); `v1/index` indexes them by
 //! task, model and outcome with one posting list per value and batch (key = `t`/`m`/`o`,
-//! value, 0, first id; value = the batch's ids with that value); `v1/tokens` is reserved for
-//! token-level records (hidden state and logits at a wrong token, see [`TokenRecord`]).
+//! value, 0, first id; value = the batch's ids with that value); `v1/tokens` holds token-level
+//! records (the model's prediction beside the right token at one position, see
+//! [`TokenRecord`]; key = id, 0, position).
 //! Generated ids are UUID v7, so key order is time order. A batch is written index trees
 //! first, records last, and flushed to disk before `record_batch` returns.
 
@@ -130,6 +131,13 @@ fn create(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+fn decode_token(k: &[u8], v: &[u8]) -> Result<TokenRecord, StoreError> {
+    TokenRecord::decode(k, v).map_err(|reason| StoreError::Corrupt {
+        key: String::from_utf8_lossy(k).into_owned(),
+        reason,
+    })
+}
+
 impl SledStore {
     /// Open (or create) the store in directory `path`, checking and migrating its schema.
     ///
@@ -202,38 +210,6 @@ impl SledStore {
         self.mistakes.is_empty()
     }
 
-    /// Record token-level data (hidden state, logits) for a mistake; flushed before return.
-    ///
-    /// # Errors
-    /// [`StoreError::Io`].
-    pub fn record_tokens(&self, records: &[TokenRecord]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for r in records {
-            batch.insert(r.key(), r.encode());
-        }
-        self.tokens.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// The token-level records of mistake `id`, by position.
-    ///
-    /// # Errors
-    /// [`StoreError::Corrupt`] for an undecodable entry.
-    pub fn tokens(&self, id: &str) -> Result<Vec<TokenRecord>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.tokens.scan_prefix(index_key(id, "")) {
-            let (k, v) = kv?;
-            out.push(
-                TokenRecord::decode(&k, &v).map_err(|reason| StoreError::Corrupt {
-                    key: String::from_utf8_lossy(&k).into_owned(),
-                    reason,
-                })?,
-            );
-        }
-        Ok(out)
-    }
-
     fn decode(key: &[u8], v: &[u8]) -> Result<Mistake, StoreError> {
         serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
             key: String::from_utf8_lossy(key).into_owned(),
@@ -253,6 +229,37 @@ impl SledStore {
 }
 
 impl Store for SledStore {
+    fn record_tokens(&self, records: &[TokenRecord]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for r in records {
+            batch.insert(r.key(), r.encode());
+        }
+        self.tokens.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn tokens(&self, id: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.tokens.scan_prefix(index_key(id, "")) {
+            let (k, v) = kv?;
+            out.push(decode_token(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn each_token(&self, visit: &mut dyn FnMut(TokenRecord) -> bool) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for kv in self.tokens.iter() {
+            let (k, v) = kv?;
+            n += 1;
+            if !visit(decode_token(&k, &v)?) {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
     fn record_batch(&self, mistakes: &[Mistake]) -> Result<(), StoreError> {
         // Index entries are written before the records and everything is flushed before
         // returning. sled persists writes in order, so after a crash a record that is there
@@ -418,6 +425,55 @@ mod tests {
             e.as_deref().is_some_and(|e| e.contains("cannot migrate")),
             "{e:?}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn token_records_of_both_formats_are_kept_and_visited() -> Result<(), StoreError> {
+        use crate::mistakes::{TokenRecord, TokenSource};
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Io(e.to_string()))?;
+        let store = SledStore::open(dir.path())?;
+        let old = TokenRecord {
+            mistake: "m1".into(),
+            position: 3,
+            source: None,
+            model: String::new(),
+            gold: None,
+            token: 9,
+            log_normaliser: None,
+            top: Vec::new(),
+            hidden: vec![0.25, -1.5],
+            logits: vec![1.0, 2.0],
+        };
+        let new = TokenRecord {
+            mistake: "m1".into(),
+            position: 1,
+            source: Some(TokenSource::TeacherForced),
+            model: "gguf-1".into(),
+            gold: Some(5),
+            token: 6,
+            log_normaliser: Some(2.5),
+            top: vec![(6, 3.0), (5, 2.0)],
+            hidden: vec![0.5, 1.0],
+            logits: Vec::new(),
+        };
+        let other = TokenRecord {
+            mistake: "m2".into(),
+            ..new.clone()
+        };
+        store.record_tokens(&[old.clone(), new.clone(), other])?;
+        drop(store);
+        let store = SledStore::open(dir.path())?;
+        // By position within an id; values that bf16 holds exactly come back exactly.
+        assert_eq!(store.tokens("m1")?, vec![new, old]);
+        let mut seen = Vec::new();
+        let n = store.each_token(&mut |r| {
+            seen.push(r.mistake.clone());
+            true
+        })?;
+        assert_eq!((n, seen), (3, vec!["m1".into(), "m1".into(), "m2".into()]));
+        let n = store.each_token(&mut |_| false)?;
+        assert_eq!(n, 1);
         Ok(())
     }
 }

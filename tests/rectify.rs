@@ -1,0 +1,109 @@
+//! Rectifier data: teacher-forced token records from gold solutions, with the real default
+//! model and a real sled store.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // Tests may panic: a failed assertion is how they report.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use amend::mistakes::{SledStore, Store};
+use amend::model::openai::{ApiModel, Options};
+use amend::rectify::{self, CollectOptions, RectifyError};
+use amend::{Context, ModelError, Prompts};
+
+fn items() -> Vec<amend::data::Item> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gsm8k.jsonl");
+    let loaded = amend::data::load(amend::data::Task::Gsm8k, &path, false).expect("fixture");
+    amend::data::select(loaded.items, None, 0, Some(2))
+}
+
+#[cfg(feature = "local")]
+#[tokio::test]
+async fn gold_solutions_become_token_records_and_a_rerun_resumes() {
+    use amend::model::llama::LocalModel;
+    let model = LocalModel::load(
+        &common::model_path(),
+        amend::model::llama::Options {
+            n_ctx: 1024,
+            max_ctx: 2048,
+            n_seq: 1,
+            threads: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("load the default model");
+    let key = amend::Model::id(&model).key.clone();
+    let cx = Context::new(Arc::new(model), Arc::new(Prompts::builtin().unwrap()));
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let items = items();
+    let opts = CollectOptions { top_k: 8 };
+    let mut seen = 0;
+    let r = rectify::collect(&cx, &store, "fixture", &items, opts, |_| seen += 1)
+        .await
+        .expect("collect");
+    assert_eq!((r.items, r.already, seen), (2, 0, 2));
+    assert!(r.in_top_k >= r.top1 && r.top1 > 0);
+    let mut total = 0;
+    for item in &items {
+        let recs = store.tokens(&format!("tf:fixture:{}", item.id)).unwrap();
+        assert!(!recs.is_empty());
+        total += recs.len() as u64;
+        // The gold tokens spell the assistant turn `solve` would answer with.
+        let turn = rectify::gold_turn(item).unwrap();
+        assert!(turn.ends_with(&format!(
+            "The answer is {}.",
+            match &item.gold {
+                amend::data::Gold::Answer { answer, .. } => answer.as_str(),
+                _ => unreachable!(),
+            }
+        )));
+        for (j, rec) in recs.iter().enumerate() {
+            assert_eq!(rec.position as usize, j);
+            assert_eq!(rec.source, Some(amend::mistakes::TokenSource::TeacherForced));
+            assert_eq!(rec.model, key);
+            assert_eq!(rec.top.len(), 8);
+            assert_eq!(rec.token, rec.top[0].0, "the pilot's token is its top choice");
+            assert!(rec.gold.is_some() && rec.log_normaliser.is_some());
+            assert!(!rec.hidden.is_empty() && rec.hidden.iter().all(|x| x.is_finite()));
+        }
+    }
+    assert_eq!(total, r.tokens);
+    // A second run finds both collected and writes nothing.
+    let again = rectify::collect(&cx, &store, "fixture", &items, opts, |_| {})
+        .await
+        .expect("again");
+    assert_eq!((again.items, again.already, again.tokens), (0, 2, 0));
+}
+
+#[tokio::test]
+async fn an_api_backend_refuses_and_nothing_is_written() {
+    let api = ApiModel::new(
+        "smollm2",
+        Options {
+            base_url: "http://127.0.0.1:9/v1".into(),
+            ..Options::default()
+        },
+    )
+    .expect("client");
+    let cx = Context::new(Arc::new(api), Arc::new(Prompts::builtin().unwrap()));
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let err = rectify::collect(&cx, &store, "fixture", &items(), CollectOptions::default(), |_| {})
+        .await
+        .expect_err("refused");
+    match err {
+        RectifyError::Model(ModelError::Unsupported { what, .. }) => {
+            assert!(what.contains("teacher forcing"), "{what}")
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    assert_eq!(store.each_token(&mut |_| true).unwrap(), 0);
+}
