@@ -67,10 +67,16 @@ async fn gold_solutions_become_token_records_and_a_rerun_resumes() {
         )));
         for (j, rec) in recs.iter().enumerate() {
             assert_eq!(rec.position as usize, j);
-            assert_eq!(rec.source, Some(amend::mistakes::TokenSource::TeacherForced));
+            assert_eq!(
+                rec.source,
+                Some(amend::mistakes::TokenSource::TeacherForced)
+            );
             assert_eq!(rec.model, key);
             assert_eq!(rec.top.len(), 8);
-            assert_eq!(rec.token, rec.top[0].0, "the pilot's token is its top choice");
+            assert_eq!(
+                rec.token, rec.top[0].0,
+                "the pilot's token is its top choice"
+            );
             assert!(rec.gold.is_some() && rec.log_normaliser.is_some());
             assert!(!rec.hidden.is_empty() && rec.hidden.iter().all(|x| x.is_finite()));
         }
@@ -96,9 +102,16 @@ async fn an_api_backend_refuses_and_nothing_is_written() {
     let cx = Context::new(Arc::new(api), Arc::new(Prompts::builtin().unwrap()));
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path()).unwrap();
-    let err = rectify::collect(&cx, &store, "fixture", &items(), CollectOptions::default(), |_| {})
-        .await
-        .expect_err("refused");
+    let err = rectify::collect(
+        &cx,
+        &store,
+        "fixture",
+        &items(),
+        CollectOptions::default(),
+        |_| {},
+    )
+    .await
+    .expect_err("refused");
     match err {
         RectifyError::Model(ModelError::Unsupported { what, .. }) => {
             assert!(what.contains("teacher forcing"), "{what}")

@@ -7,9 +7,9 @@
 //! collected item). The value is a small binary layout led by a format byte:
 //! - format 1 (written by nothing so far, still read): token id, then the hidden state and
 //!   the logits as length-prefixed little-endian f32;
-//! - format 2: source byte, model key (length-prefixed UTF-8), gold token, pilot token,
-//!   log-normaliser (f32), the top-K as length-prefixed (id i32, logit f32) pairs, the hidden
-//!   state as length-prefixed bf16 (round-to-nearest-even; |error| ≤ 2⁻⁸ of the value).
+//! - format 2: source byte, model key (length-prefixed UTF-8), gold token, gold logit, pilot
+//!   token, log-normaliser (f32), the top-K as length-prefixed (id i32, logit f32) pairs, the
+//!   hidden state as length-prefixed bf16 (round-to-nearest-even; |error| ≤ 2⁻⁸ of the value).
 
 /// Where a record's gold token comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -55,6 +55,9 @@ pub struct TokenRecord {
     pub model: String,
     /// The right token (`None` in format 1).
     pub gold: Option<i32>,
+    /// The right token's logit (`None` in format 1): its probability is
+    /// `exp(gold_logit − log_normaliser)` whether or not it is in `top`.
+    pub gold_logit: Option<f32>,
     /// The token the model chose (its greedy choice; format 1: the generated token).
     pub token: i32,
     /// `log Σ exp(logit)` over the vocabulary (`None` in format 1).
@@ -107,6 +110,7 @@ impl TokenRecord {
         v.extend_from_slice(&(self.model.len() as u32).to_le_bytes());
         v.extend_from_slice(self.model.as_bytes());
         v.extend_from_slice(&self.gold.unwrap_or(-1).to_le_bytes());
+        v.extend_from_slice(&self.gold_logit.unwrap_or(f32::NAN).to_le_bytes());
         v.extend_from_slice(&self.token.to_le_bytes());
         v.extend_from_slice(&self.log_normaliser.unwrap_or(f32::NAN).to_le_bytes());
         v.extend_from_slice(&(self.top.len() as u32).to_le_bytes());
@@ -165,6 +169,7 @@ impl TokenRecord {
                     source: None,
                     model: String::new(),
                     gold: None,
+                    gold_logit: None,
                     token,
                     log_normaliser: None,
                     top: Vec::new(),
@@ -182,6 +187,7 @@ impl TokenRecord {
                 let n = u32::from_le_bytes(r.word()?) as usize;
                 let model = String::from_utf8(r.take(n)?.to_vec()).map_err(|e| e.to_string())?;
                 let gold = i32::from_le_bytes(r.word()?);
+                let gold_logit = f32::from_le_bytes(r.word()?);
                 let token = i32::from_le_bytes(r.word()?);
                 let lse = f32::from_le_bytes(r.word()?);
                 let k = u32::from_le_bytes(r.word()?) as usize;
@@ -202,6 +208,7 @@ impl TokenRecord {
                     source: Some(source),
                     model,
                     gold: (gold >= 0).then_some(gold),
+                    gold_logit: (!gold_logit.is_nan()).then_some(gold_logit),
                     token,
                     log_normaliser: (!lse.is_nan()).then_some(lse),
                     top,

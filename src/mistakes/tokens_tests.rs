@@ -10,6 +10,7 @@ fn v2(id: String, position: u32, top: Vec<(i32, f32)>, hidden: Vec<f32>) -> Toke
         source: Some(TokenSource::Located),
         model: "gguf-98362432".into(),
         gold: Some(17),
+        gold_logit: Some(1.5),
         token: 4,
         log_normaliser: Some(3.25),
         top,
@@ -28,7 +29,8 @@ proptest! {
         logits in proptest::collection::vec(-1e6f32..1e6, 0..40),
     ) {
         let r = TokenRecord {
-            mistake: id, position, source: None, model: String::new(), gold: None, token,
+            mistake: id, position, source: None, model: String::new(), gold: None,
+            gold_logit: None, token,
             log_normaliser: None, top: Vec::new(), hidden, logits,
         };
         let enc = r.encode();

@@ -114,6 +114,7 @@ pub async fn collect(
                 source: Some(TokenSource::TeacherForced),
                 model: model.clone(),
                 gold: i32::try_from(t.gold).ok(),
+                gold_logit: Some(t.gold_logit),
                 token: t
                     .top
                     .first()
