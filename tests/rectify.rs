@@ -87,6 +87,25 @@ async fn gold_solutions_become_token_records_and_a_rerun_resumes() {
         .await
         .expect("again");
     assert_eq!((again.items, again.already, again.tokens), (0, 2, 0));
+    // Train on them (a smoke run: two items), measure on the same set, write, read back.
+    let opts = rectify::train::TrainOptions {
+        k: 8,
+        epochs: 2,
+        ..Default::default()
+    };
+    let sets = vec!["fixture".to_string()];
+    let f = rectify::fit::fit(&store, &key, &sets, &sets, opts, |_, _, _| {}).expect("fit");
+    assert_eq!((f.model.as_str(), f.k), (key.as_str(), 8));
+    assert!(f.hidden_dim > 0);
+    assert_eq!(f.held_out[0].1.tokens, r.tokens);
+    let path = dir.path().join("rectifier.json");
+    f.save(&path).expect("save");
+    let back = rectify::file::RectifierFile::load_for(&path, &key).expect("load");
+    assert_eq!(back.data_hash, f.data_hash);
+    // No records for another model: a clear error.
+    let e = rectify::fit::fit(&store, "gguf-other", &sets, &[], opts, |_, _, _| {})
+        .expect_err("no data");
+    assert!(e.to_string().contains("amend rectify collect"), "{e}");
 }
 
 #[tokio::test]

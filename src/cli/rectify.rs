@@ -7,6 +7,7 @@ use clap::Subcommand;
 
 use super::mistakes::StoreArgs;
 use super::ModelArgs;
+use amend::rectify::train::TrainOptions;
 use amend::rectify::{self, CollectOptions};
 
 /// `amend rectify` subcommands.
@@ -41,6 +42,46 @@ pub enum RectifyAction {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Train a rectifier for the model on collected token records (`--set`, repeatable),
+    /// choosing λ on a development split of items, and measure it on held-out collections
+    /// (`--held-out`, repeatable); writes the rectifier file.
+    Train {
+        /// Training collections (the `--set` names given to `collect`).
+        #[arg(long = "set", required = true)]
+        sets: Vec<String>,
+        /// Held-out collections to measure on (never trained on).
+        #[arg(long = "held-out")]
+        held_out: Vec<String>,
+        /// The rectifier file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Candidates per position (at most what was collected).
+        #[arg(long, default_value_t = TrainOptions::default().k)]
+        k: usize,
+        /// Hidden width of the network.
+        #[arg(long, default_value_t = TrainOptions::default().width)]
+        width: usize,
+        /// Passes over the training records.
+        #[arg(long, default_value_t = TrainOptions::default().epochs)]
+        epochs: usize,
+        /// Seed (initialisation, shuffling, the development split, the bootstrap).
+        #[arg(long, default_value_t = TrainOptions::default().seed)]
+        seed: u64,
+        /// The bias-only ablation: the pilot's top-K probabilities without the hidden state.
+        #[arg(long)]
+        no_hidden: bool,
+        /// Print the file's summary as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
 }
 
 /// Run an `amend rectify` subcommand.
@@ -93,6 +134,73 @@ pub async fn run(action: RectifyAction) -> Result<()> {
                     100.0 * r.top1 as f64 / n,
                     100.0 * r.in_top_k as f64 / n,
                     r.nll_sum / n
+                );
+            }
+            Ok(())
+        }
+        RectifyAction::Train {
+            sets,
+            held_out,
+            out,
+            k,
+            width,
+            epochs,
+            seed,
+            no_hidden,
+            json,
+            store,
+            model,
+        } => {
+            let path = amend::model::spec::resolve_path(&model.model, true).await?;
+            let key = amend::model::fingerprint(&path)?.key;
+            let store = store.open()?;
+            let opts = TrainOptions {
+                k,
+                width,
+                epochs,
+                seed,
+                use_hidden: !no_hidden,
+                ..TrainOptions::default()
+            };
+            let f = rectify::fit::fit(&store, &key, &sets, &held_out, opts, |e, t, d| {
+                if !json {
+                    eprintln!("epoch {e}/{epochs}: train loss {t:.5}, dev loss {d:.5}");
+                }
+            })?;
+            f.save(&out)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"file": out, "model": f.model, "k": f.k,
+                        "lambda": f.trained.lambda, "train_tokens": f.train_tokens,
+                        "data_hash": f.data_hash, "dev": f.trained.dev, "held_out": f.held_out})
+                );
+                return Ok(());
+            }
+            println!(
+                "wrote {} (model {}, K = {}, λ = {}, {} training positions, data {})",
+                out.display(),
+                f.model,
+                f.k,
+                f.trained.lambda,
+                f.train_tokens,
+                f.data_hash
+            );
+            let rows = std::iter::once(("dev".to_string(), &f.trained.dev))
+                .chain(f.held_out.iter().map(|(n, m)| (n.clone(), m)));
+            println!("set             tokens  NLL before -> after (change [95% CI])          top-1 before -> after  gold in top-K");
+            for (name, m) in rows {
+                println!(
+                    "{name:<15} {:>6}  {:.3} -> {:.3} ({:+.1}% [{:+.1}, {:+.1}])   {} -> {}   {}",
+                    m.tokens,
+                    m.nll_before,
+                    m.nll_after,
+                    100.0 * m.nll_change,
+                    100.0 * m.nll_change_lo,
+                    100.0 * m.nll_change_hi,
+                    pct(m.top1_before),
+                    pct(m.top1_after),
+                    pct(m.in_top_k)
                 );
             }
             Ok(())

@@ -2,10 +2,15 @@
 //! what the model predicted beside the right token, collected by teacher forcing gold
 //! solutions ([`collect`]) and written to the mistake store's token tree.
 //!
-//! Built so far: collection. Not built yet: training the rectifier, the rectifier file,
-//! applying it while decoding, and the records written from located mistakes (issue 16).
+//! Built so far: collection ([`collect`]), the network and its training ([`net`], [`train`]),
+//! the rectifier file ([`file`]). Not built yet: applying it while decoding (a `LogitsHook`),
+//! and the records written from located mistakes (issue 16).
 
 pub mod collect;
+pub mod file;
+pub mod fit;
+pub mod net;
+pub mod train;
 
 use crate::mistakes::StoreError;
 use crate::model::ModelError;
@@ -25,4 +30,28 @@ pub enum RectifyError {
     /// The prompt could not be built.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// A rectifier file could not be written or read.
+    #[error("rectifier file {path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A rectifier file was trained for another model.
+    #[error(
+        "rectifier file {path} was trained for model {file}, not for the model in use ({model}); \
+         train one for this model with `amend rectify collect` and `amend rectify train`"
+    )]
+    ModelMismatch {
+        /// The file.
+        path: String,
+        /// The identity it was trained for.
+        file: String,
+        /// The identity of the model in use.
+        model: String,
+    },
+    /// There is nothing to train on.
+    #[error("no token records to train on: {0}")]
+    NoData(String),
 }

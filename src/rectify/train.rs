@@ -1,0 +1,369 @@
+//! Training the rectifier on token records (`amend rectify train`).
+//!
+//! Each record with a gold token gives one example: the input is the hidden state
+//! (standardised per dimension on the training split; left out in the bias-only ablation)
+//! followed by the pilot's top-K probabilities `p̂`; the target, as in Transformer Copilot, is
+//! `ℓ = onehot(gold) − p̂` restricted to the top K; the loss is the mean squared error. At
+//! inference the corrections are fused in probability space, `p̃ = p̂ + λ·f(x)` on the top K
+//! (floored at a tiny positive value), the rest of the vocabulary unchanged, renormalised
+//! ([`fuse`]). Records are split into training and development sets by item (never one item
+//! on both sides); the epoch with the lowest development loss is kept, and λ is chosen on the
+//! development set by NLL.
+
+use serde::{Deserialize, Serialize};
+
+use super::net::{Adam, Mlp};
+use crate::mistakes::TokenRecord;
+use crate::rng::Rng;
+
+/// One position.
+#[derive(Debug, Clone)]
+pub struct Example {
+    /// The item (record id) it belongs to.
+    pub item: String,
+    /// The hidden state.
+    pub hidden: Vec<f32>,
+    /// The pilot's probabilities of its top K.
+    pub p: Vec<f32>,
+    /// Where the gold token is among the top K.
+    pub gold_at: Option<usize>,
+    /// The gold token's probability under the pilot.
+    pub p_gold: f32,
+}
+
+impl Example {
+    /// The example of a record (`None` without a gold token, a normaliser, or K candidates).
+    pub fn from_record(r: &TokenRecord, k: usize) -> Option<Self> {
+        let (gold, lse, gl) = (r.gold?, r.log_normaliser?, r.gold_logit?);
+        if r.top.len() < k || r.hidden.is_empty() {
+            return None;
+        }
+        let top = r.top.get(..k)?;
+        Some(Self {
+            item: r.mistake.clone(),
+            hidden: r.hidden.clone(),
+            p: top.iter().map(|(_, l)| (l - lse).exp()).collect(),
+            gold_at: top.iter().position(|(id, _)| *id == gold),
+            p_gold: (gl - lse).exp(),
+        })
+    }
+
+    fn target(&self) -> Vec<f32> {
+        self.p
+            .iter()
+            .enumerate()
+            .map(|(i, p)| f32::from(u8::from(self.gold_at == Some(i))) - p)
+            .collect()
+    }
+}
+
+/// How examples become network inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Features {
+    /// Candidates per position.
+    pub k: usize,
+    /// The hidden state is an input (false: the bias-only ablation, `p̂` alone).
+    pub use_hidden: bool,
+    /// Per-dimension mean of the hidden state on the training split.
+    pub mean: Vec<f32>,
+    /// Per-dimension standard deviation (floored).
+    pub std: Vec<f32>,
+}
+
+impl Features {
+    fn fit(train: &[Example], k: usize, use_hidden: bool) -> Self {
+        let d = train.first().map_or(0, |e| e.hidden.len());
+        let (mut mean, mut sq) = (vec![0.0f64; d], vec![0.0f64; d]);
+        for e in train {
+            for ((m, s), x) in mean.iter_mut().zip(&mut sq).zip(&e.hidden) {
+                *m += f64::from(*x);
+                *s += f64::from(*x) * f64::from(*x);
+            }
+        }
+        let n = train.len().max(1) as f64;
+        let mean: Vec<f32> = mean.iter().map(|m| (m / n) as f32).collect();
+        let std = sq
+            .iter()
+            .zip(&mean)
+            .map(|(s, m)| ((s / n - f64::from(*m).powi(2)).max(0.0).sqrt() as f32).max(1e-3))
+            .collect();
+        Self {
+            k,
+            use_hidden,
+            mean,
+            std,
+        }
+    }
+
+    /// The network input of a hidden state and top-K probabilities.
+    pub fn input(&self, hidden: &[f32], p: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        if self.use_hidden {
+            out.extend(
+                hidden
+                    .iter()
+                    .zip(self.mean.iter().zip(&self.std))
+                    .map(|(x, (m, s))| (x - m) / s),
+            );
+        }
+        out.extend_from_slice(p);
+    }
+
+    /// Input width.
+    pub fn width(&self) -> usize {
+        if self.use_hidden {
+            self.mean.len() + self.k
+        } else {
+            self.k
+        }
+    }
+}
+
+/// `p̂ + λ·y` on the top K (floored at 1e-9), and the normaliser over the whole vocabulary
+/// (the mass outside the top K unchanged).
+pub fn fuse(p: &[f32], y: &[f32], lambda: f32) -> (Vec<f32>, f32) {
+    let rest = (1.0 - p.iter().sum::<f32>()).max(0.0);
+    let fused: Vec<f32> = p
+        .iter()
+        .zip(y)
+        .map(|(p, y)| (p + lambda * y).max(1e-9))
+        .collect();
+    let z = fused.iter().sum::<f32>() + rest;
+    (fused, z)
+}
+
+/// Teacher-forced metrics over a set of examples, with and without the rectifier.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Positions.
+    pub tokens: u64,
+    /// Items (record ids).
+    pub items: u64,
+    /// Mean NLL per token (nats) without / with.
+    pub nll_before: f64,
+    /// With the rectifier.
+    pub nll_after: f64,
+    /// `nll_after / nll_before − 1`, with a paired bootstrap 95% interval over items.
+    pub nll_change: f64,
+    /// Lower end.
+    pub nll_change_lo: f64,
+    /// Upper end.
+    pub nll_change_hi: f64,
+    /// Share of positions whose top choice is the gold token, without / with.
+    pub top1_before: f64,
+    /// With the rectifier.
+    pub top1_after: f64,
+    /// Share of positions whose gold token is in the top K (a top-K reranker's ceiling).
+    pub in_top_k: f64,
+}
+
+/// The trained network with what it needs to be applied.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Trained {
+    /// Input features.
+    pub features: Features,
+    /// The network.
+    pub net: Mlp,
+    /// The fusion weight chosen on the development set.
+    pub lambda: f32,
+    /// Development-set metrics at that λ.
+    pub dev: Metrics,
+}
+
+impl Trained {
+    /// The network's corrections for one position.
+    pub fn corrections(&self, hidden: &[f32], p: &[f32]) -> Vec<f32> {
+        let (mut x, mut h, mut y) = (Vec::new(), Vec::new(), Vec::new());
+        self.features.input(hidden, p, &mut x);
+        self.net.forward(&x, &mut h, &mut y);
+        y
+    }
+}
+
+/// Training settings.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainOptions {
+    /// Candidates per position.
+    pub k: usize,
+    /// Hidden width of the network.
+    pub width: usize,
+    /// Passes over the training split.
+    pub epochs: usize,
+    /// Adam step size.
+    pub lr: f32,
+    /// Examples per step.
+    pub batch: usize,
+    /// Seed (initialisation, shuffling, the split, the bootstrap).
+    pub seed: u64,
+    /// Use the hidden state (false: the bias-only ablation).
+    pub use_hidden: bool,
+    /// Share of items held out for development.
+    pub dev_share: f64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            k: 32,
+            width: 64,
+            epochs: 8,
+            lr: 1e-3,
+            batch: 64,
+            seed: 2026,
+            use_hidden: true,
+            dev_share: 0.1,
+        }
+    }
+}
+
+/// Is `item` in the development split? (A hash of the id: stable across runs and machines.)
+pub fn is_dev(item: &str, share: f64, seed: u64) -> bool {
+    let mut h = seed ^ 0xcbf2_9ce4_8422_2325;
+    for b in item.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h >> 11) as f64 / (1u64 << 53) as f64 <= share
+}
+
+/// Metrics of `net` at `lambda` on `examples`.
+pub fn evaluate(t: &Trained, lambda: f32, examples: &[Example], seed: u64) -> Metrics {
+    let mut per_item: std::collections::BTreeMap<&str, (f64, f64, f64)> = Default::default();
+    let (mut top1_b, mut top1_a, mut in_k) = (0u64, 0u64, 0u64);
+    for e in examples {
+        let y = t.corrections(&e.hidden, &e.p);
+        let (f, z) = fuse(&e.p, &y, lambda);
+        let before = -f64::from(e.p_gold.max(1e-30)).ln();
+        let after = match e.gold_at.and_then(|g| f.get(g)) {
+            Some(pg) => -f64::from((pg / z).max(1e-30)).ln(),
+            None => -f64::from((e.p_gold / z).max(1e-30)).ln(),
+        };
+        let s = per_item.entry(&e.item).or_default();
+        s.0 += before;
+        s.1 += after;
+        s.2 += 1.0;
+        let argmax = |v: &[f32]| {
+            v.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i)
+        };
+        top1_b += u64::from(e.gold_at == Some(0));
+        top1_a += u64::from(e.gold_at.is_some() && argmax(&f) == e.gold_at);
+        in_k += u64::from(e.gold_at.is_some());
+    }
+    let sums: Vec<(f64, f64, f64)> = per_item.into_values().collect();
+    let total = |v: &[(f64, f64, f64)]| {
+        v.iter()
+            .fold((0.0, 0.0, 0.0), |a, s| (a.0 + s.0, a.1 + s.1, a.2 + s.2))
+    };
+    let (b, a, n) = total(&sums);
+    let change = |b: f64, a: f64| if b > 0.0 { a / b - 1.0 } else { 0.0 };
+    // Paired bootstrap over items: resample items, recompute the relative change.
+    let mut rng = Rng::new(seed);
+    let mut boots: Vec<f64> = (0..1000)
+        .map(|_| {
+            let (mut bb, mut aa) = (0.0, 0.0);
+            for _ in 0..sums.len() {
+                let i = (rng.next_u64() % sums.len().max(1) as u64) as usize;
+                if let Some(s) = sums.get(i) {
+                    bb += s.0;
+                    aa += s.1;
+                }
+            }
+            change(bb, aa)
+        })
+        .collect();
+    boots.sort_by(f64::total_cmp);
+    let q = |p: f64| {
+        boots
+            .get(((boots.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let nt = n.max(1.0);
+    Metrics {
+        tokens: examples.len() as u64,
+        items: sums.len() as u64,
+        nll_before: b / nt,
+        nll_after: a / nt,
+        nll_change: change(b, a),
+        nll_change_lo: q(0.025),
+        nll_change_hi: q(0.975),
+        top1_before: top1_b as f64 / nt,
+        top1_after: top1_a as f64 / nt,
+        in_top_k: in_k as f64 / nt,
+    }
+}
+
+/// Train on `train`, keep the epoch with the lowest loss on `dev`, choose λ on `dev`.
+/// `progress(epoch, train loss, dev loss)` after each epoch.
+pub fn train(
+    train: &[Example],
+    dev: &[Example],
+    opts: TrainOptions,
+    mut progress: impl FnMut(usize, f64, f64),
+) -> Trained {
+    let features = Features::fit(train, opts.k, opts.use_hidden);
+    let mut net = Mlp::new(features.width(), opts.width, opts.k, opts.seed);
+    let mut adam = Adam::new(&net, opts.lr);
+    let mut rng = Rng::new(opts.seed.wrapping_add(1));
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let (mut x, mut h, mut y) = (Vec::new(), Vec::new(), Vec::new());
+    let dev_loss = |net: &Mlp| {
+        let (mut x, mut h, mut y) = (Vec::new(), Vec::new(), Vec::new());
+        let mut g = net.zeros_like();
+        let mut total = 0.0f64;
+        for e in dev {
+            features.input(&e.hidden, &e.p, &mut x);
+            net.forward(&x, &mut h, &mut y);
+            total += f64::from(net.backward(&x, &h, &y, &e.target(), 0.0, &mut g));
+        }
+        total / dev.len().max(1) as f64
+    };
+    let mut best = (dev_loss(&net), net.clone());
+    for epoch in 0..opts.epochs {
+        // Fisher-Yates with the seeded stream.
+        for i in (1..order.len()).rev() {
+            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+            order.swap(i, j);
+        }
+        let mut total = 0.0f64;
+        for chunk in order.chunks(opts.batch.max(1)) {
+            let mut g = net.zeros_like();
+            let scale = 1.0 / chunk.len() as f32;
+            for e in chunk.iter().filter_map(|&i| train.get(i)) {
+                features.input(&e.hidden, &e.p, &mut x);
+                net.forward(&x, &mut h, &mut y);
+                total += f64::from(net.backward(&x, &h, &y, &e.target(), scale, &mut g))
+                    * f64::from(scale);
+            }
+            adam.step(&mut net, &mut g);
+        }
+        let batches = order.len().div_ceil(opts.batch.max(1)).max(1) as f64;
+        let d = dev_loss(&net);
+        progress(epoch + 1, total / batches, d);
+        if d < best.0 {
+            best = (d, net.clone());
+        }
+    }
+    let mut t = Trained {
+        features,
+        net: best.1,
+        lambda: 0.0,
+        dev: Metrics::default(),
+    };
+    let mut chosen = (f64::INFINITY, 0.0f32, Metrics::default());
+    for lambda in [0.0f32, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0] {
+        let m = evaluate(&t, lambda, dev, opts.seed);
+        if m.nll_after < chosen.0 {
+            chosen = (m.nll_after, lambda, m);
+        }
+    }
+    t.lambda = chosen.1;
+    t.dev = chosen.2;
+    t
+}
+
+#[cfg(test)]
+#[path = "train_tests.rs"]
+mod tests;

@@ -1,0 +1,87 @@
+//! Training on planted rules; the fusion's invariants.
+
+use super::*;
+use proptest::prelude::*;
+
+/// Positions whose gold token is the pilot's second choice exactly when hidden[0] > 0.
+fn planted(n: usize, seed: u64) -> Vec<Example> {
+    let mut rng = crate::rng::Rng::new(seed);
+    (0..n)
+        .map(|i| {
+            let mut hidden: Vec<f32> = (0..6)
+                .map(|_| ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) as f32 * 2.0 - 1.0)
+                .collect();
+            hidden[5] += 10.0; // an offset the standardisation removes
+            let gold_at = if hidden[0] > 0.0 { 1 } else { 0 };
+            let p = vec![0.5f32, 0.3, 0.1, 0.05];
+            Example {
+                item: format!("item-{}", i / 10),
+                p_gold: p[gold_at],
+                hidden,
+                p,
+                gold_at: Some(gold_at),
+            }
+        })
+        .collect()
+}
+
+fn opts(use_hidden: bool) -> TrainOptions {
+    TrainOptions {
+        k: 4,
+        width: 16,
+        epochs: 30,
+        lr: 0.01,
+        batch: 32,
+        seed: 5,
+        use_hidden,
+        dev_share: 0.2,
+    }
+}
+
+#[test]
+fn the_hidden_state_lets_it_learn_a_planted_rule_and_lambda_zero_changes_nothing() {
+    let all = planted(2000, 1);
+    let (dev, train_set): (Vec<Example>, Vec<Example>) =
+        all.into_iter().partition(|e| is_dev(&e.item, 0.2, 5));
+    assert!(!dev.is_empty() && !train_set.is_empty());
+    let mut epochs = 0;
+    let t = train(&train_set, &dev, opts(true), |_, _, _| epochs += 1);
+    assert_eq!(epochs, 30);
+    let test = planted(500, 2);
+    let m = evaluate(&t, t.lambda, &test, 1);
+    assert!(t.lambda > 0.0);
+    assert!(m.nll_change < -0.2, "{m:?}");
+    assert!(m.nll_change_hi < 0.0, "{m:?}");
+    assert!(m.top1_after > m.top1_before + 0.3, "{m:?}");
+    // Without the hidden state the rule cannot be seen.
+    let b = train(&train_set, &dev, opts(false), |_, _, _| {});
+    let mb = evaluate(&b, b.lambda, &test, 1);
+    assert!(
+        mb.nll_after > m.nll_after + 0.1,
+        "bias-only {mb:?} vs {m:?}"
+    );
+    // λ = 0 is no correction.
+    let zero = evaluate(&t, 0.0, &test, 1);
+    assert!(zero.nll_change.abs() < 1e-6, "{zero:?}");
+    assert_eq!(zero.top1_after, zero.top1_before);
+    // Deterministic for a seed.
+    let again = train(&train_set, &dev, opts(true), |_, _, _| {});
+    assert_eq!(again.net, t.net);
+}
+
+proptest! {
+    #[test]
+    fn the_fused_distribution_sums_to_one(
+        raw in proptest::collection::vec(0.0f32..1.0, 1..16),
+        y in proptest::collection::vec(-2.0f32..2.0, 16),
+        lambda in 0.0f32..3.0,
+    ) {
+        let total: f32 = raw.iter().sum::<f32>() * 1.25 + 1e-3;
+        let p: Vec<f32> = raw.iter().map(|r| r / total).collect();
+        let rest = 1.0 - p.iter().sum::<f32>();
+        let (f, z) = fuse(&p, &y[..p.len()], lambda);
+        prop_assert!(f.iter().all(|x| *x > 0.0));
+        let sum = (f.iter().sum::<f32>() + rest) / z;
+        prop_assert!((sum - 1.0).abs() < 1e-5, "{}", sum);
+    }
+}
