@@ -108,6 +108,105 @@ async fn gold_solutions_become_token_records_and_a_rerun_resumes() {
     assert!(e.to_string().contains("amend rectify collect"), "{e}");
 }
 
+/// A rectifier file for `model` whose network ignores its input and moves probability from the
+/// pilot's first choice to its second (b2 = (-1, +1, 0, ...)).
+#[cfg(feature = "local")]
+fn swap_file(model: &str, hidden_dim: usize, lambda: f32) -> rectify::file::RectifierFile {
+    use rectify::net::Mlp;
+    use rectify::train::{Features, Metrics, Trained};
+    let k = 4;
+    let mut net = Mlp::new(hidden_dim + k, 2, k, 1);
+    net.w1.iter_mut().for_each(|w| *w = 0.0);
+    net.w2.iter_mut().for_each(|w| *w = 0.0);
+    net.b2 = vec![-1.0, 1.0, 0.0, 0.0];
+    rectify::file::RectifierFile {
+        format: rectify::file::FORMAT,
+        model: model.into(),
+        k,
+        hidden_dim,
+        train_sets: vec!["test".into()],
+        train_tokens: 0,
+        data_hash: rectify::file::data_hash([]),
+        trained: Trained {
+            features: Features {
+                k,
+                use_hidden: true,
+                mean: vec![0.0; hidden_dim],
+                std: vec![1.0; hidden_dim],
+            },
+            net,
+            lambda,
+            dev: Metrics::default(),
+        },
+        held_out: Vec::new(),
+    }
+}
+
+#[cfg(feature = "local")]
+#[tokio::test]
+async fn an_installed_rectifier_changes_decoding_and_lambda_zero_changes_nothing() {
+    use amend::model::llama::LocalModel;
+    use amend::{Input, Message, Model, Request, ScoreRequest};
+    struct Identity;
+    impl amend::LogitsHook for Identity {
+        fn apply(&self, _step: &mut amend::TokenStep<'_>) {}
+    }
+    let local: Arc<dyn Model> = Arc::new(
+        LocalModel::load(
+            &common::model_path(),
+            amend::model::llama::Options {
+                n_ctx: 1024,
+                max_ctx: 2048,
+                n_seq: 1,
+                threads: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("load the default model"),
+    );
+    let key = local.id().key.clone();
+    let ask = || {
+        Request::chat(vec![Message::user(
+            "Tom has 3 apples and buys 4 more. How many apples does he have?",
+        )])
+        .with_max_tokens(24)
+    };
+    let dim = local
+        .score(ScoreRequest {
+            input: Input::Chat(vec![Message::user("Hi")]),
+            continuation: "Hello".into(),
+            top_k: 1,
+            hidden: true,
+        })
+        .await
+        .expect("score")
+        .hidden_dim;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("swap.json");
+    swap_file(&key, dim, 1.0).save(&path).unwrap();
+    // Hidden states on, no change: the identity hook and the rectifier at λ = 0 agree bit for bit.
+    let identity = local
+        .generate(ask().with_hook(Arc::new(Identity)))
+        .await
+        .expect("identity")
+        .text()
+        .to_string();
+    let zero = rectify::apply::install(local.clone(), &path, Some(0.0)).expect("install");
+    assert_eq!(zero.generate(ask()).await.expect("λ = 0").text(), identity);
+    // At the file's λ = 1 it moves every step to the pilot's second choice.
+    let swapped = rectify::apply::install(local.clone(), &path, None).expect("install");
+    let changed = swapped.generate(ask()).await.expect("λ = 1").text().to_string();
+    assert_ne!(changed, identity);
+    // A file trained for another model is refused, naming both.
+    let other = dir.path().join("other.json");
+    swap_file("gguf-other", dim, 1.0).save(&other).unwrap();
+    let e = rectify::apply::install(local.clone(), &other, None)
+        .err()
+        .expect("mismatch");
+    assert!(e.to_string().contains("gguf-other") && e.to_string().contains(&key), "{e}");
+}
+
 #[tokio::test]
 async fn an_api_backend_refuses_and_nothing_is_written() {
     let api = ApiModel::new(
@@ -138,4 +237,9 @@ async fn an_api_backend_refuses_and_nothing_is_written() {
         other => panic!("expected Unsupported, got {other:?}"),
     }
     assert_eq!(store.each_token(&mut |_| true).unwrap(), 0);
+    // Nor can a rectifier be installed on it.
+    let e = rectify::apply::install(cx.model().clone(), Path::new("any.json"), None)
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("rectifier"), "{e}");
 }

@@ -392,12 +392,15 @@ pub async fn rise(
     let (mut dr, mut dc, mut same) = (0, 0, true);
     for _ in 0..3 {
         let tape = Arc::new(replay::Tape::default());
-        let warm = cx(Arc::new(replay::Hooked::new(
+        let warm = cx(Arc::new(crate::model::WithHook::new(
             local.clone(),
             tape.recorder(),
         )));
-        let cold = cx(Arc::new(replay::Hooked::new(local.clone(), tape.player())))
-            .with_prefix_reuse(false);
+        let cold = cx(Arc::new(crate::model::WithHook::new(
+            local.clone(),
+            tape.player(),
+        )))
+        .with_prefix_reuse(false);
         let a = strat.solve(&warm, &Problem::new(q)).await?;
         reuse.push(a.wall.as_secs_f64());
         dr = a.usage.decoded_prompt_tokens();

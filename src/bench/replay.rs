@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::model::{LogitsHook, Model, ModelError, ModelId, Request, Response, TokenStep};
+use crate::model::{LogitsHook, TokenStep};
 
 /// The tokens of each call, in call order.
 #[derive(Default)]
@@ -66,37 +66,5 @@ impl LogitsHook for Player {
     }
     fn wants_hidden(&self) -> bool {
         false
-    }
-}
-
-/// Forwards to a model with a hook on every request.
-pub(super) struct Hooked {
-    inner: Arc<dyn Model>,
-    hook: Arc<dyn LogitsHook>,
-}
-
-impl Hooked {
-    pub(super) fn new(inner: Arc<dyn Model>, hook: Arc<dyn LogitsHook>) -> Self {
-        Self { inner, hook }
-    }
-}
-
-#[async_trait::async_trait]
-impl Model for Hooked {
-    fn id(&self) -> &ModelId {
-        self.inner.id()
-    }
-    fn capabilities(&self) -> crate::model::Capabilities {
-        self.inner.capabilities()
-    }
-    async fn score(
-        &self,
-        request: crate::model::ScoreRequest,
-    ) -> Result<crate::model::Scored, ModelError> {
-        self.inner.score(request).await
-    }
-
-    async fn generate(&self, req: Request) -> Result<Response, ModelError> {
-        self.inner.generate(req.with_hook(self.hook.clone())).await
     }
 }

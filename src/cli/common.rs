@@ -39,6 +39,15 @@ pub async fn load_model(spec: &Spec, m: &ModelArgs, fetch_default: bool) -> Resu
     Ok(spec::load(spec, &load_options(m, fetch_default)).await?)
 }
 
+/// The generator: the model of `--model`, with the `--rectifier` installed when given.
+pub async fn generator(m: &ModelArgs, fetch_default: bool) -> Result<Arc<dyn Model>> {
+    let model = load_model(&m.model, m, fetch_default).await?;
+    Ok(match &m.rectifier {
+        Some(path) => amend::rectify::apply::install(model, path, m.lambda)?,
+        None => model,
+    })
+}
+
 /// Load the critics' model, when `--critic-model` names one (its API at `--critic-base-url`,
 /// else `--base-url`).
 pub async fn load_critic_model(
@@ -76,7 +85,7 @@ pub async fn context(
 ) -> Result<Context> {
     let prompts = Arc::new(Prompts::load(prompts)?);
     let writer = trace_writer(trace)?;
-    let model = load_model(&m.model, m, fetch_default).await?;
+    let model = generator(m, fetch_default).await?;
     let mut cx = Context::new(model, prompts)
         .with_trace(writer)
         .with_prefix_reuse(!m.no_prefix_reuse);

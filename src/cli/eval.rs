@@ -158,6 +158,7 @@ pub async fn run(a: EvalRun) -> Result<()> {
         max_tokens: a.max_tokens,
         options,
         pipeline: a.pipeline.clone(),
+        rectifier: a.model.rectifier.clone().map(|p| (p, a.model.lambda)),
         principles: a.principles.principles.clone(),
         principles_level: a.principles.principles_level,
         progress: !a.out_args.json,
@@ -169,7 +170,7 @@ pub async fn run(a: EvalRun) -> Result<()> {
     let plan = eval::runner::prepare(&cfg)?;
     let store = a.mistakes.open()?;
     // `cfg.prefix_reuse` carries --no-prefix-reuse: the runner applies it.
-    let model = super::common::load_model(&a.model.model, &a.model, false).await?;
+    let model = super::common::generator(&a.model, false).await?;
     let mut cx = Context::new(model, prompts);
     if let Some(cm) = super::common::load_critic_model(&a.critic_model, &a.model, false).await? {
         cx = cx.with_critic_model(cm);

@@ -77,6 +77,13 @@ pub struct ModelArgs {
     /// flip a near-tie); multi-turn strategies get slower.
     #[arg(long)]
     pub no_prefix_reuse: bool,
+    /// A rectifier file (`amend rectify train`) to apply at every generated token of the
+    /// model (not the critics' model); it must have been trained for this model.
+    #[arg(long)]
+    pub rectifier: Option<std::path::PathBuf>,
+    /// The rectifier's fusion weight λ (default: the file's; 0 changes nothing).
+    #[arg(long, requires = "rectifier")]
+    pub lambda: Option<f32>,
 }
 
 /// The critics' own model, when it is not the generator's.
@@ -213,6 +220,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // Parsed once per process; boxing buys nothing.
 pub enum ModelAction {
     /// Put the default model (SmolLM2-135M-Instruct) into amend's model cache.
     Fetch {

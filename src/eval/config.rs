@@ -74,6 +74,10 @@ pub struct Config {
     /// part of the run's identity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<PathBuf>,
+    /// A rectifier file installed on the model, and the λ it runs at (`None`: the file's);
+    /// part of the run's identity (the file's content hash and λ). The caller installs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rectifier: Option<(PathBuf, Option<f32>)>,
     /// How the model was loaded to continue prefills (`model::PrefillMode`); part of the run's
     /// identity when it is not the default `auto`. The caller loads the model with it.
     #[serde(default)]
@@ -119,6 +123,7 @@ impl Config {
             prefix_reuse: true,
             prefill: crate::model::PrefillMode::Auto,
             pipeline: None,
+            rectifier: None,
         }
     }
 
@@ -171,6 +176,16 @@ impl Config {
                 o.insert(
                     "pipeline".into(),
                     serde_json::json!({"file": p, "sha256": hex}),
+                );
+            }
+            if let Some((p, lambda)) = &self.rectifier {
+                use sha2::Digest;
+                let content = std::fs::read(p).unwrap_or_default();
+                let hash = sha2::Sha256::digest(&content);
+                let hex: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+                o.insert(
+                    "rectifier".into(),
+                    serde_json::json!({"file": p, "sha256": hex, "lambda": lambda}),
                 );
             }
             if let Some(c) = critic_model.filter(|c| c.key != model.key) {

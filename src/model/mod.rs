@@ -11,6 +11,7 @@
 
 mod error;
 mod grammar;
+mod hooked;
 mod id;
 mod kv;
 #[cfg(feature = "local")]
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::ModelError;
 pub use grammar::Grammar;
+pub use hooked::WithHook;
 pub use id::{fingerprint, ModelId};
 pub use kv::{KvLayout, KV_SPLIT_BUDGET};
 pub use no_reuse::NoPrefixReuse;

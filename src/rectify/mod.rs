@@ -6,6 +6,7 @@
 //! the rectifier file ([`file`]). Not built yet: applying it while decoding (a `LogitsHook`),
 //! and the records written from located mistakes (issue 16).
 
+pub mod apply;
 pub mod collect;
 pub mod file;
 pub mod fit;

@@ -1,0 +1,109 @@
+//! Applying a rectifier while decoding: a [`LogitsHook`] that, at every generated token, takes
+//! the pilot's top K, asks the network for its corrections from the hidden state, fuses them
+//! in probability space (`p̃ = p̂ + λ·f`, [`super::train::fuse`]) and writes the fused
+//! distribution back as logits (the top K's logits become `ln p̃ + log Σ exp`, every other
+//! logit is unchanged, so the softmax of the new logits is the fused distribution).
+//!
+//! λ = 0 leaves the logits untouched (bit-identical output with the hook installed). A step
+//! without a hidden state (a backend that gives none) is left untouched by a rectifier that
+//! reads it. The hook reads only its own step: each request's samples are decoded with
+//! their own hook call per token.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::file::RectifierFile;
+use super::train::fuse;
+use super::RectifyError;
+use crate::model::{LogitsHook, Model, TokenStep, WithHook};
+
+/// A loaded rectifier as a logits hook.
+pub struct RectifierHook {
+    file: RectifierFile,
+    lambda: f32,
+}
+
+impl RectifierHook {
+    /// The hook of `file` at fusion weight `lambda` (the file's λ when `None`).
+    pub fn new(file: RectifierFile, lambda: Option<f32>) -> Self {
+        let lambda = lambda.unwrap_or(file.trained.lambda);
+        Self { file, lambda }
+    }
+
+    /// The fusion weight in use.
+    pub fn lambda(&self) -> f32 {
+        self.lambda
+    }
+}
+
+impl LogitsHook for RectifierHook {
+    fn apply(&self, step: &mut TokenStep<'_>) {
+        if self.lambda == 0.0 {
+            return;
+        }
+        let uses_hidden = self.file.trained.features.use_hidden;
+        let hidden = match (uses_hidden, step.hidden) {
+            (true, None) => return,
+            (_, h) => h.unwrap_or_default(),
+        };
+        let logits = &mut *step.logits;
+        let k = self.file.k.min(logits.len());
+        if k == 0 {
+            return;
+        }
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let lse = max
+            + logits
+                .iter()
+                .map(|&l| f64::from(l - max).exp())
+                .sum::<f64>()
+                .ln() as f32;
+        let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
+        let at = |i: u32| logits.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY);
+        let by = |a: &u32, b: &u32| at(*b).total_cmp(&at(*a));
+        if k < idx.len() {
+            idx.select_nth_unstable_by(k - 1, by);
+        }
+        idx.truncate(k);
+        idx.sort_unstable_by(by);
+        let p: Vec<f32> = idx.iter().map(|&i| (at(i) - lse).exp()).collect();
+        let y = self.file.trained.corrections(hidden, &p);
+        let (fused, _) = fuse(&p, &y, self.lambda);
+        for (&i, q) in idx.iter().zip(&fused) {
+            if let Some(l) = logits.get_mut(i as usize) {
+                *l = q.ln() + lse;
+            }
+        }
+    }
+
+    fn wants_hidden(&self) -> bool {
+        self.file.trained.features.use_hidden
+    }
+}
+
+/// `model` with the rectifier of the file at `path` on every request (`lambda`: override the
+/// file's λ). The file must have been trained for this model (its content fingerprint).
+///
+/// # Errors
+/// [`RectifyError::File`], [`RectifyError::ModelMismatch`], and
+/// [`RectifyError::Model`] when the backend exposes no logits and hidden states (API
+/// backends: a rectifier cannot run there).
+pub fn install(
+    model: Arc<dyn Model>,
+    path: &Path,
+    lambda: Option<f32>,
+) -> Result<Arc<dyn Model>, RectifyError> {
+    if !model.capabilities().logits_hidden {
+        return Err(RectifyError::Model(crate::model::ModelError::Unsupported {
+            backend: model.id().key.clone(),
+            what: "a logit rectifier (it reads every token's logits and hidden state, which \
+                   only the local backend exposes)"
+                .into(),
+        }));
+    }
+    let file = RectifierFile::load_for(path, &model.id().key)?;
+    Ok(Arc::new(WithHook::new(
+        model,
+        Arc::new(RectifierHook::new(file, lambda)),
+    )))
+}
