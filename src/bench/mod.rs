@@ -13,6 +13,8 @@
 //!   sequence, and the memory at 1, 4 and 8 slots.
 //! - `rise`: 5-turn RISE with KV reuse vs re-decoding each turn.
 //! - `backtrack`: suffix-only backtracking vs re-decoding every prompt.
+//! - `rectify`: decoding with the logit rectifier vs an identity hook, the prompt cost of
+//!   hidden-state mode, teacher-forcing throughput.
 //! - `search`: the step search's re-decoded prefix tokens (0: only suffixes are decoded), and
 //!   its time with prefix reuse vs re-decoding every prompt.
 
@@ -30,6 +32,8 @@ pub mod pipeline;
 #[cfg(feature = "local")]
 mod recorder;
 #[cfg(feature = "local")]
+mod rectify;
+#[cfg(feature = "local")]
 mod replay;
 #[cfg(feature = "local")]
 mod search;
@@ -42,5 +46,7 @@ pub use concurrent::{concurrent, ConcurrentReport, SlotMemory};
 pub use local::*;
 #[cfg(feature = "local")]
 pub(crate) use recorder::Recorder;
+#[cfg(feature = "local")]
+pub use rectify::{rectify, RectifyReport};
 #[cfg(feature = "local")]
 pub use search::{search, SearchReport};

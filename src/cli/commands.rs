@@ -389,6 +389,11 @@ async fn bench(which: BenchKind) -> Result<()> {
             let r = bench::search(&p, common.threads, problems).await?;
             (common, serde_json::to_value(r)?)
         }
+        BenchKind::Rectify { rounds, common } => {
+            let p = bench_path(&common.model).await?;
+            let r = bench::rectify(&p, common.threads, rounds).await?;
+            (common, serde_json::to_value(r)?)
+        }
         BenchKind::Mistakes { .. } | BenchKind::Fingerprint { .. } | BenchKind::Pipeline { .. } => {
             anyhow::bail!("this benchmark is run before the model benchmarks")
         }

@@ -315,6 +315,15 @@ pub enum BenchKind {
         #[command(flatten)]
         common: BenchArgs,
     },
+    /// The logit rectifier's cost: decoding with it vs an identity hook, the prompt phase of
+    /// hidden-state mode, teacher-forcing throughput.
+    Rectify {
+        /// Rounds per side (medians reported).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        #[command(flatten)]
+        common: BenchArgs,
+    },
     /// A model's identity (SHA-256 of the GGUF file) vs reading the file without hashing.
     Fingerprint {
         /// Model spec (a local GGUF).
