@@ -749,3 +749,21 @@ async fn injected_faults_are_routed_by_class_and_the_corrections_counted() {
         .expect_err("not an llm node");
     assert!(err.to_string().contains("llm"), "{err}");
 }
+
+#[tokio::test]
+async fn a_pipeline_with_one_tool_gets_no_wrong_tool_fault() {
+    let one_tool = CALC.replace(
+        "[tools.check]\nkind = \"json_schema\"\nschema = { type = \"object\" }\n",
+        "",
+    );
+    let p = pipeline::parse(&one_tool, "calc.toml").expect("pipeline");
+    let classes: Vec<String> = pipeline::faults::faults_for(&p, "propose")
+        .expect("faults")
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    assert_eq!(
+        classes,
+        ["hallucinated_tool", "bad_argument_keys", "bad_argument_values"]
+    );
+}

@@ -196,7 +196,12 @@ async fn an_installed_rectifier_changes_decoding_and_lambda_zero_changes_nothing
     assert_eq!(zero.generate(ask()).await.expect("λ = 0").text(), identity);
     // At the file's λ = 1 it moves every step to the pilot's second choice.
     let swapped = rectify::apply::install(local.clone(), &path, None).expect("install");
-    let changed = swapped.generate(ask()).await.expect("λ = 1").text().to_string();
+    let changed = swapped
+        .generate(ask())
+        .await
+        .expect("λ = 1")
+        .text()
+        .to_string();
     assert_ne!(changed, identity);
     // A file trained for another model is refused, naming both.
     let other = dir.path().join("other.json");
@@ -204,7 +209,10 @@ async fn an_installed_rectifier_changes_decoding_and_lambda_zero_changes_nothing
     let e = rectify::apply::install(local.clone(), &other, None)
         .err()
         .expect("mismatch");
-    assert!(e.to_string().contains("gguf-other") && e.to_string().contains(&key), "{e}");
+    assert!(
+        e.to_string().contains("gguf-other") && e.to_string().contains(&key),
+        "{e}"
+    );
 }
 
 #[tokio::test]

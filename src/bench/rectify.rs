@@ -122,8 +122,7 @@ pub async fn rectify(
     let rect: Arc<dyn LogitsHook> = Arc::new(RectifierHook::new(file, None));
     let ident: Arc<dyn LogitsHook> = Arc::new(Identity);
     // Warm-up (the context switches to hidden states once).
-    m.generate(ask("Hi").with_hook(ident.clone()))
-        .await?;
+    m.generate(ask("Hi").with_hook(ident.clone())).await?;
     let (mut id_rates, mut rect_rates) = (Vec::new(), Vec::new());
     for _ in 0..rounds.max(1) {
         for (hook, out) in [(&ident, &mut id_rates), (&rect, &mut rect_rates)] {

@@ -12,9 +12,9 @@
 //!
 //! The faults, for a node whose call goes to tool `T` with parameters `P` (its consumer's
 //! `args_from`): `hallucinated_tool` calls `abacus`; `wrong_tool` calls another tool the
-//! pipeline has; `bad_argument_keys` passes `x` instead of `P`; `bad_argument_values` passes
-//! `P[0] = "??"`, which the calculator rejects (another tool may accept it: the routing column
-//! then says so).
+//! pipeline has (left out when it has only one); `bad_argument_keys` passes `x` instead of
+//! `P`; `bad_argument_values` passes `P[0] = "??"`, which the calculator rejects (another tool
+//! may accept it: the routing column then says so).
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -61,7 +61,8 @@ pub struct FaultReport {
     pub rows: Vec<FaultRow>,
 }
 
-/// The four internal faults for the tool-call node `node` of `p`, as (class, text).
+/// The internal faults for the tool-call node `node` of `p`, as (class, text): all four, or
+/// three when the pipeline has a single tool (no wrong tool to call).
 ///
 /// # Errors
 /// [`RunError::Template`] when `node` is not an `llm` node whose tool call some tool node
@@ -85,23 +86,20 @@ pub fn faults_for(p: &Pipeline, node: &str) -> Result<Vec<(String, String)>, Run
         .ok_or_else(|| bad("no tool node takes this node's call (`args_from`)"))?;
     let tool = consumer.tool.clone();
     let param = consumer.imp.params().first().copied().unwrap_or("value");
-    let other = p
-        .tools
-        .iter()
-        .find(|t| **t != tool)
-        .cloned()
-        .ok_or_else(|| bad("the pipeline has only one tool: no wrong tool to call"))?;
     let call = |t: &str, args: Value| json!({"tool": t, "arguments": args}).to_string();
     let name = |c: InternalClass| ToolError::internal(c, "").class_name();
-    Ok(vec![
-        (
-            name(InternalClass::HallucinatedTool),
-            call("abacus", json!({ param: "1 + 1" })),
-        ),
-        (
+    let mut faults = vec![(
+        name(InternalClass::HallucinatedTool),
+        call("abacus", json!({ param: "1 + 1" })),
+    )];
+    // A wrong tool needs a second tool; a pipeline with one has no such fault.
+    if let Some(other) = p.tools.iter().find(|t| **t != tool) {
+        faults.push((
             name(InternalClass::WrongTool),
-            call(&other, json!({ param: "1 + 1" })),
-        ),
+            call(other, json!({ param: "1 + 1" })),
+        ));
+    }
+    faults.extend([
         (
             name(InternalClass::BadArgumentKeys),
             call(&tool, json!({"x": "1 + 1"})),
@@ -110,7 +108,8 @@ pub fn faults_for(p: &Pipeline, node: &str) -> Result<Vec<(String, String)>, Run
             name(InternalClass::BadArgumentValues),
             call(&tool, json!({ param: "??" })),
         ),
-    ])
+    ]);
+    Ok(faults)
 }
 
 fn tally(row: &mut FaultRow, out: &Outcome, gold: Option<&Value>, max_calls: u32) -> u64 {
