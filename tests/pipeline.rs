@@ -764,6 +764,33 @@ async fn a_pipeline_with_one_tool_gets_no_wrong_tool_fault() {
         .collect();
     assert_eq!(
         classes,
-        ["hallucinated_tool", "bad_argument_keys", "bad_argument_values"]
+        [
+            "hallucinated_tool",
+            "bad_argument_keys",
+            "bad_argument_values"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_input_carried_planted_call_is_vetoed_then_re_asked() {
+    let p = pipeline::parse(CALC, "calc.toml").expect("pipeline");
+    let planted = call("calculator", json!({"expr": "3 + 9"})); // 9 is not in the question
+    let inputs: Vec<Value> = (0..2)
+        .map(|_| json!({"question": Q, "gold": 7, "fault": planted}))
+        .collect();
+    let good = Scripted::new(&[&call("calculator", json!({"expr": "3 + 4"}))]);
+    let r = pipeline::faults::run(&p, &context(good), &inputs, "propose", 2)
+        .await
+        .expect("faults");
+    let row = r
+        .rows
+        .iter()
+        .find(|row| row.class == pipeline::faults::PLANTED)
+        .expect("planted row");
+    assert_eq!(
+        (row.runs, row.routed, row.completed, row.right),
+        (2, 2, 2, 2),
+        "{row:?}"
     );
 }

@@ -6,6 +6,11 @@
 //! right result (when the input has a `gold` value), against the same inputs run without a
 //! fault, and whether any run went over the pipeline's `max_calls`.
 //!
+//! An input may also carry its own fault, a `fault` text (removed before the run, like
+//! `gold`): a planted call (e.g. the problem's first calculation with one operand replaced by
+//! a number the problem does not have) goes in place of the first output, as row `planted`,
+//! routed when the run's first event is a critic's veto.
+//!
 //! The external classes are the tools' (connection, timeout, permission, rate limit): the
 //! model is not asked about them, so they are tested with a failing loopback server
 //! (`tests/pipeline.rs`), not here.
@@ -112,10 +117,23 @@ pub fn faults_for(p: &Pipeline, node: &str) -> Result<Vec<(String, String)>, Run
     Ok(faults)
 }
 
+/// The row of input-carried faults.
+pub const PLANTED: &str = "planted";
+
 fn tally(row: &mut FaultRow, out: &Outcome, gold: Option<&Value>, max_calls: u32) -> u64 {
     row.runs += 1;
-    let first_reask = out.events.iter().find(|e| e.kind == EventKind::Reask);
-    row.routed += u64::from(first_reask.is_some_and(|e| e.class == row.class));
+    let routed = match row.class.as_str() {
+        PLANTED => out
+            .events
+            .first()
+            .is_some_and(|e| e.kind == EventKind::Veto),
+        class => out
+            .events
+            .iter()
+            .find(|e| e.kind == EventKind::Reask)
+            .is_some_and(|e| e.class == class),
+    };
+    row.routed += u64::from(routed);
     let result = match (&out.status, &out.result) {
         (Status::Complete, Some(r)) => Some(r),
         _ => None,
@@ -143,8 +161,10 @@ pub async fn run(
     jobs: usize,
 ) -> Result<FaultReport, RunError> {
     let faults = faults_for(p, node)?;
+    let planted = inputs.iter().any(|i| i.get("fault").is_some());
     let mut rows: Vec<FaultRow> = std::iter::once("none".to_string())
         .chain(faults.iter().map(|(c, _)| c.clone()))
+        .chain(planted.then(|| PLANTED.to_string()))
         .map(|class| FaultRow {
             class,
             ..FaultRow::default()
@@ -156,14 +176,22 @@ pub async fn run(
     for input in inputs {
         let mut input = input.clone();
         let gold = input.as_object_mut().and_then(|o| o.remove("gold"));
+        let own = input.as_object_mut().and_then(|o| o.remove("fault"));
         for k in 0..rows.len() {
-            let inj = k
-                .checked_sub(1)
-                .and_then(|f| faults.get(f))
-                .map(|(_, text)| Injection {
-                    node: node.to_string(),
-                    text: text.clone(),
-                });
+            let text = match k.checked_sub(1) {
+                None => None,
+                Some(f) if f < faults.len() => faults.get(f).map(|(_, t)| t.clone()),
+                // The planted row: only inputs that carry a fault run in it.
+                Some(_) => match &own {
+                    Some(Value::String(t)) => Some(t.clone()),
+                    Some(other) => Some(other.to_string()),
+                    None => continue,
+                },
+            };
+            let inj = text.map(|text| Injection {
+                node: node.to_string(),
+                text,
+            });
             runs.push((k, input.clone(), gold.clone(), inj));
         }
     }
