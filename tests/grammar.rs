@@ -11,7 +11,6 @@
 
 mod common;
 
-use amend::model::spec::{self, LoadOptions, Spec};
 use amend::{Grammar, Message, ModelError, Request};
 use serde_json::{json, Value};
 
@@ -151,15 +150,7 @@ mod local {
 
 #[tokio::test]
 async fn an_api_backend_refuses_constraints_and_teacher_forcing_before_calling() {
-    let server = tokio::task::spawn_blocking(common::Server::start)
-        .await
-        .expect("server");
-    let opts = LoadOptions {
-        base_url: Some(server.base_url.clone()),
-        ..LoadOptions::default()
-    };
-    let spec: Spec = "openai:smollm2".parse().expect("spec");
-    let m = spec::load(&spec, &opts).await.expect("load");
+    let (_server, _, _, m) = common::served().await;
     let caps = m.capabilities();
     assert!(!caps.json_schema && !caps.gbnf);
     for g in [

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amend::model::openai::{ApiModel, Options};
-use amend::model::spec::{self, LoadOptions, Spec};
+use amend::model::spec::{self, LoadOptions};
 use amend::model::{Prefill, PrefillMode, RetryPolicy};
 use amend::{Message, Model, ModelError, Request};
 use axum::http::{HeaderMap, StatusCode};
@@ -26,23 +26,9 @@ fn question() -> Request {
     Request::chat(vec![Message::user("What is 2 + 2? Answer with a number.")]).with_max_tokens(16)
 }
 
-/// The real server of llama-cpp-python, and the default model loaded through it.
-async fn served() -> (common::Server, LoadOptions, Spec, Arc<dyn Model>) {
-    let server = tokio::task::spawn_blocking(common::Server::start)
-        .await
-        .expect("server");
-    let opts = LoadOptions {
-        base_url: Some(server.base_url.clone()),
-        ..LoadOptions::default()
-    };
-    let spec: Spec = "openai:smollm2".parse().expect("spec");
-    let model = spec::load(&spec, &opts).await.expect("load");
-    (server, opts, spec, model)
-}
-
 #[tokio::test]
 async fn real_server_returns_text_and_usage() {
-    let (server, opts, spec, model) = served().await;
+    let (server, opts, spec, model) = common::served().await;
     assert_eq!(
         model.id().key,
         format!("openai:smollm2@{}", server.base_url)
@@ -393,7 +379,7 @@ async fn backtracking_runs_on_a_server_without_prefill_and_says_how() {
     use amend::critic::Spec as Critic;
     use amend::run::{Context, Problem};
     use amend::strategy::{self, Kind, Options};
-    let (_server, _, _, model) = served().await;
+    let (_server, _, _, model) = common::served().await;
     let dir = tempfile::tempdir().expect("tmp");
     let writer =
         Arc::new(amend::trace::Writer::create(&dir.path().join("t.jsonl"), "t").expect("trace"));
@@ -441,7 +427,7 @@ async fn the_calculator_runs_on_a_server_without_prefill() {
     // The server has no prefill: the text up to the exact value goes back through the
     // conversation fallback, the path backtracking takes there.
     use amend::run::Context;
-    let (_server, _, _, model) = served().await;
+    let (_server, _, _, model) = common::served().await;
     let dir = tempfile::tempdir().expect("tmp");
     let writer =
         Arc::new(amend::trace::Writer::create(&dir.path().join("t.jsonl"), "t").expect("trace"));

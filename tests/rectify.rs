@@ -23,24 +23,29 @@ fn items() -> Vec<amend::data::Item> {
     amend::data::select(loaded.items, None, 0, Some(2))
 }
 
+/// The default model, local, one sequence.
+#[cfg(feature = "local")]
+async fn local() -> Arc<dyn amend::Model> {
+    let opts = amend::model::llama::Options {
+        n_ctx: 1024,
+        max_ctx: 2048,
+        n_seq: 1,
+        threads: 1,
+        ..Default::default()
+    };
+    Arc::new(
+        amend::model::llama::LocalModel::load(&common::model_path(), opts)
+            .await
+            .expect("load the default model"),
+    )
+}
+
 #[cfg(feature = "local")]
 #[tokio::test]
 async fn gold_solutions_become_token_records_and_a_rerun_resumes() {
-    use amend::model::llama::LocalModel;
-    let model = LocalModel::load(
-        &common::model_path(),
-        amend::model::llama::Options {
-            n_ctx: 1024,
-            max_ctx: 2048,
-            n_seq: 1,
-            threads: 1,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("load the default model");
-    let key = amend::Model::id(&model).key.clone();
-    let cx = Context::new(Arc::new(model), Arc::new(Prompts::builtin().unwrap()));
+    let model = local().await;
+    let key = model.id().key.clone();
+    let cx = Context::new(model, Arc::new(Prompts::builtin().unwrap()));
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path()).unwrap();
     let items = items();
@@ -145,26 +150,12 @@ fn swap_file(model: &str, hidden_dim: usize, lambda: f32) -> rectify::file::Rect
 #[cfg(feature = "local")]
 #[tokio::test]
 async fn an_installed_rectifier_changes_decoding_and_lambda_zero_changes_nothing() {
-    use amend::model::llama::LocalModel;
-    use amend::{Input, Message, Model, Request, ScoreRequest};
+    use amend::{Input, Message, Request, ScoreRequest};
     struct Identity;
     impl amend::LogitsHook for Identity {
         fn apply(&self, _step: &mut amend::TokenStep<'_>) {}
     }
-    let local: Arc<dyn Model> = Arc::new(
-        LocalModel::load(
-            &common::model_path(),
-            amend::model::llama::Options {
-                n_ctx: 1024,
-                max_ctx: 2048,
-                n_seq: 1,
-                threads: 1,
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("load the default model"),
-    );
+    let local = local().await;
     let key = local.id().key.clone();
     let ask = || {
         Request::chat(vec![Message::user(

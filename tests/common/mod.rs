@@ -139,3 +139,25 @@ pub async fn local_context(
     .with_max_tokens(96);
     (cx, writer, local)
 }
+
+/// The real server of llama-cpp-python, and the default model loaded through it as an API
+/// model (`openai:smollm2`): the server (stopped when dropped), the load options, the spec and
+/// the model.
+pub async fn served() -> (
+    Server,
+    amend::model::spec::LoadOptions,
+    amend::model::spec::Spec,
+    std::sync::Arc<dyn amend::Model>,
+) {
+    use amend::model::spec::{self, LoadOptions, Spec};
+    let server = tokio::task::spawn_blocking(Server::start)
+        .await
+        .expect("server");
+    let opts = LoadOptions {
+        base_url: Some(server.base_url.clone()),
+        ..LoadOptions::default()
+    };
+    let spec: Spec = "openai:smollm2".parse().expect("spec");
+    let model = spec::load(&spec, &opts).await.expect("load");
+    (server, opts, spec, model)
+}
