@@ -252,22 +252,29 @@ fn parse_partials(toks: &[Tok]) -> Option<(Number, usize, Option<u32>, Vec<Numbe
 }
 
 /// The value of every operation in the arithmetic of `text` (each maximal run of tokens that
-/// parses as an expression, read left to right): `20 - (12 + 4)` gives 16 and 4.
-pub(crate) fn partials(text: &str) -> Vec<Number> {
-    let toks = tokenize(text);
+/// parses as an expression, read left to right: `20 - (12 + 4)` gives 16 and 4), each with
+/// the byte offset where its expression ends: a value computed by an expression is known only
+/// after it (`5 - 2 + 3` computes 3, but the literal 3 in it is not that result).
+pub(crate) fn partials_ending(text: &str) -> Vec<(usize, Number)> {
+    let spans = tokenize_spans(text);
     let mut out = Vec::new();
     // Expressions never cross a break (a word, `=`, punctuation).
-    for run in toks.split(|t| *t == Tok::Break) {
+    for run in spans.split(|(t, _)| *t == Tok::Break) {
+        let toks: Vec<Tok> = run.iter().map(|(t, _)| t.clone()).collect();
         let mut start = 0;
-        while start < run.len() {
+        while start < toks.len() {
             // The longest expression starting here.
-            let found = (start + 1..=run.len()).rev().find_map(|end| {
-                let (_, ops, _, parts) = parse_partials(run.get(start..end)?)?;
+            let found = (start + 1..=toks.len()).rev().find_map(|end| {
+                let (_, ops, _, parts) = parse_partials(toks.get(start..end)?)?;
                 (ops > 0).then_some((end, parts))
             });
             match found {
                 Some((end, parts)) => {
-                    out.extend(parts);
+                    let at = end
+                        .checked_sub(1)
+                        .and_then(|e| run.get(e))
+                        .map_or(text.len(), |(_, r)| r.end);
+                    out.extend(parts.into_iter().map(|v| (at, v)));
                     start = end;
                 }
                 None => start += 1,

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use super::arith::check;
 use super::{Critic, CriticError, Submission, Verdict};
 use crate::answer::Number;
-use crate::calc::expr::{partials, tokenize_spans, Tok};
+use crate::calc::expr::{partials_ending, tokenize_spans, Tok};
 use crate::run::Env;
 
 /// Numbers every solution may use without the problem giving them: (value, why).
@@ -263,13 +263,20 @@ pub fn first_ungrounded(problem: &str, steps: &[String]) -> Option<(usize, Strin
     known.add(Number::new(0, 1)?);
     for (i, step) in steps.iter().enumerate() {
         let spans = tokenize_spans(step);
-        // Values computed in this step (its claims' left sides and every operation in them,
-        // `20 - (12 + 4) = 20 - 16` computes 16) count as grounded within it.
-        let mut computed: Vec<Number> = check(step)
+        // Values computed in this step count as grounded within it: its claims' values, and
+        // every operation's value after the expression that computes it (`20 - (12 + 4) = 20
+        // - 16` computes 16 before the 16 after `=`; in `5 - 2 + 3` the literal 3 is not the
+        // value of `5 - 2`, which is computed only where that expression ends).
+        let claimed: Vec<Number> = check(step)
             .iter()
             .filter_map(|c| Number::parse(&c.value))
             .collect();
-        computed.extend(partials(step));
+        let partial = partials_ending(step);
+        let computed_before = |at: usize, n: &Number| {
+            claimed.contains(n) || partial.iter().any(|(end, v)| *end <= at && v == n)
+        };
+        let mut computed: Vec<Number> = claimed.clone();
+        computed.extend(partial.iter().map(|(_, v)| *v));
         for (k, (tok, range)) in spans.iter().enumerate() {
             let Tok::Num(n, _) = tok else { continue };
             let prev = k.checked_sub(1).and_then(|p| spans.get(p));
@@ -288,10 +295,11 @@ pub fn first_ungrounded(problem: &str, steps: &[String]) -> Option<(usize, Strin
             } else {
                 Role::Prose
             };
+            let here = computed_before(range.start, n);
             let ok = match role {
                 Role::Result => true,
-                Role::Operand => known.has(*n) || computed.contains(n),
-                Role::Prose => known.has(*n) || computed.contains(n) || known.derivable(*n),
+                Role::Operand => known.has(*n) || here,
+                Role::Prose => known.has(*n) || here || known.derivable(*n),
             };
             if !ok {
                 let text = step.get(range.clone()).unwrap_or_default().to_string();

@@ -124,3 +124,14 @@ proptest::proptest! {
         let _ = first_ungrounded(&problem, &[step]);
     }
 }
+
+#[test]
+fn a_value_is_computed_only_where_its_expression_ends() {
+    // 3 is the value of `5 - 2`, but the literal 3 in `5 - 2 + 3` is not that result.
+    let p = "Lea has 5 cups and breaks 2. How many cups are left?";
+    assert_eq!(located(p, &["5 - 2 + 3"]), Some((0, "3".into())));
+    assert_eq!(located(p, &["5 - 2 = 3 cups.", "#### 3"]), None);
+    // A value computed on the left of `=` grounds the same value after it.
+    let q = "Ben has 20 stickers. He gives 12 to Ann and 4 to Bo. How many are left?";
+    assert_eq!(located(q, &["20 - (12 + 4) = 20 - 16 = 4 stickers."]), None);
+}
