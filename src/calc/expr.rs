@@ -260,7 +260,7 @@ pub(crate) fn partials_ending(text: &str) -> Vec<(usize, Number)> {
     let mut out = Vec::new();
     // Expressions never cross a break (a word, `=`, punctuation).
     for run in spans.split(|(t, _)| *t == Tok::Break) {
-        let toks: Vec<Tok> = run.iter().map(|(t, _)| t.clone()).collect();
+        let toks: Vec<Tok> = run.iter().map(|(t, _)| *t).collect();
         let mut start = 0;
         while start < toks.len() {
             // The longest expression starting here.
