@@ -102,6 +102,7 @@ async fn gold_solutions_become_token_records_and_a_rerun_resumes() {
     let f = rectify::fit::fit(&store, &key, &sets, &sets, opts, |_, _, _| {}).expect("fit");
     assert_eq!((f.model.as_str(), f.k), (key.as_str(), 8));
     assert!(f.hidden_dim > 0);
+    assert!(f.trained.dev.tokens > 0, "a development split exists");
     assert_eq!(f.held_out[0].1.tokens, r.tokens);
     let path = dir.path().join("rectifier.json");
     f.save(&path).expect("save");

@@ -62,9 +62,18 @@ pub fn fit(
             opts.k
         )));
     }
-    let (dev, train_set): (Vec<Example>, Vec<Example>) = all
+    let (mut dev, mut train_set): (Vec<Example>, Vec<Example>) = all
         .into_iter()
         .partition(|e| is_dev(&e.item, opts.dev_share, opts.seed));
+    // Too few items for the hash to pick any: the last item is the development set.
+    if dev.is_empty() {
+        if let Some(last) = train_set.last().map(|e| e.item.clone()) {
+            let (d, t): (Vec<Example>, Vec<Example>) =
+                train_set.into_iter().partition(|e| e.item == last);
+            dev = d;
+            train_set = t;
+        }
+    }
     let trained = train(&train_set, &dev, opts, progress);
     let mut measured = Vec::new();
     for s in held_out {

@@ -222,6 +222,11 @@ pub fn is_dev(item: &str, share: f64, seed: u64) -> bool {
     for b in item.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
+    // FNV's high bits barely move between ids that differ in their last digits: mix them
+    // (splitmix64's finaliser) before reading a fraction from them.
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
     (h >> 11) as f64 / (1u64 << 53) as f64 <= share
 }
 

@@ -39,6 +39,14 @@ fn opts(use_hidden: bool) -> TrainOptions {
 }
 
 #[test]
+fn the_development_split_takes_about_its_share_of_similar_ids() {
+    let dev = (0..1000)
+        .filter(|i| is_dev(&format!("tf:gsm8k-train:{i}"), 0.1, 2026))
+        .count();
+    assert!((60..=140).contains(&dev), "{dev} of 1000");
+}
+
+#[test]
 fn the_hidden_state_lets_it_learn_a_planted_rule_and_lambda_zero_changes_nothing() {
     let all = planted(2000, 1);
     let (dev, train_set): (Vec<Example>, Vec<Example>) =
