@@ -14,8 +14,8 @@
 //! - OpenAI-compatible backends refuse both kinds: GBNF is not part of that API, and
 //!   structured outputs differ per server (OpenAI's `json_schema` response format is
 //!   rejected by llama-cpp-python's server, which takes `json_object` with a `schema`), so
-//!   amend does not claim them; a schema is enforced there by validating and re-asking (the
-//!   `llm` nodes of [`crate::pipeline`]).
+//!   amend does not claim them; callers enforce a schema there by validating the output and
+//!   asking again.
 //! - A grammar does not combine with an assistant prefill (the grammar describes the whole
 //!   assistant text): such a request is invalid.
 

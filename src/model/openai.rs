@@ -242,7 +242,7 @@ impl Model for ApiModel {
             raw_prompt: false,
             // Structured outputs differ per server (OpenAI's `json_schema` response format;
             // llama-cpp-python accepts only `json_object` with a `schema`; others neither):
-            // not claimed, so a schema is enforced by re-asking (`crate::pipeline`).
+            // not claimed: callers enforce a schema by validating and asking again.
             gbnf: false,
             json_schema: false,
             teacher_forcing: false,

@@ -5,96 +5,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use petgraph::graph::{DiGraph, NodeIndex};
-use serde::Deserialize;
 use toml::Spanned;
 
 use super::graph::{
     Critic, Limits, Llm, Node, NodeKind, OnExternal, Output, Pipeline, ToolNode, When,
 };
+use super::raw::{RawFile, CRITIC_FIELDS, LLM_FIELDS, TOOL_FIELDS};
 use super::tool::Tool;
-use super::tools::{self, ToolSpec};
+use super::tools;
 use super::PipelineError;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    name: Spanned<String>,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    limits: RawLimits,
-    #[serde(default)]
-    templates: BTreeMap<String, Spanned<String>>,
-    #[serde(default)]
-    tools: BTreeMap<String, Spanned<ToolSpec>>,
-    #[serde(default)]
-    nodes: Vec<Spanned<RawNode>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    max_calls: Option<u32>,
-    max_reasks: Option<u32>,
-    max_retries: Option<u32>,
-    max_rollbacks: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNode {
-    id: Spanned<String>,
-    kind: Spanned<String>,
-    #[serde(default)]
-    after: Vec<Spanned<String>>,
-    template: Option<Spanned<String>>,
-    output: Option<Spanned<String>>,
-    schema: Option<toml::Value>,
-    constrain: Option<Spanned<bool>>,
-    max_tokens: Option<u32>,
-    prefill: Option<Spanned<String>>,
-    #[serde(default)]
-    stop: Vec<String>,
-    suffix: Option<String>,
-    tool: Option<Spanned<String>>,
-    #[serde(default)]
-    args: BTreeMap<String, Spanned<String>>,
-    args_from: Option<Spanned<String>>,
-    on_external: Option<Spanned<String>>,
-    #[serde(default)]
-    idempotent: bool,
-    critic: Option<Spanned<String>>,
-    target: Option<Spanned<String>>,
-    when: Option<Spanned<String>>,
-}
-
-const LLM_FIELDS: &str = "template/output/schema/constrain/max_tokens/prefill/stop/suffix";
-const TOOL_FIELDS: &str = "tool/args/args_from/on_external";
-const CRITIC_FIELDS: &str = "critic/target/when";
-
-impl RawNode {
-    fn llm_fields(&self) -> bool {
-        self.template.is_some()
-            || self.output.is_some()
-            || self.schema.is_some()
-            || self.constrain.is_some()
-            || self.max_tokens.is_some()
-            || self.prefill.is_some()
-            || !self.stop.is_empty()
-            || self.suffix.is_some()
-    }
-
-    fn tool_fields(&self) -> bool {
-        self.tool.is_some()
-            || !self.args.is_empty()
-            || self.args_from.is_some()
-            || self.on_external.is_some()
-    }
-
-    fn critic_fields(&self) -> bool {
-        self.critic.is_some() || self.target.is_some() || self.when.is_some()
-    }
-}
 
 /// Load and check the pipeline file at `path`.
 ///

@@ -21,6 +21,7 @@ pub mod exec;
 pub mod faults;
 mod file;
 mod graph;
+mod raw;
 pub mod score;
 mod strategy;
 mod template;
