@@ -206,6 +206,14 @@ impl LocalModel {
     pub fn info(&self) -> &Info {
         &self.info
     }
+
+    /// Queue `job` for the worker: [`ModelError::Busy`] when the bounded queue is full.
+    fn send(&self, job: engine::Job) -> Result<(), ModelError> {
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => ModelError::Busy { queue: self.queue },
+            mpsc::TrySendError::Disconnected(_) => ModelError::WorkerGone,
+        })
+    }
 }
 
 fn worker(
@@ -326,12 +334,7 @@ impl Model for LocalModel {
             reply: tx,
             start: std::time::Instant::now(),
         };
-        self.jobs
-            .try_send(engine::Job::Generate(task))
-            .map_err(|e| match e {
-                mpsc::TrySendError::Full(_) => ModelError::Busy { queue: self.queue },
-                mpsc::TrySendError::Disconnected(_) => ModelError::WorkerGone,
-            })?;
+        self.send(engine::Job::Generate(task))?;
         // Dropping this future drops `rx`: the worker sees the closed reply and frees the
         // request's slots at its next step.
         rx.await.map_err(|_| ModelError::WorkerGone)?
@@ -346,12 +349,7 @@ impl Model for LocalModel {
             req: request,
             reply: tx,
         };
-        self.jobs
-            .try_send(engine::Job::Score(task))
-            .map_err(|e| match e {
-                mpsc::TrySendError::Full(_) => ModelError::Busy { queue: self.queue },
-                mpsc::TrySendError::Disconnected(_) => ModelError::WorkerGone,
-            })?;
+        self.send(engine::Job::Score(task))?;
         rx.await.map_err(|_| ModelError::WorkerGone)?
     }
 }

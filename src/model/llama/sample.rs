@@ -121,14 +121,10 @@ impl Picker {
         one.data.first().is_some_and(|d| d.logit().is_finite())
     }
 
-    /// `logits` with every token the grammar rejects set to −∞, in `self.masked`.
-    fn mask(&mut self, logits: &[f32]) {
-        self.masked.clear();
-        self.masked.resize(logits.len(), f32::NEG_INFINITY);
-        let Some(g) = self.grammar.as_mut() else {
-            self.masked.copy_from_slice(logits);
-            return;
-        };
+    /// `logits` with every token `grammar` rejects set to −∞, in `out`.
+    fn mask(grammar: &mut LlamaSampler, logits: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        out.resize(logits.len(), f32::NEG_INFINITY);
         let mut all = LlamaTokenDataArray::from_iter(
             logits
                 .iter()
@@ -136,12 +132,9 @@ impl Picker {
                 .map(|(i, &l)| LlamaTokenData::new(LlamaToken(i as i32), l, 0.0)),
             false,
         );
-        g.apply(&mut all);
+        grammar.apply(&mut all);
         for d in &all.data {
-            if let Some(m) = usize::try_from(d.id().0)
-                .ok()
-                .and_then(|i| self.masked.get_mut(i))
-            {
+            if let Some(m) = usize::try_from(d.id().0).ok().and_then(|i| out.get_mut(i)) {
                 *m = d.logit();
             }
         }
@@ -301,8 +294,10 @@ impl Picker {
         let mut token = self.choose(logits);
         let mut masked = false;
         if self.grammar.is_some() && !token.is_some_and(|t| self.allows(logits, t)) {
-            self.mask(logits);
-            let m = std::mem::take(&mut self.masked);
+            let mut m = std::mem::take(&mut self.masked);
+            if let Some(g) = self.grammar.as_mut() {
+                Self::mask(g, logits, &mut m);
+            }
             token = match m.iter().any(|l| l.is_finite()) {
                 true => self.choose(&m),
                 // The grammar accepts no token here: the sample cannot go on.
