@@ -88,15 +88,13 @@ impl Scored {
     }
 }
 
-/// The top `k` (index, value) of `logits`, largest first, `log Σ exp`, and the rank of
-/// `gold` (how many logits are larger): what a [`ScoredToken`] keeps of one position's
-/// distribution. One pass for the normaliser, a partial selection for the top `k`.
-pub fn summarise(logits: &[f32], gold: usize, k: usize) -> (Vec<(u32, f32)>, f32, u32) {
+/// The top `k` (index, value) of `logits`, largest first, and `log Σ exp` over all of them:
+/// one pass for the normaliser, a partial selection for the top `k`. What a rectifier reads
+/// of a step's distribution.
+pub fn top_k(logits: &[f32], k: usize) -> (Vec<(u32, f32)>, f32) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
     let lse = max + sum.ln() as f32;
-    let g = logits.get(gold).copied().unwrap_or(f32::NEG_INFINITY);
-    let rank = logits.iter().filter(|&&l| l > g).count() as u32;
     let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
     let at = |i: u32| logits.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY);
     let by = |a: &u32, b: &u32| at(*b).total_cmp(&at(*a));
@@ -106,7 +104,16 @@ pub fn summarise(logits: &[f32], gold: usize, k: usize) -> (Vec<(u32, f32)>, f32
     }
     idx.truncate(k);
     idx.sort_unstable_by(by);
-    (idx.into_iter().map(|i| (i, at(i))).collect(), lse, rank)
+    (idx.into_iter().map(|i| (i, at(i))).collect(), lse)
+}
+
+/// [`top_k`], and the rank of `gold` (how many logits are larger): what a [`ScoredToken`]
+/// keeps of one position's distribution.
+pub fn summarise(logits: &[f32], gold: usize, k: usize) -> (Vec<(u32, f32)>, f32, u32) {
+    let (top, lse) = top_k(logits, k);
+    let g = logits.get(gold).copied().unwrap_or(f32::NEG_INFINITY);
+    let rank = logits.iter().filter(|&&l| l > g).count() as u32;
+    (top, lse, rank)
 }
 
 #[cfg(test)]

@@ -15,10 +15,8 @@ use std::sync::Arc;
 use super::file::RectifierFile;
 use super::train::fuse;
 use super::RectifyError;
+use crate::model::score::top_k;
 use crate::model::{LogitsHook, Model, TokenStep, WithHook};
-
-/// How far below the maximum logit a token may be and still be looked at.
-const PREFILTER: f32 = 30.0;
 
 /// A loaded rectifier as a logits hook.
 pub struct RectifierHook {
@@ -54,37 +52,11 @@ impl LogitsHook for RectifierHook {
         if k == 0 {
             return;
         }
-        // Only tokens within PREFILTER of the maximum can be among the top K or move the
-        // normaliser (each other one weighs < e^-30 of the likeliest; all 49k of them together
-        // change log Σ exp by < 5e-9), as the sampler's nucleus search does.
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let floor = max - PREFILTER;
-        let mut idx: Vec<u32> = logits
-            .iter()
-            .enumerate()
-            .filter(|(_, &l)| l >= floor)
-            .map(|(i, _)| i as u32)
-            .collect();
-        if idx.len() < k {
-            idx = (0..logits.len() as u32).collect();
-        }
-        let at = |i: u32| logits.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY);
-        let lse = max
-            + idx
-                .iter()
-                .map(|&i| f64::from(at(i) - max).exp())
-                .sum::<f64>()
-                .ln() as f32;
-        let by = |a: &u32, b: &u32| at(*b).total_cmp(&at(*a));
-        if k < idx.len() {
-            idx.select_nth_unstable_by(k - 1, by);
-        }
-        idx.truncate(k);
-        idx.sort_unstable_by(by);
-        let p: Vec<f32> = idx.iter().map(|&i| (at(i) - lse).exp()).collect();
+        let (top, lse) = top_k(logits, k);
+        let p: Vec<f32> = top.iter().map(|&(_, l)| (l - lse).exp()).collect();
         let y = self.file.trained.corrections(hidden, &p);
         let (fused, _) = fuse(&p, &y, self.lambda);
-        for (&i, q) in idx.iter().zip(&fused) {
+        for (&(i, _), q) in top.iter().zip(&fused) {
             if let Some(l) = logits.get_mut(i as usize) {
                 *l = q.ln() + lse;
             }
