@@ -5,6 +5,7 @@
 //! samples to reach.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -12,9 +13,46 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaChatMessage;
 use llama_cpp_2::token::LlamaToken;
 
-use super::{median, DECODE_PROMPT};
+use super::DECODE_PROMPT;
 use crate::model::llama;
-use crate::model::ModelError;
+use crate::model::{LogitsHook, ModelError, TokenStep};
+
+/// A hook that forbids the model's end-of-generation tokens, so every request of a bench
+/// generates exactly its `max_tokens`, as the bare loop's fixed-length sequences do (a batch
+/// whose requests end early thins out; the bare loop's never does). It reads no hidden state.
+pub(super) struct FixedLength {
+    eog: Vec<usize>,
+}
+
+impl FixedLength {
+    /// The end-of-generation tokens of the GGUF at `path`.
+    ///
+    /// # Errors
+    /// [`ModelError`] when the file cannot be loaded.
+    pub(super) fn load(path: &Path) -> Result<Arc<dyn LogitsHook>, ModelError> {
+        let model = llama::load_gguf(path)?;
+        let vocab = model.vocab();
+        let eog = (0..model.n_vocab())
+            .filter(|&t| vocab.is_eog(LlamaToken(t)))
+            .filter_map(|t| usize::try_from(t).ok())
+            .collect();
+        Ok(Arc::new(FixedLength { eog }))
+    }
+}
+
+impl LogitsHook for FixedLength {
+    fn apply(&self, step: &mut TokenStep<'_>) {
+        for &t in &self.eog {
+            if let Some(l) = step.logits.get_mut(t) {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+    }
+
+    fn wants_hidden(&self) -> bool {
+        false
+    }
+}
 
 fn argmax(logits: &[f32]) -> LlamaToken {
     let best = logits
@@ -25,7 +63,9 @@ fn argmax(logits: &[f32]) -> LlamaToken {
     LlamaToken(best as i32)
 }
 
-/// (batched tok/s, sequential tok/s), medians of 3 alternating rounds after a warm-up.
+/// (batched tok/s, sequential tok/s) of each of `rounds` alternating rounds after a warm-up.
+/// Callers that interleave the bare loop with their own measurements call it with one round
+/// at a time.
 ///
 /// # Errors
 /// [`ModelError`] when llama.cpp fails.
@@ -34,7 +74,8 @@ pub(super) fn bare_parallel(
     threads: i32,
     n_seq: u32,
     split: bool,
-) -> Result<(f64, f64), ModelError> {
+    rounds: usize,
+) -> Result<Vec<(f64, f64)>, ModelError> {
     let tokens = 128;
     let err = |e: &dyn std::fmt::Display| ModelError::Decode(e.to_string());
     let model = llama::load_gguf(path)?;
@@ -94,14 +135,44 @@ pub(super) fn bare_parallel(
         Ok(f64::from(seqs * tokens) / start.elapsed().as_secs_f64())
     };
     run(n_seq, 4)?;
-    let (mut b, mut s) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
-        b.push(run(n_seq, tokens)?);
+    let mut out = Vec::new();
+    for _ in 0..rounds {
+        let b = run(n_seq, tokens)?;
         let mut t = 0.0;
         for _ in 0..n_seq {
             t += f64::from(tokens) / run(1, tokens)?;
         }
-        s.push(f64::from(n_seq * tokens) / t);
+        out.push((b, f64::from(n_seq * tokens) / t));
     }
-    Ok((median(b), median(s)))
+    Ok(out)
+}
+
+/// One interleaved round of the bare loop: (batched, sequential) tok/s. It runs on a thread of
+/// its own that ends with the round: libgomp throttles its spin-waits (threads sleep at every
+/// barrier, several times slower here) once a process holds more OpenMP threads than cores,
+/// and a thread's OpenMP pool lives as long as the thread — so a bare loop on a pooled
+/// blocking thread, or beside a loaded model, slows whichever side runs next. Callers drop
+/// their own model before calling this.
+///
+/// # Errors
+/// [`ModelError`] when llama.cpp fails.
+pub(super) async fn bare_round(
+    path: &Path,
+    threads: i32,
+    n_seq: u32,
+    split: bool,
+) -> Result<(f64, f64), ModelError> {
+    let p = path.to_path_buf();
+    let handle = std::thread::Builder::new()
+        .name("amend-bare".into())
+        .spawn(move || bare_parallel(&p, threads, n_seq, split, 1))
+        .map_err(|e| ModelError::Decode(e.to_string()))?;
+    // Joined, so its OpenMP pool is gone before the caller's next model starts.
+    tokio::task::spawn_blocking(move || handle.join())
+        .await
+        .map_err(|e| ModelError::Decode(e.to_string()))?
+        .map_err(|_| ModelError::Decode("the bare loop's thread panicked".into()))??
+        .into_iter()
+        .next()
+        .ok_or_else(|| ModelError::Decode("the bare loop ran no round".into()))
 }

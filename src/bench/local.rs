@@ -9,7 +9,7 @@ use llama_cpp_2::model::LlamaChatMessage;
 use llama_cpp_2::sampling::LlamaSampler;
 use serde::Serialize;
 
-use super::{ceiling, replay};
+use super::replay;
 use crate::model::llama::{self, LocalModel};
 use crate::model::{Message, Model, ModelError, Request};
 
@@ -47,27 +47,6 @@ pub struct PrefixReport {
     pub decoded_tokens_cold: u64,
     /// Prompt length of the follow-up.
     pub prompt_tokens: u64,
-}
-
-/// Result of [`parallel`].
-#[derive(Debug, Clone, Serialize)]
-pub struct ParallelReport {
-    /// Generated tokens/s of one batched request with n = 8.
-    pub batched_tok_s: f64,
-    /// Generated tokens/s of 8 sequential requests.
-    pub sequential_tok_s: f64,
-    /// batched / sequential.
-    pub ratio: f64,
-    /// Samples.
-    pub samples: u32,
-    /// One KV stream per sample (`false`: one unified cache), on both sides.
-    pub kv_split: bool,
-    /// Bare llama-cpp-2, greedy, fixed length: the batch of sequences, tokens/s.
-    pub bare_batched_tok_s: f64,
-    /// Bare llama-cpp-2: the same sequences one after the other, tokens/s.
-    pub bare_sequential_tok_s: f64,
-    /// bare_batched / bare_sequential: what llama.cpp on this machine allows.
-    pub bare_ratio: f64,
 }
 
 pub(super) fn median(mut v: Vec<f64>) -> f64 {
@@ -256,77 +235,6 @@ pub async fn prefix(path: &Path, threads: u32) -> Result<PrefixReport, ModelErro
         decoded_tokens_reuse: dec_reuse,
         decoded_tokens_cold: dec_cold,
         prompt_tokens: prompt,
-    })
-}
-
-/// 8 samples of one prompt as one batch vs 8 sequential runs, with one KV stream per sample
-/// (`kv_split`) or one unified cache.
-///
-/// # Errors
-/// Any model error.
-pub async fn parallel(
-    path: &Path,
-    threads: u32,
-    samples: u32,
-    kv_split: bool,
-) -> Result<ParallelReport, ModelError> {
-    let opts = llama::Options {
-        n_ctx: 2048,
-        max_ctx: 4096,
-        n_seq: samples,
-        threads,
-        kv: if kv_split {
-            crate::model::KvLayout::Split
-        } else {
-            crate::model::KvLayout::Unified
-        },
-        queue: 64,
-    };
-    let model = LocalModel::load(path, opts).await?;
-    let req = Request::chat(vec![Message::user(DECODE_PROMPT)])
-        .with_sampling(0.8, 0.95)
-        .with_max_tokens(128)
-        .with_seed(7);
-    // Warm up once (context, graph and thread-pool set-up) so neither side pays it, then
-    // alternate the two sides for 3 rounds and take medians.
-    model
-        .generate(req.clone().with_n(samples).with_max_tokens(4))
-        .await?;
-    let (mut bs, mut ss) = (Vec::new(), Vec::new());
-    for round in 0..3u64 {
-        let start = Instant::now();
-        let b = model
-            .generate(req.clone().with_n(samples).with_seed(7 + 100 * round))
-            .await?;
-        bs.push(b.usage.generated_tokens as f64 / start.elapsed().as_secs_f64());
-        let start = Instant::now();
-        let mut generated = 0;
-        for i in 0..samples {
-            let r = model
-                .generate(req.clone().with_seed(7 + 100 * round + u64::from(i)))
-                .await?;
-            generated += r.usage.generated_tokens;
-        }
-        ss.push(generated as f64 / start.elapsed().as_secs_f64());
-    }
-    let (batched, sequential) = (median(bs), median(ss));
-    drop(model);
-    let p: PathBuf = path.to_path_buf();
-    let threads_i = llama::threads(threads);
-    let (bare_b, bare_s) = tokio::task::spawn_blocking(move || {
-        ceiling::bare_parallel(&p, threads_i, samples, kv_split)
-    })
-    .await
-    .map_err(|e| ModelError::Decode(e.to_string()))??;
-    Ok(ParallelReport {
-        batched_tok_s: batched,
-        sequential_tok_s: sequential,
-        ratio: batched / sequential.max(1e-9),
-        samples,
-        kv_split,
-        bare_batched_tok_s: bare_b,
-        bare_sequential_tok_s: bare_s,
-        bare_ratio: bare_b / bare_s.max(1e-9),
     })
 }
 

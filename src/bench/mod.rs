@@ -28,6 +28,8 @@ pub mod fingerprint;
 #[cfg(feature = "local")]
 mod local;
 pub mod mistakes;
+#[cfg(feature = "local")]
+mod parallel;
 pub mod pipeline;
 #[cfg(feature = "local")]
 mod recorder;
@@ -41,9 +43,11 @@ mod search;
 #[cfg(feature = "local")]
 pub use backtrack::{backtrack, BacktrackReport};
 #[cfg(feature = "local")]
-pub use concurrent::{concurrent, ConcurrentReport, SlotMemory};
+pub use concurrent::{concurrent, ConcurrentReport, ConcurrentRound, SlotMemory};
 #[cfg(feature = "local")]
 pub use local::*;
+#[cfg(feature = "local")]
+pub use parallel::{parallel, ParallelReport, ParallelRound};
 #[cfg(feature = "local")]
 pub(crate) use recorder::Recorder;
 #[cfg(feature = "local")]

@@ -90,7 +90,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             .with_style(style)
             .with_max_tokens(max_tokens);
             if let Some(store) = store {
-                cx = cx.with_mistakes(store);
+                cx = cx.with_mistakes(store).with_token_log(mistakes.log_tokens);
             }
             let sol = strat.solve(&cx, &Problem::new(&question)).await?;
             let trace_path = cx.trace().map(|t| t.path().display().to_string());
@@ -364,19 +364,21 @@ async fn bench(which: BenchKind) -> Result<()> {
         BenchKind::Parallel {
             samples,
             kv_unified,
+            rounds,
             common,
         } => {
             let p = bench_path(&common.model).await?;
-            let r = bench::parallel(&p, common.threads, samples, !kv_unified).await?;
+            let r = bench::parallel(&p, common.threads, samples, !kv_unified, rounds).await?;
             (common, serde_json::to_value(r)?)
         }
         BenchKind::Concurrent {
             requests,
             stagger_ms,
+            rounds,
             common,
         } => {
             let p = bench_path(&common.model).await?;
-            let r = bench::concurrent(&p, common.threads, requests, stagger_ms).await?;
+            let r = bench::concurrent(&p, common.threads, requests, stagger_ms, rounds).await?;
             (common, serde_json::to_value(r)?)
         }
         BenchKind::Backtrack { common } => {

@@ -344,6 +344,9 @@ pub enum BenchKind {
         /// Gap between staggered arrivals, ms.
         #[arg(long, default_value_t = 200)]
         stagger_ms: u64,
+        /// Rounds, each followed by a round of the bare loop (medians are reported).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
         #[command(flatten)]
         common: BenchArgs,
     },
@@ -355,6 +358,9 @@ pub enum BenchKind {
         /// Share one KV cache among the samples (both sides) instead of one stream each.
         #[arg(long)]
         kv_unified: bool,
+        /// Rounds, each followed by a round of the bare loop (medians are reported).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
         #[command(flatten)]
         common: BenchArgs,
     },
