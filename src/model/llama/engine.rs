@@ -431,8 +431,11 @@ impl<'m> Engine<'m> {
                 if boundary {
                     boundaries.push((j as i32, pos + 1));
                 }
+                // With hidden states on llama.cpp outputs every position anyway (and warns
+                // when not asked to): ask for them.
+                let output = is_last || boundary || self.embeddings;
                 self.batch
-                    .add(*tok, pos as i32, &[primary as i32], is_last || boundary)
+                    .add(*tok, pos as i32, &[primary as i32], output)
                     .map_err(decode_err)?;
             }
             self.ctx.decode(&mut self.batch).map_err(decode_err)?;

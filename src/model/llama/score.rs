@@ -56,8 +56,10 @@ impl Engine<'_> {
             for (j, tok) in chunk.iter().enumerate() {
                 let pos = c * N_BATCH as usize + j;
                 let gold = full.get(pos + 1).filter(|_| pos + 1 >= split).copied();
+                // With hidden states on llama.cpp outputs every position anyway (and warns
+                // when not asked to): ask for them.
                 self.batch
-                    .add(*tok, pos as i32, &[0], gold.is_some())
+                    .add(*tok, pos as i32, &[0], gold.is_some() || req.hidden)
                     .map_err(decode_err)?;
                 if let Some(g) = gold {
                     wanted.push((j as i32, g));
