@@ -243,3 +243,80 @@ async fn an_api_backend_refuses_and_nothing_is_written() {
         .expect("refused");
     assert!(e.to_string().contains("rectifier"), "{e}");
 }
+
+/// The mistake log feeds the rectifier: a result written wrong, located in an attempt, gives
+/// token records of the right value that link back to the mistake.
+#[cfg(feature = "local")]
+#[tokio::test]
+async fn a_located_arith_slip_gives_token_records_linked_to_its_mistake() {
+    use amend::mistakes::{Sink, TokenSource};
+    use amend::{Problem, ScoreRequest};
+    let model = local().await;
+    let key = model.id().key.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+    let cx = Context::new(model.clone(), Arc::new(Prompts::builtin().unwrap()))
+        .with_mistakes(store.clone())
+        .with_token_log(true);
+    let question = "Tom has 17 apples and buys 25 more. How many apples does he have?";
+    let attempt = "Tom has 17 + 25 = 43 apples.\nThe answer is 43.";
+    // The mistake as a strategy records it.
+    let sink: Sink = cx.sink().unwrap();
+    let mistake = sink.blank(question, Some("42"));
+    sink.write(&mistake);
+    let n = amend::strategy::log_slip_tokens(&cx, &Problem::new(question), attempt, &mistake.id)
+        .await
+        .expect("log");
+    let recs = store.tokens(&mistake.id).unwrap();
+    assert_eq!(recs.len(), n);
+    assert!(
+        store.get(&recs[0].mistake).unwrap().is_some(),
+        "the records name the recorded mistake"
+    );
+    assert!(n >= 1, "the value 42 has at least one token");
+    // The same continuation scored directly: the records are its last tokens, which spell 42.
+    let req = cx.solve_request(&Problem::new(question)).unwrap();
+    let scored = model
+        .score(ScoreRequest {
+            input: req.input,
+            continuation: "Tom has 17 + 25 = 42".into(),
+            top_k: 1,
+            hidden: false,
+        })
+        .await
+        .unwrap();
+    let tail = &scored.tokens[scored.tokens.len() - n..];
+    let spelled: String = tail.iter().map(|t| t.piece.as_str()).collect();
+    assert_eq!(spelled.trim(), "42");
+    for (rec, t) in recs.iter().zip(tail) {
+        assert_eq!(rec.source, Some(TokenSource::Located));
+        assert_eq!(rec.mistake, mistake.id);
+        assert_eq!(rec.model, key);
+        assert_eq!(rec.gold, Some(t.gold as i32));
+        assert_eq!(rec.top.len(), amend::strategy::LOG_TOP_K as usize);
+        assert!(!rec.hidden.is_empty());
+    }
+    let first = recs[0].position as usize;
+    assert_eq!(
+        first,
+        scored.tokens.len() - n,
+        "positions count from the turn's start"
+    );
+    // An attempt whose results are all right gives none.
+    let none = amend::strategy::log_slip_tokens(
+        &cx,
+        &Problem::new(question),
+        "17 + 25 = 42\nThe answer is 42.",
+        "m-right",
+    )
+    .await
+    .unwrap();
+    assert_eq!(none, 0);
+    assert!(store.tokens("m-right").unwrap().is_empty());
+    // Without a store: a clear error naming the option.
+    let bare = Context::new(model, Arc::new(Prompts::builtin().unwrap()));
+    let e = amend::strategy::log_slip_tokens(&bare, &Problem::new(question), attempt, "x")
+        .await
+        .expect_err("no store");
+    assert!(e.to_string().contains("mistakes"), "{e}");
+}

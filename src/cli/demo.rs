@@ -51,7 +51,7 @@ pub(super) async fn demo(
         .with_task("demo");
     let mut cx = plain.clone().with_calculator(opts.calculator);
     if let Some(store) = store {
-        cx = cx.with_mistakes(store);
+        cx = cx.with_mistakes(store).with_token_log(mistakes.log_tokens);
     }
     if !json_out {
         println!(

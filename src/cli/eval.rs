@@ -176,7 +176,9 @@ pub async fn run(a: EvalRun) -> Result<()> {
         cx = cx.with_critic_model(cm);
     }
     if let Some(store) = store {
-        cx = cx.with_mistakes(store);
+        cx = cx
+            .with_mistakes(store)
+            .with_token_log(a.mistakes.log_tokens);
     }
     let outcome = eval::runner::execute(&cfg, plan, cx).await?;
     if a.out_args.json {

@@ -45,6 +45,11 @@ pub struct MistakesArgs {
     /// Record nothing in the mistakes store (wins over --mistakes and the environment).
     #[arg(long, alias = "no-log")]
     pub no_mistakes: bool,
+    /// Also record, for each located result written wrong, the model's prediction at every
+    /// token of the right value (token records for `amend rectify train`; models that can
+    /// teacher-force only; one extra pass with hidden states per such mistake).
+    #[arg(long)]
+    pub log_tokens: bool,
 }
 
 impl MistakesArgs {

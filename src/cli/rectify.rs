@@ -70,6 +70,16 @@ pub enum RectifyAction {
         /// The bias-only ablation: the pilot's top-K probabilities without the hidden state.
         #[arg(long)]
         no_hidden: bool,
+        /// Adam step size.
+        #[arg(long, default_value_t = TrainOptions::default().lr)]
+        lr: f32,
+        /// Decoupled weight decay on the network's weights (0: none).
+        #[arg(long, default_value_t = TrainOptions::default().weight_decay)]
+        weight_decay: f32,
+        /// Also train on the token records the mistake log wrote (`--log-tokens` on `solve`,
+        /// `eval`, `demo`) for this model.
+        #[arg(long)]
+        located: bool,
         /// Print the file's summary as JSON.
         #[arg(long)]
         json: bool,
@@ -147,6 +157,9 @@ pub async fn run(action: RectifyAction) -> Result<()> {
             epochs,
             seed,
             no_hidden,
+            lr,
+            weight_decay,
+            located,
             json,
             store,
             model,
@@ -160,6 +173,9 @@ pub async fn run(action: RectifyAction) -> Result<()> {
                 epochs,
                 seed,
                 use_hidden: !no_hidden,
+                lr,
+                weight_decay,
+                located,
                 ..TrainOptions::default()
             };
             let f = rectify::fit::fit(&store, &key, &sets, &held_out, opts, |e, t, d| {
@@ -186,8 +202,16 @@ pub async fn run(action: RectifyAction) -> Result<()> {
                 f.train_tokens,
                 f.data_hash
             );
+            // Each set, then its result digits (the number after `a op b =`) when known.
             let rows = std::iter::once(("dev".to_string(), &f.trained.dev))
-                .chain(f.held_out.iter().map(|(n, m)| (n.clone(), m)));
+                .chain(f.held_out.iter().map(|(n, m)| (n.clone(), m)))
+                .flat_map(|(n, m)| {
+                    let digits = m
+                        .result_digits
+                        .as_deref()
+                        .map(|d| (format!("  {n}: results"), d));
+                    std::iter::once((n, m)).chain(digits)
+                });
             println!("set             tokens  NLL before -> after (change [95% CI])          top-1 before -> after  gold in top-K");
             for (name, m) in rows {
                 println!(

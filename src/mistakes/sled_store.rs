@@ -429,7 +429,7 @@ mod tests {
     }
 
     #[test]
-    fn token_records_of_both_formats_are_kept_and_visited() -> Result<(), StoreError> {
+    fn token_records_of_old_and_new_formats_are_kept_and_visited() -> Result<(), StoreError> {
         use crate::mistakes::{TokenRecord, TokenSource};
         let dir = tempfile::tempdir().map_err(|e| StoreError::Io(e.to_string()))?;
         let store = SledStore::open(dir.path())?;
@@ -445,6 +445,7 @@ mod tests {
             top: Vec::new(),
             hidden: vec![0.25, -1.5],
             logits: vec![1.0, 2.0],
+            result: None,
         };
         let new = TokenRecord {
             mistake: "m1".into(),
@@ -458,6 +459,7 @@ mod tests {
             top: vec![(6, 3.0), (5, 2.0)],
             hidden: vec![0.5, 1.0],
             logits: Vec::new(),
+            result: Some(false),
         };
         let other = TokenRecord {
             mistake: "m2".into(),

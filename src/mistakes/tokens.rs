@@ -9,7 +9,9 @@
 //!   the logits as length-prefixed little-endian f32;
 //! - format 2: source byte, model key (length-prefixed UTF-8), gold token, gold logit, pilot
 //!   token, log-normaliser (f32), the top-K as length-prefixed (id i32, logit f32) pairs, the
-//!   hidden state as length-prefixed bf16 (round-to-nearest-even; |error| ≤ 2⁻⁸ of the value).
+//!   hidden state as length-prefixed bf16 (round-to-nearest-even; |error| ≤ 2⁻⁸ of the value);
+//! - format 3 (written now): format 2 followed by one flags byte (bit 0: the token is part of
+//!   a computed result, the number written after `a op b =`).
 
 /// Where a record's gold token comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -66,12 +68,16 @@ pub struct TokenRecord {
     pub top: Vec<(i32, f32)>,
     /// The final hidden state (bf16 precision when read back from format 2).
     pub hidden: Vec<f32>,
-    /// Logits as a format-1 writer chose them (empty in format 2).
+    /// Logits as a format-1 writer chose them (empty in formats 2 and 3).
     pub logits: Vec<f32>,
+    /// The token is part of a computed result, the number after `a op b =` (`None`: not
+    /// known, formats 1 and 2).
+    pub result: Option<bool>,
 }
 
 const FORMAT_1: u8 = 1;
 const FORMAT_2: u8 = 2;
+const FORMAT_3: u8 = 3;
 
 /// `x` as bf16 bits, rounded to nearest even (NaN stays NaN).
 pub fn to_bf16(x: f32) -> u16 {
@@ -97,7 +103,7 @@ impl TokenRecord {
         k
     }
 
-    /// The record's value, in format 2 (a record without `source` is written in format 1,
+    /// The record's value, in format 3 (a record without `source` is written in format 1,
     /// as it was read).
     pub fn encode(&self) -> Vec<u8> {
         let Some(source) = self.source else {
@@ -105,7 +111,7 @@ impl TokenRecord {
         };
         let mut v =
             Vec::with_capacity(32 + self.model.len() + 8 * self.top.len() + 2 * self.hidden.len());
-        v.push(FORMAT_2);
+        v.push(FORMAT_3);
         v.push(source.byte());
         v.extend_from_slice(&(self.model.len() as u32).to_le_bytes());
         v.extend_from_slice(self.model.as_bytes());
@@ -122,6 +128,7 @@ impl TokenRecord {
         for x in &self.hidden {
             v.extend_from_slice(&to_bf16(*x).to_le_bytes());
         }
+        v.push(u8::from(self.result == Some(true)));
         v
     }
 
@@ -175,9 +182,11 @@ impl TokenRecord {
                     top: Vec::new(),
                     hidden,
                     logits,
+                    result: None,
                 }
             }
-            [FORMAT_2] => {
+            [f @ (FORMAT_2 | FORMAT_3)] => {
+                let format = *f;
                 let source = r
                     .take(1)?
                     .first()
@@ -202,6 +211,10 @@ impl TokenRecord {
                     .filter_map(|c| <[u8; 2]>::try_from(c).ok())
                     .map(|c| from_bf16(u16::from_le_bytes(c)))
                     .collect();
+                let result = match format {
+                    FORMAT_3 => Some(r.take(1)?.first().is_some_and(|b| b & 1 == 1)),
+                    _ => None,
+                };
                 Self {
                     mistake,
                     position,
@@ -214,6 +227,7 @@ impl TokenRecord {
                     top,
                     hidden,
                     logits: Vec::new(),
+                    result,
                 }
             }
             _ => return Err("unknown token record format".into()),

@@ -1,9 +1,9 @@
-//! Token records: both formats round-trip, format 1 is still read, bf16 is close.
+//! Token records: format 3 round-trips, formats 1 and 2 are still read, bf16 is close.
 
 use super::*;
 use proptest::prelude::*;
 
-fn v2(id: String, position: u32, top: Vec<(i32, f32)>, hidden: Vec<f32>) -> TokenRecord {
+fn v3(id: String, position: u32, top: Vec<(i32, f32)>, hidden: Vec<f32>) -> TokenRecord {
     TokenRecord {
         mistake: id,
         position,
@@ -16,6 +16,7 @@ fn v2(id: String, position: u32, top: Vec<(i32, f32)>, hidden: Vec<f32>) -> Toke
         top,
         hidden,
         logits: Vec::new(),
+        result: Some(true),
     }
 }
 
@@ -31,7 +32,7 @@ proptest! {
         let r = TokenRecord {
             mistake: id, position, source: None, model: String::new(), gold: None,
             gold_logit: None, token,
-            log_normaliser: None, top: Vec::new(), hidden, logits,
+            log_normaliser: None, top: Vec::new(), hidden, logits, result: None,
         };
         let enc = r.encode();
         prop_assert_eq!(enc.first(), Some(&1));
@@ -40,15 +41,15 @@ proptest! {
     }
 
     #[test]
-    fn format_2_records_round_trip_with_bf16_hidden_states(
+    fn format_3_records_round_trip_with_bf16_hidden_states(
         id in "[a-z0-9:-]{1,40}",
         position in any::<u32>(),
         top in proptest::collection::vec((0i32..50_000, -50f32..50.0), 0..16),
         hidden in proptest::collection::vec(-1e3f32..1e3, 0..64),
     ) {
-        let r = v2(id, position, top, hidden.clone());
+        let r = v3(id, position, top, hidden.clone());
         let enc = r.encode();
-        prop_assert_eq!(enc.first(), Some(&2));
+        prop_assert_eq!(enc.first(), Some(&3));
         let back = TokenRecord::decode(&r.key(), &enc).map_err(TestCaseError::fail)?;
         for (a, b) in hidden.iter().zip(&back.hidden) {
             prop_assert!((a - b).abs() <= a.abs() / 256.0 + 1e-30, "{} vs {}", a, b);
@@ -56,6 +57,11 @@ proptest! {
         prop_assert_eq!(back.hidden.len(), hidden.len());
         prop_assert_eq!(TokenRecord { hidden: hidden.clone(), ..back.clone() }, TokenRecord { hidden, ..r.clone() });
         prop_assert!(TokenRecord::decode(&r.key(), &enc[..enc.len() - 1]).is_err());
+        // Format 2 is format 3 without the flags byte: still read, `result` unknown.
+        let mut v2 = enc[..enc.len() - 1].to_vec();
+        v2[0] = 2;
+        let old = TokenRecord::decode(&r.key(), &v2).map_err(TestCaseError::fail)?;
+        prop_assert_eq!(old, TokenRecord { result: None, ..back });
     }
 
     #[test]
@@ -67,7 +73,7 @@ proptest! {
 
 #[test]
 fn unknown_formats_and_sources_are_errors() {
-    let r = v2("m".into(), 1, vec![(3, 1.0)], vec![0.5]);
+    let r = v3("m".into(), 1, vec![(3, 1.0)], vec![0.5]);
     let mut enc = r.encode();
     enc[0] = 9;
     assert!(TokenRecord::decode(&r.key(), &enc).is_err());

@@ -8,6 +8,16 @@
 //! without a hidden state (a backend that gives none) is left untouched by a rectifier that
 //! reads it. The hook reads only its own step: each request's samples are decoded with
 //! their own hook call per token.
+//!
+//! Hidden states and the KV cache: the local engine computes hidden states only while a
+//! request's hook asks for them, and switching that on or off rebuilds llama.cpp's context,
+//! which drops every slot's cached prefix (llama-cpp-2 0.1.160 keeps the context pointer
+//! private, so `llama_set_embeddings`, which switches without a rebuild, cannot be called).
+//! With the rectifier on the generator every generator call asks for them: the context
+//! switches once and stays. It switches back and forth only when calls with and without the
+//! hook alternate on one model — an LLM critic on the generator's own model; the model-free
+//! critics (`arith`, `ground`) make no calls — and each switch costs the next call its prompt
+//! cache.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -16,9 +16,10 @@ use serde::Serialize;
 
 use super::RectifyError;
 use crate::data::{shot_from, Item};
-use crate::mistakes::{Store, TokenRecord, TokenSource};
+use crate::mistakes::{Store, TokenSource};
 use crate::model::ScoreRequest;
 use crate::run::{Context, Problem};
+use crate::strategy::token_records;
 
 /// What to keep per position.
 #[derive(Debug, Clone, Copy)]
@@ -104,32 +105,7 @@ pub async fn collect(
                 hidden: true,
             })
             .await?;
-        let records: Vec<TokenRecord> = scored
-            .tokens
-            .iter()
-            .enumerate()
-            .map(|(j, t)| TokenRecord {
-                mistake: id.clone(),
-                position: j as u32,
-                source: Some(TokenSource::TeacherForced),
-                model: model.clone(),
-                gold: i32::try_from(t.gold).ok(),
-                gold_logit: Some(t.gold_logit),
-                token: t
-                    .top
-                    .first()
-                    .and_then(|(id, _)| i32::try_from(*id).ok())
-                    .unwrap_or(-1),
-                log_normaliser: Some(t.log_normaliser),
-                top: t
-                    .top
-                    .iter()
-                    .filter_map(|(id, l)| Some((i32::try_from(*id).ok()?, *l)))
-                    .collect(),
-                hidden: t.hidden.clone().unwrap_or_default(),
-                logits: Vec::new(),
-            })
-            .collect();
+        let records = token_records(&id, TokenSource::TeacherForced, &model, &scored.tokens, 0);
         store.record_tokens(&records)?;
         r.items += 1;
         r.tokens += scored.tokens.len() as u64;

@@ -4,7 +4,7 @@
 use super::file::{data_hash, RectifierFile, FORMAT};
 use super::train::{evaluate, is_dev, train, Example, TrainOptions};
 use super::RectifyError;
-use crate::mistakes::Store;
+use crate::mistakes::{Store, TokenRecord, TokenSource};
 
 /// A training record's identity: record id, position, gold token (what the data hash covers).
 pub type RecordKey = (String, u32, i32);
@@ -20,10 +20,31 @@ pub fn examples(
     k: usize,
 ) -> Result<(Vec<Example>, Vec<RecordKey>), RectifyError> {
     let prefix = format!("tf:{set}:");
+    examples_where(store, model, k, |r| r.mistake.starts_with(&prefix))
+}
+
+/// The examples the mistake log wrote for `model` (records of source `located`).
+///
+/// # Errors
+/// [`RectifyError::Store`] when the store cannot be read.
+pub fn located_examples(
+    store: &dyn Store,
+    model: &str,
+    k: usize,
+) -> Result<(Vec<Example>, Vec<RecordKey>), RectifyError> {
+    examples_where(store, model, k, |r| r.source == Some(TokenSource::Located))
+}
+
+fn examples_where(
+    store: &dyn Store,
+    model: &str,
+    k: usize,
+    wanted: impl Fn(&TokenRecord) -> bool,
+) -> Result<(Vec<Example>, Vec<RecordKey>), RectifyError> {
     let mut out = Vec::new();
     let mut keys = Vec::new();
     store.each_token(&mut |r| {
-        if r.mistake.starts_with(&prefix) && r.model == model {
+        if r.model == model && wanted(&r) {
             if let Some(e) = Example::from_record(&r, k) {
                 keys.push((r.mistake.clone(), r.position, r.gold.unwrap_or(-1)));
                 out.push(e);
@@ -34,8 +55,9 @@ pub fn examples(
     Ok((out, keys))
 }
 
-/// Train a rectifier for `model` on collections `train_sets`, measure it on `held_out`.
-/// `progress(epoch, train loss, dev loss)`.
+/// Train a rectifier for `model` on collections `train_sets` (and the mistake log's records
+/// with [`TrainOptions::located`]), measure it on `held_out`. `progress(epoch, train loss,
+/// dev loss)`.
 ///
 /// # Errors
 /// [`RectifyError::NoData`] when the training collections hold no usable record for this
@@ -52,6 +74,11 @@ pub fn fit(
     let mut keys = Vec::new();
     for s in train_sets {
         let (e, k) = examples(store, s, model, opts.k)?;
+        all.extend(e);
+        keys.extend(k);
+    }
+    if opts.located {
+        let (e, k) = located_examples(store, model, opts.k)?;
         all.extend(e);
         keys.extend(k);
     }

@@ -2,9 +2,10 @@
 //! what the model predicted beside the right token, collected by teacher forcing gold
 //! solutions ([`collect`]) and written to the mistake store's token tree.
 //!
-//! Built so far: collection ([`collect`]), the network and its training ([`net`], [`train`]),
-//! the rectifier file ([`file`]). Not built yet: applying it while decoding (a `LogitsHook`),
-//! and the records written from located mistakes (issue 16).
+//! Built: collection ([`collect`]), the network and its training ([`net`], [`train`]), the
+//! rectifier file ([`file`]), applying it while decoding ([`apply`]). The other source of
+//! records, the mistake log itself, is written by the strategies as they run
+//! ([`crate::strategy::log_slip_tokens`], on with `Context::with_token_log`).
 
 pub mod apply;
 pub mod collect;

@@ -130,6 +130,9 @@ impl Mlp {
 pub struct Adam {
     /// Step size.
     pub lr: f32,
+    /// Decoupled weight decay (AdamW, Loshchilov & Hutter 2019) on the weight matrices, not
+    /// the biases: each step also moves every weight by `−lr · weight_decay · w`.
+    pub weight_decay: f32,
     m: Mlp,
     v: Mlp,
     t: i32,
@@ -140,6 +143,7 @@ impl Adam {
     pub fn new(net: &Mlp, lr: f32) -> Self {
         Self {
             lr,
+            weight_decay: 0.0,
             m: net.zeros_like(),
             v: net.zeros_like(),
             t: 0,
@@ -154,13 +158,16 @@ impl Adam {
         let c1 = 1.0 - B1.powi(self.t);
         let c2 = 1.0 - B2.powi(self.t);
         let lr = self.lr;
-        for (((p, g), m), v) in net
+        // params_mut's order: w1, b1, w2, b2.
+        for (i, (((p, g), m), v)) in net
             .params_mut()
             .into_iter()
             .zip(g.params_mut())
             .zip(self.m.params_mut())
             .zip(self.v.params_mut())
+            .enumerate()
         {
+            let decay = if i % 2 == 0 { self.weight_decay } else { 0.0 };
             for (((p, g), m), v) in p
                 .iter_mut()
                 .zip(g.iter())
@@ -169,7 +176,7 @@ impl Adam {
             {
                 *m = B1 * *m + (1.0 - B1) * g;
                 *v = B2 * *v + (1.0 - B2) * g * g;
-                *p -= lr * (*m / c1) / ((*v / c2).sqrt() + 1e-8);
+                *p -= lr * ((*m / c1) / ((*v / c2).sqrt() + 1e-8) + decay * *p);
             }
         }
     }

@@ -29,6 +29,8 @@ pub struct Example {
     pub gold_at: Option<usize>,
     /// The gold token's probability under the pilot.
     pub p_gold: f32,
+    /// The token is a digit of a computed result (the number after `a op b =`).
+    pub result: bool,
 }
 
 impl Example {
@@ -45,6 +47,7 @@ impl Example {
             p: top.iter().map(|(_, l)| (l - lse).exp()).collect(),
             gold_at: top.iter().position(|(id, _)| *id == gold),
             p_gold: (gl - lse).exp(),
+            result: r.result == Some(true),
         })
     }
 
@@ -155,6 +158,10 @@ pub struct Metrics {
     pub top1_after: f64,
     /// Share of positions whose gold token is in the top K (a top-K reranker's ceiling).
     pub in_top_k: f64,
+    /// The same measures on the positions that are digits of computed results (the number
+    /// after `a op b =`), when the records say which those are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_digits: Option<Box<Metrics>>,
 }
 
 /// The trained network with what it needs to be applied.
@@ -199,6 +206,11 @@ pub struct TrainOptions {
     pub use_hidden: bool,
     /// Share of items held out for development.
     pub dev_share: f64,
+    /// Decoupled weight decay on the network's weights (0: none).
+    pub weight_decay: f32,
+    /// Also train on the token records the mistake log wrote (source `located`, see
+    /// `crate::strategy::log_slip_tokens`) for the model, beside the named collections.
+    pub located: bool,
 }
 
 impl Default for TrainOptions {
@@ -212,6 +224,8 @@ impl Default for TrainOptions {
             seed: 2026,
             use_hidden: true,
             dev_share: 0.1,
+            weight_decay: 0.0,
+            located: false,
         }
     }
 }
@@ -230,8 +244,18 @@ pub fn is_dev(item: &str, share: f64, seed: u64) -> bool {
     (h >> 11) as f64 / (1u64 << 53) as f64 <= share
 }
 
-/// Metrics of `net` at `lambda` on `examples`.
+/// Metrics of `net` at `lambda` on `examples`, and on those of them that are result digits.
 pub fn evaluate(t: &Trained, lambda: f32, examples: &[Example], seed: u64) -> Metrics {
+    let all: Vec<&Example> = examples.iter().collect();
+    let digits: Vec<&Example> = examples.iter().filter(|e| e.result).collect();
+    let mut m = measure(t, lambda, &all, seed);
+    if !digits.is_empty() {
+        m.result_digits = Some(Box::new(measure(t, lambda, &digits, seed)));
+    }
+    m
+}
+
+fn measure(t: &Trained, lambda: f32, examples: &[&Example], seed: u64) -> Metrics {
     let mut per_item: std::collections::BTreeMap<&str, (f64, f64, f64)> = Default::default();
     let (mut top1_b, mut top1_a, mut in_k) = (0u64, 0u64, 0u64);
     for e in examples {
@@ -297,6 +321,7 @@ pub fn evaluate(t: &Trained, lambda: f32, examples: &[Example], seed: u64) -> Me
         top1_before: top1_b as f64 / nt,
         top1_after: top1_a as f64 / nt,
         in_top_k: in_k as f64 / nt,
+        result_digits: None,
     }
 }
 
@@ -311,6 +336,7 @@ pub fn train(
     let features = Features::fit(train, opts.k, opts.use_hidden);
     let mut net = Mlp::new(features.width(), opts.width, opts.k, opts.seed);
     let mut adam = Adam::new(&net, opts.lr);
+    adam.weight_decay = opts.weight_decay;
     let mut rng = Rng::new(opts.seed.wrapping_add(1));
     let mut order: Vec<usize> = (0..train.len()).collect();
     let (mut x, mut h, mut y) = (Vec::new(), Vec::new(), Vec::new());

@@ -20,6 +20,7 @@ fn planted(n: usize, seed: u64) -> Vec<Example> {
                 hidden,
                 p,
                 gold_at: Some(gold_at),
+                result: i % 3 == 0,
             }
         })
         .collect()
@@ -35,6 +36,8 @@ fn opts(use_hidden: bool) -> TrainOptions {
         seed: 5,
         use_hidden,
         dev_share: 0.2,
+        weight_decay: 0.0,
+        located: false,
     }
 }
 
@@ -61,6 +64,13 @@ fn the_hidden_state_lets_it_learn_a_planted_rule_and_lambda_zero_changes_nothing
     assert!(m.nll_change < -0.2, "{m:?}");
     assert!(m.nll_change_hi < 0.0, "{m:?}");
     assert!(m.top1_after > m.top1_before + 0.3, "{m:?}");
+    // The result digits are measured on their own too.
+    let digits = m.result_digits.as_deref().expect("result digits measured");
+    assert_eq!(
+        digits.tokens,
+        test.iter().filter(|e| e.result).count() as u64
+    );
+    assert!(digits.result_digits.is_none());
     // Without the hidden state the rule cannot be seen.
     let b = train(&train_set, &dev, opts(false), |_, _, _| {});
     let mb = evaluate(&b, b.lambda, &test, 1);
@@ -75,6 +85,30 @@ fn the_hidden_state_lets_it_learn_a_planted_rule_and_lambda_zero_changes_nothing
     // Deterministic for a seed.
     let again = train(&train_set, &dev, opts(true), |_, _, _| {});
     assert_eq!(again.net, t.net);
+}
+
+#[test]
+fn weight_decay_shrinks_the_weights() {
+    let all = planted(600, 3);
+    let (dev, train_set): (Vec<Example>, Vec<Example>) =
+        all.into_iter().partition(|e| is_dev(&e.item, 0.2, 5));
+    let norm = |t: &Trained| t.net.w1.iter().chain(&t.net.w2).map(|w| w * w).sum::<f32>();
+    let plain = train(&train_set, &dev, opts(true), |_, _, _| {});
+    let decayed = train(
+        &train_set,
+        &dev,
+        TrainOptions {
+            weight_decay: 0.5,
+            ..opts(true)
+        },
+        |_, _, _| {},
+    );
+    assert!(
+        norm(&decayed) < norm(&plain),
+        "{} vs {}",
+        norm(&decayed),
+        norm(&plain)
+    );
 }
 
 proptest! {

@@ -163,6 +163,7 @@ pub struct Context {
     prompts: Arc<Prompts>,
     trace: Option<Arc<Writer>>,
     mistakes: Option<Arc<dyn Store>>,
+    token_log: bool,
     task: String,
     budget: Budget,
     style: PromptStyle,
@@ -200,6 +201,7 @@ impl Context {
             prompts,
             trace: None,
             mistakes: None,
+            token_log: false,
             task: DEFAULT_TASK.into(),
             budget: Budget::default(),
             style: PromptStyle::default(),
@@ -266,6 +268,19 @@ impl Context {
     pub fn with_mistakes(mut self, store: Arc<dyn Store>) -> Self {
         self.mistakes = Some(store);
         self
+    }
+    /// Also record, for every located mistake whose right continuation is known (a result
+    /// written wrong), the model's prediction at each token of the right value (token records
+    /// for the logit rectifier; needs a store and a generator that can teacher-force, else
+    /// nothing is written). Off by default: each record costs one teacher-forced pass with
+    /// hidden states.
+    pub fn with_token_log(mut self, on: bool) -> Self {
+        self.token_log = on;
+        self
+    }
+    /// Whether located mistakes also get token records.
+    pub fn token_log(&self) -> bool {
+        self.token_log
     }
     /// The task tag of recorded mistakes ([`DEFAULT_TASK`] unless set; an evaluation sets its
     /// task, e.g. `gsm8k`).

@@ -43,7 +43,7 @@ impl Backtrack {
     /// context has a mistakes store, a record in it. `revision` is the revised attempt, `kept` whether
     /// it replaced the original.
     #[allow(clippy::too_many_arguments)]
-    fn note(
+    async fn note(
         &self,
         cx: &Context,
         problem: &Problem<'_>,
@@ -72,7 +72,8 @@ impl Backtrack {
                 kept,
                 detail,
             },
-        );
+        )
+        .await;
     }
 
     /// Does the critic accept the steps up to `k` (no mistake at or before `k`)? `None` when
@@ -195,7 +196,8 @@ impl Strategy for Backtrack {
                     None,
                     false,
                     json!({"why": why}),
-                );
+                )
+                .await;
                 break;
             };
             let cont_prefill = format!("{prefix}{new_step}\n");
@@ -228,7 +230,8 @@ impl Strategy for Backtrack {
                 Some(&revised),
                 !refused,
                 json!({"tries": tried, "verifier": verifier.map(|v| v.name()), "verifier_refused": refused}),
-            );
+            )
+            .await;
             if refused {
                 break;
             }

@@ -24,6 +24,7 @@ pub use backtrack::{differs, prefix_text, Backtrack, TRIES};
 pub use baseline::Baseline;
 pub use options::{build, Accept, Kind, Options, ResampleUntil, Select};
 pub use recommended::{recommended, Recommended};
+pub use record::{log_slip_tokens, token_records, LOG_TOP_K};
 pub(crate) use record::{note_mistake, Found};
 pub use rise::{window_messages, Rise, RiseMode};
 pub use search::{Rank, Search, SearchOptions, STEP_TOKENS};
@@ -50,6 +51,9 @@ pub enum StrategyError {
     /// Options that are missing, out of range or do not fit together.
     #[error(transparent)]
     Option(#[from] OptionError),
+    /// The mistakes store refused a record.
+    #[error(transparent)]
+    Store(#[from] crate::mistakes::StoreError),
 }
 
 impl From<RunError> for StrategyError {

@@ -75,7 +75,7 @@ struct Pending {
 impl Rise {
     /// Record a mistake the critic located in one turn, with the next turn as its correction
     /// (`None`: there was no next turn).
-    fn note(
+    async fn note(
         &self,
         cx: &Context,
         problem: &Problem<'_>,
@@ -98,7 +98,8 @@ impl Rise {
                 kept: next.is_some(),
                 detail: serde_json::Value::Null,
             },
-        );
+        )
+        .await;
     }
 }
 
@@ -145,7 +146,7 @@ impl Strategy for Rise {
             };
             let text = resp.text().trim_end().to_string();
             if let Some(p) = pending.take() {
-                self.note(cx, problem, &ledger, p, Some(&text));
+                self.note(cx, problem, &ledger, p, Some(&text)).await;
             }
             attempts.push(Attempt::new(text.clone()));
             let verdict = match (self.mode, problem.right(&text)) {
@@ -204,7 +205,7 @@ impl Strategy for Rise {
             history.push((text, feedback));
         }
         if let Some(p) = pending.take() {
-            self.note(cx, problem, &ledger, p, None);
+            self.note(cx, problem, &ledger, p, None).await;
         }
         let answer = match (self.mode, accepted) {
             (_, Some(t)) => attempts.get(t).and_then(|a| a.answer.clone()),

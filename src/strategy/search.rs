@@ -351,7 +351,8 @@ impl Strategy for Search {
                                         kept: false,
                                         detail: json!({"search_step": depth, "dropped": true}),
                                     },
-                                );
+                                )
+                                .await;
                                 flagged.push((child, v.rationale));
                             }
                         }

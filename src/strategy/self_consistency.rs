@@ -256,7 +256,8 @@ async fn verify(
                     kept: false,
                     detail: json!({"selection": selection}),
                 },
-            );
+            )
+            .await;
         }
     }
     flagged.resize(attempts.len(), false);
