@@ -74,6 +74,26 @@ async fn scoring_the_greedy_answer_finds_it_the_top_choice_and_returns_hidden_st
         assert!(h.iter().all(|x| x.is_finite()));
     }
     assert!(scored.hidden_dim > 0);
+    // Scoring the same text again reuses the prompt slot 0 holds: the same tokens, the same
+    // predictions up to the arithmetic's batch-shape noise.
+    let again = m
+        .score(ScoreRequest {
+            input: Input::Chat(prompt()),
+            continuation: text.clone(),
+            top_k: 8,
+            hidden: true,
+        })
+        .await
+        .expect("score again");
+    assert_eq!(again.tokens.len(), n);
+    for (a, b) in again.tokens.iter().zip(&scored.tokens) {
+        assert_eq!((a.gold, &a.piece), (b.gold, &b.piece));
+        assert!((a.logprob() - b.logprob()).abs() < 0.05, "{a:?} vs {b:?}");
+        assert_eq!(
+            a.hidden.as_ref().map(Vec::len),
+            b.hidden.as_ref().map(Vec::len)
+        );
+    }
     // A continuation the model would not write costs more per token.
     let odd = m
         .score(ScoreRequest {

@@ -130,6 +130,11 @@ pub async fn run(action: RectifyAction) -> Result<()> {
             bar.finish_and_clear();
             if json {
                 println!("{}", serde_json::to_string(&r)?);
+            } else if r.tokens == 0 {
+                println!(
+                    "{set}: nothing new ({} items already collected, {} without a gold solution)",
+                    r.already, r.without_gold
+                );
             } else {
                 let n = r.tokens.max(1) as f64;
                 println!(

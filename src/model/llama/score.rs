@@ -1,7 +1,10 @@
 //! Teacher forcing on the worker thread ([`crate::model::score`]): the prompt and the
 //! continuation are decoded in one pass in slot 0 (the engine is idle: a score waits for the
-//! running requests), with outputs only at the positions that predict a continuation token.
-//! Slot 0 keeps the tokens as a prefix cache afterwards, like a finished request.
+//! running requests), with outputs only at the positions that predict a continuation token
+//! (every position with hidden states on: llama.cpp outputs them all in that mode). The
+//! prefix slot 0 already holds is not decoded again (like prefix reuse in generation, not
+//! bit-exact: llama.cpp's arithmetic depends on the batch shape). Slot 0 keeps the tokens as
+//! a prefix cache afterwards, like a finished request.
 
 use std::time::Instant;
 
@@ -39,22 +42,41 @@ impl Engine<'_> {
             .max(1);
         let needed = self.shape.needed(full.len(), 1, 0);
         self.ensure_context(needed, req.hidden)?;
+        // What slot 0 holds of this text is kept, up to the position that predicts the
+        // continuation's first token (a shared system prompt is decoded once per run of
+        // scores, not once per score); the rest is decoded.
+        let keep = self
+            .slots
+            .first()
+            .map_or(0, |s| {
+                s.cached
+                    .iter()
+                    .zip(&full)
+                    .take_while(|(a, b)| a == b)
+                    .count()
+            })
+            .min(split.saturating_sub(1));
         self.ctx
-            .clear_kv_cache_seq(Some(0), None, None)
+            .clear_kv_cache_seq(Some(0), Some(keep as u32), None)
             .map_err(decode_err)?;
         if let Some(s) = self.slots.get_mut(0) {
-            s.cached.clear();
+            s.cached.truncate(keep);
             s.saved.clear();
         }
         let vocab = self.model.vocab();
         let k = req.top_k as usize;
         let mut tokens = Vec::with_capacity(full.len().saturating_sub(split));
         let mut hidden_dim = 0;
-        for (c, chunk) in full.chunks(N_BATCH as usize).enumerate() {
+        for (c, chunk) in full
+            .get(keep..)
+            .unwrap_or_default()
+            .chunks(N_BATCH as usize)
+            .enumerate()
+        {
             self.batch.clear();
             let mut wanted: Vec<(i32, LlamaToken)> = Vec::new();
             for (j, tok) in chunk.iter().enumerate() {
-                let pos = c * N_BATCH as usize + j;
+                let pos = keep + c * N_BATCH as usize + j;
                 let gold = full.get(pos + 1).filter(|_| pos + 1 >= split).copied();
                 // With hidden states on llama.cpp outputs every position anyway (and warns
                 // when not asked to): ask for them.
