@@ -46,6 +46,9 @@ pub struct SlotMemory {
 pub struct ConcurrentReport {
     /// Requests.
     pub requests: u32,
+    /// The requests decode greedily (the bare loop's choice) instead of at T = 0.8, top-p
+    /// 0.95: what sampling costs amend's side.
+    pub greedy: bool,
     /// Generated tokens/s of the requests sent at once (this and every figure below: the
     /// median over rounds; ratios of the medians unless said).
     pub concurrent_tok_s: f64,
@@ -157,8 +160,9 @@ fn options(threads: u32, slots: u32) -> llama::Options {
     }
 }
 
-/// Run the benchmark: `requests` requests (at most 8 slots), `rounds` rounds (each on a
-/// freshly loaded model) each followed by a round of the bare loop; medians.
+/// Run the benchmark: `requests` requests (at most 8 slots; `greedy`: decoded greedily instead
+/// of sampled), `rounds` rounds (each on a freshly loaded model) each followed by a round of
+/// the bare loop; medians.
 ///
 /// # Errors
 /// Any model error.
@@ -168,6 +172,7 @@ pub async fn concurrent(
     requests: u32,
     stagger_ms: u64,
     rounds: usize,
+    greedy: bool,
 ) -> Result<ConcurrentReport, ModelError> {
     let n = requests.clamp(1, 8);
     let hook = ceiling::FixedLength::load(path)?;
@@ -179,7 +184,12 @@ pub async fn concurrent(
     for round in 0..rounds.max(1) as u64 {
         // A model per round, dropped before the bare round (see [`ceiling::bare_round`]).
         let model = Arc::new(LocalModel::load(path, options(threads, n)).await?);
-        let reqs: Vec<Request> = (0..n as usize).map(|i| request(i, round, &hook)).collect();
+        let reqs: Vec<Request> = (0..n as usize)
+            .map(|i| match greedy {
+                true => request(i, round, &hook).with_sampling(0.0, 1.0),
+                false => request(i, round, &hook),
+            })
+            .collect();
         // Warm up (context, graph, thread pool) and put every prompt in a slot's cache, as
         // the sequential side will find them, so no side pays for that.
         model
@@ -249,6 +259,7 @@ pub async fn concurrent(
     let bare_ratio = bare_b / bare_s.max(1e-9);
     Ok(ConcurrentReport {
         requests: n,
+        greedy,
         concurrent_tok_s: concurrent,
         sequential_tok_s: sequential,
         ratio,

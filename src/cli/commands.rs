@@ -375,10 +375,12 @@ async fn bench(which: BenchKind) -> Result<()> {
             requests,
             stagger_ms,
             rounds,
+            greedy,
             common,
         } => {
             let p = bench_path(&common.model).await?;
-            let r = bench::concurrent(&p, common.threads, requests, stagger_ms, rounds).await?;
+            let r =
+                bench::concurrent(&p, common.threads, requests, stagger_ms, rounds, greedy).await?;
             (common, serde_json::to_value(r)?)
         }
         BenchKind::Backtrack { common } => {

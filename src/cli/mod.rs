@@ -347,6 +347,9 @@ pub enum BenchKind {
         /// Rounds, each followed by a round of the bare loop (medians are reported).
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// Decode greedily, as the bare loop does (default: T = 0.8, top-p 0.95).
+        #[arg(long)]
+        greedy: bool,
         #[command(flatten)]
         common: BenchArgs,
     },
