@@ -49,7 +49,7 @@ pub struct ParallelReport {
 /// `samples` samples of one prompt as one batch vs as many sequential runs, with one KV
 /// stream per sample (`kv_split`) or one unified cache; `rounds` rounds (each on a freshly
 /// loaded model), each followed by a round of the bare loop, so both see the same machine. Every sample generates exactly 128
-/// tokens (end of generation is masked by a hook, see [`ceiling::FixedLength`]), as the bare
+/// tokens (end of generation is masked by a hook), as the bare
 /// loop's sequences do.
 ///
 /// # Errors

@@ -13,6 +13,7 @@
 
 mod budget;
 mod calculator;
+mod env;
 mod problem;
 
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use std::time::Instant;
 
 pub use budget::{Budget, BudgetStop, Cap, Ledger};
 pub use calculator::{Calculator, MAX_SUBSTITUTIONS};
+use env::record;
+pub use env::Env;
 pub use problem::{Check, Located, Problem, Question};
 
 use crate::mistakes::{Sink, Store};
@@ -76,73 +79,6 @@ pub enum CallError {
     /// The deadline passed before the call finished; the call was cancelled.
     #[error("the `deadline` passed during a model call; the call was cancelled")]
     Deadline,
-}
-
-/// What a critic (or anything else that calls a model for one role) runs with: a model, the
-/// prompts, where its events go, and a deadline for its calls.
-#[derive(Clone)]
-pub struct Env {
-    /// The model.
-    pub model: Arc<dyn Model>,
-    /// Prompt templates.
-    pub prompts: Arc<Prompts>,
-    /// Where events go, if anywhere.
-    pub trace: Option<Arc<Writer>>,
-    /// Calls still running at this instant are cancelled ([`CallError::Deadline`]).
-    pub deadline: Option<Instant>,
-}
-
-impl Env {
-    /// `model` with `prompts`, untraced, no deadline.
-    pub fn new(model: Arc<dyn Model>, prompts: Arc<Prompts>) -> Self {
-        Self {
-            model,
-            prompts,
-            trace: None,
-            deadline: None,
-        }
-    }
-    /// Record events (not model calls: wrap the model in [`Traced`] for those) in `trace`.
-    pub fn with_trace(mut self, trace: Option<Arc<Writer>>) -> Self {
-        self.trace = trace;
-        self
-    }
-    /// Cancel calls still running at `deadline`.
-    pub fn with_deadline(mut self, deadline: Option<Instant>) -> Self {
-        self.deadline = deadline;
-        self
-    }
-    /// Call the model, cancelling the call at the deadline.
-    ///
-    /// # Errors
-    /// [`CallError::Model`] / [`CallError::Deadline`].
-    pub async fn generate(&self, req: Request) -> Result<Response, CallError> {
-        match self.deadline {
-            None => Ok(self.model.generate(req).await?),
-            Some(at) => {
-                let at = tokio::time::Instant::from_std(at);
-                match tokio::time::timeout_at(at, self.model.generate(req)).await {
-                    Ok(r) => Ok(r?),
-                    Err(_) => Err(CallError::Deadline),
-                }
-            }
-        }
-    }
-    /// Record an event (errors are logged, never fatal); returns where it is (`FILE#SEQ`).
-    pub fn record(&self, kind: &str, data: serde_json::Value) -> Option<String> {
-        record(self.trace.as_ref(), kind, data)
-    }
-}
-
-fn record(trace: Option<&Arc<Writer>>, kind: &str, data: serde_json::Value) -> Option<String> {
-    let t = trace?;
-    match t.write(kind, data) {
-        Ok(seq) => Some(format!("{}#{seq}", t.path().display())),
-        Err(e) => {
-            tracing::error!(error = %e, "could not write the trace");
-            None
-        }
-    }
 }
 
 /// What a strategy runs with. Build it with [`Context::new`] and the `with_` setters; the
