@@ -152,7 +152,8 @@ pub(super) fn bare_parallel(
 /// barrier, several times slower here) once a process holds more OpenMP threads than cores,
 /// and a thread's OpenMP pool lives as long as the thread — so a bare loop on a pooled
 /// blocking thread, or beside a loaded model, slows whichever side runs next. Callers drop
-/// their own model before calling this.
+/// their own model before calling this; it first waits half a second for that model's worker
+/// thread (and its OpenMP pool) to end.
 ///
 /// # Errors
 /// [`ModelError`] when llama.cpp fails.
@@ -162,6 +163,7 @@ pub(super) async fn bare_round(
     n_seq: u32,
     split: bool,
 ) -> Result<(f64, f64), ModelError> {
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let p = path.to_path_buf();
     let handle = std::thread::Builder::new()
         .name("amend-bare".into())

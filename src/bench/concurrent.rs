@@ -216,8 +216,6 @@ pub async fn concurrent(
         }
         ps.push(start.elapsed().as_secs_f64());
         drop(model);
-        // Let the worker thread (and its OpenMP pool) end.
-        tokio::time::sleep(Duration::from_millis(500)).await;
         let (bare_b, bare_s) = ceiling::bare_round(path, threads_i, n, true).await?;
         let bare_ratio = bare_b / bare_s.max(1e-9);
         each.push(ConcurrentRound {

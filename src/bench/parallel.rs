@@ -103,8 +103,6 @@ pub async fn parallel(
         }
         let sequential = generated as f64 / start.elapsed().as_secs_f64();
         drop(model);
-        // Let the worker thread (and its OpenMP pool) end.
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let (bare_b, bare_s) = ceiling::bare_round(path, threads_i, samples, kv_split).await?;
         let (ratio, bare_ratio) = (batched / sequential.max(1e-9), bare_b / bare_s.max(1e-9));
         each.push(ParallelRound {
