@@ -15,6 +15,8 @@
 //! - `backtrack`: suffix-only backtracking vs re-decoding every prompt.
 //! - `rectify`: decoding with the logit rectifier vs an identity hook, the prompt cost of
 //!   hidden-state mode, teacher-forcing throughput.
+//! - `sampler`: choosing one token with amend's sampler vs llama.cpp's sampler chain, on
+//!   logits the model produced.
 //! - `search`: the step search's re-decoded prefix tokens (0: only suffixes are decoded), and
 //!   its time with prefix reuse vs re-decoding every prompt.
 
@@ -38,6 +40,8 @@ mod rectify;
 #[cfg(feature = "local")]
 mod replay;
 #[cfg(feature = "local")]
+mod sampler;
+#[cfg(feature = "local")]
 mod search;
 
 #[cfg(feature = "local")]
@@ -52,5 +56,7 @@ pub use parallel::{parallel, ParallelReport, ParallelRound};
 pub(crate) use recorder::Recorder;
 #[cfg(feature = "local")]
 pub use rectify::{rectify, RectifyReport};
+#[cfg(feature = "local")]
+pub use sampler::{sampler, SamplerReport, SamplerRow};
 #[cfg(feature = "local")]
 pub use search::{search, SearchReport};

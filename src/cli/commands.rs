@@ -393,6 +393,15 @@ async fn bench(which: BenchKind) -> Result<()> {
             let r = bench::search(&p, common.threads, problems).await?;
             (common, serde_json::to_value(r)?)
         }
+        BenchKind::Sampler {
+            tokens,
+            reps,
+            common,
+        } => {
+            let p = bench_path(&common.model).await?;
+            let r = bench::sampler(&p, common.threads, tokens, reps).await?;
+            (common, serde_json::to_value(r)?)
+        }
         BenchKind::Rectify { rounds, common } => {
             let p = bench_path(&common.model).await?;
             let r = bench::rectify(&p, common.threads, rounds).await?;

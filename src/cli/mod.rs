@@ -324,6 +324,18 @@ pub enum BenchKind {
         #[command(flatten)]
         common: BenchArgs,
     },
+    /// Choosing one token: amend's sampler vs llama.cpp's sampler chain, on logits the
+    /// model produced (greedy, top-p, top-p with log-probs, temperature).
+    Sampler {
+        /// Tokens generated from each of the three prompts (the steps timed).
+        #[arg(long, default_value_t = 40)]
+        tokens: u32,
+        /// Alternating reps per setting (medians reported).
+        #[arg(long, default_value_t = 20)]
+        reps: usize,
+        #[command(flatten)]
+        common: BenchArgs,
+    },
     /// A model's identity (SHA-256 of the GGUF file) vs reading the file without hashing.
     Fingerprint {
         /// Model spec (a local GGUF).

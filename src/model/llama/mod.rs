@@ -16,8 +16,11 @@ mod step;
 
 mod context;
 mod engine;
+mod lanes;
 mod sample;
 mod score;
+
+pub(crate) use sample::Picker;
 
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, OnceLock};
