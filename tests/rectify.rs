@@ -143,6 +143,7 @@ fn swap_file(model: &str, hidden_dim: usize, lambda: f32) -> rectify::file::Rect
             net,
             lambda,
             dev: Metrics::default(),
+            objective: Default::default(),
         },
         held_out: Vec::new(),
     }

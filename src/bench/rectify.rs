@@ -104,6 +104,7 @@ fn random_rectifier(model: &str, dim: usize) -> RectifierFile {
             net: Mlp::new(dim + k, 64, k, 7),
             lambda: 1.0,
             dev: Metrics::default(),
+            objective: Default::default(),
         },
         held_out: Vec::new(),
     }

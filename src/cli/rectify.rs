@@ -7,6 +7,7 @@ use clap::Subcommand;
 
 use super::mistakes::StoreArgs;
 use super::ModelArgs;
+use amend::rectify::objective::Objective;
 use amend::rectify::train::TrainOptions;
 use amend::rectify::{self, CollectOptions};
 
@@ -80,6 +81,10 @@ pub enum RectifyAction {
         /// `eval`, `demo`) for this model.
         #[arg(long)]
         located: bool,
+        /// What training minimises: `rmse` (the paper's, on onehot(gold) − p̂) or
+        /// `cross-entropy` (the fused distribution's NLL; an ablation).
+        #[arg(long, default_value = "rmse")]
+        objective: Objective,
         /// Print the file's summary as JSON.
         #[arg(long)]
         json: bool,
@@ -165,6 +170,7 @@ pub async fn run(action: RectifyAction) -> Result<()> {
             lr,
             weight_decay,
             located,
+            objective,
             json,
             store,
             model,
@@ -181,6 +187,7 @@ pub async fn run(action: RectifyAction) -> Result<()> {
                 lr,
                 weight_decay,
                 located,
+                objective,
                 ..TrainOptions::default()
             };
             let f = rectify::fit::fit(&store, &key, &sets, &held_out, opts, |e, t, d| {
@@ -193,7 +200,7 @@ pub async fn run(action: RectifyAction) -> Result<()> {
                 println!(
                     "{}",
                     serde_json::json!({"file": out, "model": f.model, "k": f.k,
-                        "lambda": f.trained.lambda, "train_tokens": f.train_tokens,
+                        "lambda": f.trained.lambda, "objective": f.trained.objective, "train_tokens": f.train_tokens,
                         "data_hash": f.data_hash, "dev": f.trained.dev, "held_out": f.held_out})
                 );
                 return Ok(());

@@ -133,6 +133,7 @@ mod tests {
                 net: Mlp::new(5, 4, 2, 1),
                 lambda: 1.0,
                 dev: Metrics::default(),
+                objective: Default::default(),
             },
             held_out: Vec::new(),
         }

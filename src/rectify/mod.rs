@@ -12,6 +12,7 @@ pub mod collect;
 pub mod file;
 pub mod fit;
 pub mod net;
+pub mod objective;
 pub mod train;
 
 use crate::mistakes::StoreError;

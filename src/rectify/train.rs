@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::net::{Adam, Mlp};
+use super::objective::{fused_nll, Objective};
 use crate::mistakes::TokenRecord;
 use crate::rng::Rng;
 
@@ -175,6 +176,9 @@ pub struct Trained {
     pub lambda: f32,
     /// Development-set metrics at that λ.
     pub dev: Metrics,
+    /// What training minimised (files written before the option read as `rmse`).
+    #[serde(default)]
+    pub objective: Objective,
 }
 
 impl Trained {
@@ -211,6 +215,8 @@ pub struct TrainOptions {
     /// Also train on the token records the mistake log wrote (source `located`, see
     /// `crate::strategy::log_slip_tokens`) for the model, beside the named collections.
     pub located: bool,
+    /// What training minimises.
+    pub objective: Objective,
 }
 
 impl Default for TrainOptions {
@@ -226,6 +232,7 @@ impl Default for TrainOptions {
             dev_share: 0.1,
             weight_decay: 0.0,
             located: false,
+            objective: Objective::Rmse,
         }
     }
 }
@@ -325,6 +332,32 @@ fn measure(t: &Trained, lambda: f32, examples: &[&Example], seed: u64) -> Metric
     }
 }
 
+/// Reused buffers of [`example_loss`]: input, hidden layer, output, output gradient.
+#[derive(Default)]
+struct Bufs(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
+
+/// One example's loss under `objective`, its gradient (times `scale`) added into `g`.
+fn example_loss(
+    features: &Features,
+    objective: Objective,
+    net: &Mlp,
+    e: &Example,
+    scale: f32,
+    g: &mut Mlp,
+    Bufs(x, h, y, dy): &mut Bufs,
+) -> f32 {
+    features.input(&e.hidden, &e.p, x);
+    net.forward(x, h, y);
+    match objective {
+        Objective::Rmse => net.backward(x, h, y, &e.target(), scale, g),
+        Objective::CrossEntropy => {
+            let l = fused_nll(e, y, scale, dy);
+            net.backward_from(x, h, dy, g);
+            l
+        }
+    }
+}
+
 /// Train on `train`, keep the epoch with the lowest loss on `dev`, choose λ on `dev`.
 /// `progress(epoch, train loss, dev loss)` after each epoch.
 pub fn train(
@@ -339,15 +372,16 @@ pub fn train(
     adam.weight_decay = opts.weight_decay;
     let mut rng = Rng::new(opts.seed.wrapping_add(1));
     let mut order: Vec<usize> = (0..train.len()).collect();
-    let (mut x, mut h, mut y) = (Vec::new(), Vec::new(), Vec::new());
+    let mut bufs = Bufs::default();
+    let objective = opts.objective;
     let dev_loss = |net: &Mlp| {
-        let (mut x, mut h, mut y) = (Vec::new(), Vec::new(), Vec::new());
+        let mut bufs = Bufs::default();
         let mut g = net.zeros_like();
         let mut total = 0.0f64;
         for e in dev {
-            features.input(&e.hidden, &e.p, &mut x);
-            net.forward(&x, &mut h, &mut y);
-            total += f64::from(net.backward(&x, &h, &y, &e.target(), 0.0, &mut g));
+            total += f64::from(example_loss(
+                &features, objective, net, e, 0.0, &mut g, &mut bufs,
+            ));
         }
         total / dev.len().max(1) as f64
     };
@@ -363,10 +397,9 @@ pub fn train(
             let mut g = net.zeros_like();
             let scale = 1.0 / chunk.len() as f32;
             for e in chunk.iter().filter_map(|&i| train.get(i)) {
-                features.input(&e.hidden, &e.p, &mut x);
-                net.forward(&x, &mut h, &mut y);
-                total += f64::from(net.backward(&x, &h, &y, &e.target(), scale, &mut g))
-                    * f64::from(scale);
+                total += f64::from(example_loss(
+                    &features, objective, &net, e, scale, &mut g, &mut bufs,
+                )) * f64::from(scale);
             }
             adam.step(&mut net, &mut g);
         }
@@ -382,9 +415,12 @@ pub fn train(
         net: best.1,
         lambda: 0.0,
         dev: Metrics::default(),
+        objective,
     };
     let mut chosen = (f64::INFINITY, 0.0f32, Metrics::default());
-    for lambda in [0.0f32, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0] {
+    for lambda in [
+        0.0f32, 0.02, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0,
+    ] {
         let m = evaluate(&t, lambda, dev, opts.seed);
         if m.nll_after < chosen.0 {
             chosen = (m.nll_after, lambda, m);

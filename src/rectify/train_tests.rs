@@ -38,6 +38,7 @@ fn opts(use_hidden: bool) -> TrainOptions {
         dev_share: 0.2,
         weight_decay: 0.0,
         located: false,
+        objective: Objective::Rmse,
     }
 }
 
@@ -85,6 +86,28 @@ fn the_hidden_state_lets_it_learn_a_planted_rule_and_lambda_zero_changes_nothing
     // Deterministic for a seed.
     let again = train(&train_set, &dev, opts(true), |_, _, _| {});
     assert_eq!(again.net, t.net);
+}
+
+#[test]
+fn the_cross_entropy_objective_learns_the_planted_rule_too() {
+    let all = planted(2000, 1);
+    let (dev, train_set): (Vec<Example>, Vec<Example>) =
+        all.into_iter().partition(|e| is_dev(&e.item, 0.2, 5));
+    let t = train(
+        &train_set,
+        &dev,
+        TrainOptions {
+            objective: Objective::CrossEntropy,
+            ..opts(true)
+        },
+        |_, _, _| {},
+    );
+    assert_eq!(t.objective, Objective::CrossEntropy);
+    let test = planted(500, 2);
+    let m = evaluate(&t, t.lambda, &test, 1);
+    assert!(t.lambda > 0.0);
+    assert!(m.nll_change < -0.2 && m.nll_change_hi < 0.0, "{m:?}");
+    assert!(m.top1_after > m.top1_before + 0.3, "{m:?}");
 }
 
 #[test]

@@ -1,0 +1,145 @@
+//! What training minimises: the paper's RMSE on `ℓ = onehot(gold) − p̂`, or, as an ablation,
+//! the cross-entropy of the fused distribution itself.
+
+use serde::{Deserialize, Serialize};
+
+use super::train::{fuse, Example};
+
+/// The training objective.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// Mean squared error between the network's output and `ℓ = onehot(gold) − p̂` on the
+    /// top K (Transformer Copilot's objective; the network learns the correction, and λ
+    /// scales it at inference).
+    #[default]
+    Rmse,
+    /// The negative log-likelihood of the gold token under the fused distribution
+    /// `p̃ = p̂ + λ_train·y` (renormalised, as [`fuse`] applies it), with λ_train = 1: the
+    /// quantity the held-out metrics report, trained for directly. λ is still chosen on the
+    /// development set afterwards.
+    CrossEntropy,
+}
+
+impl Objective {
+    /// The name the options and the rectifier file use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Rmse => "rmse",
+            Objective::CrossEntropy => "cross-entropy",
+        }
+    }
+}
+
+impl std::str::FromStr for Objective {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "rmse" => Ok(Objective::Rmse),
+            "cross-entropy" | "ce" => Ok(Objective::CrossEntropy),
+            other => Err(format!(
+                "unknown objective `{other}`: use `rmse` or `cross-entropy`"
+            )),
+        }
+    }
+}
+
+/// The cross-entropy objective's loss for one example with network output `y`, and its
+/// gradient with respect to `y` in `dy` (times `scale`).
+///
+/// With `f_i = max(p_i + y_i, 1e-9)` on the top K and `Z = Σ f + rest` (the mass outside the
+/// top K, unchanged): `L = −ln(f_g / Z)` when the gold token is candidate `g`, else
+/// `L = −ln(p_gold / Z)`; `∂L/∂y_i = 1/Z − [i = g]/f_g` where the floor is not active.
+///
+/// Where the floor is active the loss is flat in `y_i`, so a gold candidate pushed below zero
+/// (costing `−ln 1e-9 ≈ 20.7` nats) would get no gradient back: a floored gold candidate gets
+/// a straight-through gradient, `1/Z − 1/max(f_g, 1e-3)` (bounded), and a floored other
+/// candidate none.
+pub fn fused_nll(e: &Example, y: &[f32], scale: f32, dy: &mut Vec<f32>) -> f32 {
+    let (f, z) = fuse(&e.p, y, 1.0);
+    let z = z.max(1e-12);
+    dy.clear();
+    dy.extend(
+        e.p.iter()
+            .zip(y)
+            .zip(&f)
+            .enumerate()
+            .map(|(i, ((p, yi), fi))| {
+                let gold = e.gold_at == Some(i);
+                let floored = p + yi <= 1e-9;
+                match (gold, floored) {
+                    (false, true) => 0.0,
+                    (false, false) => scale / z,
+                    (true, false) => (1.0 / z - 1.0 / fi) * scale,
+                    (true, true) => (1.0 / z - 1.0 / fi.max(1e-3)) * scale,
+                }
+            }),
+    );
+    let gold = match e.gold_at.and_then(|g| f.get(g)) {
+        Some(fg) => *fg,
+        None => e.p_gold,
+    };
+    -((gold / z).max(1e-30)).ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(gold_at: Option<usize>) -> Example {
+        Example {
+            item: "i".into(),
+            hidden: vec![],
+            p: vec![0.4, 0.25, 0.1, 0.05],
+            gold_at,
+            p_gold: gold_at.map_or(0.02, |g| [0.4, 0.25, 0.1, 0.05][g]),
+            result: false,
+        }
+    }
+
+    #[test]
+    fn the_fused_nll_gradient_matches_finite_differences() {
+        let y = [0.05f32, -0.1, 0.2, -0.03];
+        for gold_at in [Some(0), Some(2), None] {
+            let e = example(gold_at);
+            let mut dy = Vec::new();
+            let l0 = fused_nll(&e, &y, 1.0, &mut dy);
+            assert!(l0.is_finite() && l0 > 0.0);
+            let eps = 1e-3f32;
+            for i in 0..y.len() {
+                let (mut a, mut b) = (y, y);
+                a[i] += eps;
+                b[i] -= eps;
+                let mut scratch = Vec::new();
+                let numeric = (fused_nll(&e, &a, 1.0, &mut scratch)
+                    - fused_nll(&e, &b, 1.0, &mut scratch))
+                    / (2.0 * eps);
+                assert!(
+                    (numeric - dy[i]).abs() <= 2e-3 + 1e-2 * numeric.abs(),
+                    "gold {gold_at:?}, y[{i}]: numeric {numeric}, analytic {}",
+                    dy[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn at_zero_output_the_loss_is_the_pilots_nll_and_the_floor_has_no_gradient() {
+        let e = example(Some(1));
+        let mut dy = Vec::new();
+        let l = fused_nll(&e, &[0.0; 4], 1.0, &mut dy);
+        assert!((l - (-(0.25f32).ln())).abs() < 1e-5, "{l}");
+        // Pushing candidate 0 below zero floors it: its gradient is 0.
+        fused_nll(&e, &[-1.0, 0.0, 0.0, 0.0], 1.0, &mut dy);
+        assert_eq!(dy[0], 0.0);
+        // A floored gold candidate is pushed back up, with a bounded gradient.
+        fused_nll(&e, &[0.0, -1.0, 0.0, 0.0], 1.0, &mut dy);
+        assert!(dy[1] < 0.0 && dy[1] >= -1e3, "{}", dy[1]);
+        assert_eq!(
+            "cross-entropy".parse::<Objective>(),
+            Ok(Objective::CrossEntropy)
+        );
+        assert!("mse".parse::<Objective>().is_err());
+    }
+}
