@@ -34,8 +34,9 @@ fn uniform(rng: &mut Rng) -> f32 {
 impl Mlp {
     /// He-uniform first layer, a zero second layer: the rectifier starts as exactly no
     /// correction (a near-zero one, ±0.01 per weight, already put ~0.05 on each of the top K
-    /// candidates, many times the probability of most of them, and cost the fused
-    /// distribution ~0.7 nats before any training). Deterministic for a seed.
+    /// candidates, many times the probability of most of them: a first epoch at step size
+    /// 1e-5, where the weights barely move, averaged 2.0 nats/token against the pilot's 1.17).
+    /// Deterministic for a seed.
     pub fn new(d_in: usize, d_hidden: usize, d_out: usize, seed: u64) -> Self {
         let mut rng = Rng::new(seed);
         let a1 = (6.0 / d_in.max(1) as f32).sqrt();

@@ -21,16 +21,6 @@ pub enum Objective {
     CrossEntropy,
 }
 
-impl Objective {
-    /// The name the options and the rectifier file use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Objective::Rmse => "rmse",
-            Objective::CrossEntropy => "cross-entropy",
-        }
-    }
-}
-
 impl std::str::FromStr for Objective {
     type Err = String;
 

@@ -57,9 +57,6 @@ pub(super) fn max(logits: &[f32]) -> f32 {
 /// slice).
 pub(super) fn argmax(logits: &[f32]) -> Option<usize> {
     let m = max(logits);
-    if m.is_nan() || logits.is_empty() {
-        return None;
-    }
     logits.iter().position(|&l| l == m)
 }
 
@@ -132,7 +129,11 @@ pub(super) fn at_least(logits: &[f32], floor: f32, out: &mut Vec<u32>) {
 /// `log softmax(logits)[idx]` (−∞ when `idx` is out of range or nothing is finite).
 pub(super) fn log_softmax_at(logits: &[f32], idx: usize) -> f32 {
     let m = max(logits);
-    let z = sum_exp(logits, m, 1.0, None);
+    log_softmax_with(logits, idx, m, sum_exp(logits, m, 1.0, None))
+}
+
+/// [`log_softmax_at`] given the logits' maximum `m` and normaliser `z = Σ exp(l − m)`.
+pub(super) fn log_softmax_with(logits: &[f32], idx: usize, m: f32, z: f64) -> f32 {
     match logits.get(idx) {
         Some(&l) if m.is_finite() && z > 0.0 => (f64::from(l - m) - z.ln()) as f32,
         _ => f32::NEG_INFINITY,

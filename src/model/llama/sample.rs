@@ -47,6 +47,9 @@ pub(crate) struct Picker {
     weights: Vec<f64>,
     /// The full vocabulary's weights of a temperature draw without top-p.
     all: Vec<f32>,
+    /// The maximum and softmax normaliser of the logits the last choice was made from, when
+    /// that choice computed them (top-p does): a log-prob of the chosen token reuses them.
+    norm: Option<(f32, f64)>,
     /// A grammar every token must keep the text inside of (llama.cpp's grammar sampler,
     /// used only to mask and to accept: the choice is still this picker's).
     grammar: Option<LlamaSampler>,
@@ -70,6 +73,17 @@ pub(super) struct Job<'a> {
     pub out: Option<Picked>,
 }
 
+/// Where `target` falls along the cumulative sum of `weights` (`None` when past the end).
+fn walk(weights: impl IntoIterator<Item = f64>, mut target: f64) -> Option<usize> {
+    for (k, w) in weights.into_iter().enumerate() {
+        if target < w {
+            return Some(k);
+        }
+        target -= w;
+    }
+    None
+}
+
 impl Picker {
     /// A greedy picker (`temperature <= 0`), or top-p (when `top_p < 1`) → temperature →
     /// seeded draw.
@@ -82,6 +96,7 @@ impl Picker {
             order: Vec::new(),
             weights: Vec::new(),
             all: Vec::new(),
+            norm: None,
             grammar: None,
             masked: Vec::new(),
         }
@@ -132,6 +147,7 @@ impl Picker {
 
     /// The token this picker's settings choose from `logits`.
     fn choose(&mut self, logits: &[f32]) -> Option<usize> {
+        self.norm = None;
         if self.temperature <= 0.0 {
             lanes::argmax(logits)
         } else if self.top_p < 1.0 {
@@ -173,15 +189,10 @@ impl Picker {
         if !(total > 0.0 && total.is_finite()) {
             return lanes::argmax(logits);
         }
-        let mut target = self.uniform() * total;
-        let mut chosen = self.weights.len().checked_sub(1)?;
-        for (k, &w) in self.weights.iter().enumerate() {
-            if target < w {
-                chosen = k;
-                break;
-            }
-            target -= w;
-        }
+        let target = self.uniform() * total;
+        // Rounding can leave the target past the last weight: the last candidate.
+        let chosen =
+            walk(self.weights.iter().copied(), target).or(self.weights.len().checked_sub(1))?;
         cands.get(chosen).map(|&i| i as usize)
     }
 
@@ -197,18 +208,10 @@ impl Picker {
             Some(&mut all),
         );
         let token = if total > 0.0 && total.is_finite() {
-            let mut target = self.uniform() * total;
-            let mut chosen = None;
-            for (k, &w) in all.iter().enumerate() {
-                let w = f64::from(w);
-                if target < w {
-                    chosen = Some(k);
-                    break;
-                }
-                target -= w;
-            }
+            let target = self.uniform() * total;
             // Rounding can leave the target past the last weight: the last token with any.
-            chosen.or_else(|| all.iter().rposition(|&w| w > 0.0))
+            walk(all.iter().map(|&w| f64::from(w)), target)
+                .or_else(|| all.iter().rposition(|&w| w > 0.0))
         } else {
             lanes::argmax(logits)
         };
@@ -229,6 +232,7 @@ impl Picker {
     fn nucleus(&mut self, logits: &[f32]) -> &[u32] {
         let maxf = lanes::max(logits);
         let z = lanes::sum_exp(logits, maxf, 1.0, None);
+        self.norm = Some((maxf, z));
         let p = f64::from(self.top_p.max(0.0)) * z;
         let max = f64::from(maxf);
         let at = |i: u32| logits.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY);
@@ -279,6 +283,15 @@ impl Picker {
             .map(|p| (p.token.0, p.logprob))
     }
 
+    /// `log softmax(logits)[token]`, `logits` being those the last choice was made from
+    /// (their normaliser is reused when that choice computed it).
+    fn log_prob(&self, logits: &[f32], token: usize) -> f32 {
+        match self.norm {
+            Some((max, z)) => lanes::log_softmax_with(logits, token, max, z),
+            None => lanes::log_softmax_at(logits, token),
+        }
+    }
+
     fn pick(
         &mut self,
         job_logits: &[f32],
@@ -319,8 +332,8 @@ impl Picker {
             masked = true;
         }
         let lp = match (logprob, token) {
-            (true, Some(t)) if masked => Some(lanes::log_softmax_at(&self.masked, t)),
-            (true, Some(t)) => Some(lanes::log_softmax_at(logits, t)),
+            (true, Some(t)) if masked => Some(self.log_prob(&self.masked, t)),
+            (true, Some(t)) => Some(self.log_prob(logits, t)),
             _ => None,
         };
         self.logits = logits_buf;
