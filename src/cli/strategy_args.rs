@@ -85,6 +85,14 @@ pub struct StrategyArgs {
     /// Search: the greedy next line is one of the K candidates (the other K - 1 sampled).
     #[arg(long = "search-greedy")]
     pub search_greedy: bool,
+    /// Backtrack: write the answer a line at a time, each line checked by the critic before
+    /// the next (commit points; `--max-backtracks` caps the resample rounds of a solve).
+    #[arg(long)]
+    pub stepwise: bool,
+    /// Step-wise backtracking: a line still flagged when the budget ends is kept and reported
+    /// unverified (`send`), or ends the answer (`stop`).
+    #[arg(long, value_enum, default_value_t)]
+    pub unverified: amend::strategy::Unverified,
 }
 
 impl StrategyArgs {
@@ -118,6 +126,8 @@ impl StrategyArgs {
                 temperature: self.temperature,
                 greedy: self.search_greedy || defaults().search.greedy,
             },
+            stepwise: self.stepwise,
+            unverified: self.unverified,
             budget: amend::run::Budget {
                 max_tokens_total: self.max_tokens_total,
                 max_calls: self.max_calls,

@@ -8,11 +8,14 @@
 //! - [`Budget`] / [`Ledger`] / [`BudgetStop`]: caps on one solve and the running account.
 //! - [`Problem`]: a plain question or a chat, with what answers may be checked against.
 //! - [`Located`]: a mistake a critic located.
+//! - [`Commit`] / [`Commits`]: text a step-wise strategy will not take back, reported as it
+//!   goes.
 //!
 //! Library errors name options (`max_calls`), never command-line flags: see [`OptionError`].
 
 mod budget;
 mod calculator;
+mod commit;
 mod env;
 mod problem;
 
@@ -21,6 +24,7 @@ use std::time::Instant;
 
 pub use budget::{Budget, BudgetStop, Cap, Ledger};
 pub use calculator::{Calculator, MAX_SUBSTITUTIONS};
+pub use commit::{Commit, Commits};
 use env::record;
 pub use env::Env;
 pub use problem::{Check, Located, Problem, Question};
@@ -99,6 +103,7 @@ pub struct Context {
     prompts: Arc<Prompts>,
     trace: Option<Arc<Writer>>,
     mistakes: Option<Arc<dyn Store>>,
+    commits: Option<Commits>,
     token_log: bool,
     task: String,
     budget: Budget,
@@ -137,6 +142,7 @@ impl Context {
             prompts,
             trace: None,
             mistakes: None,
+            commits: None,
             token_log: false,
             task: DEFAULT_TASK.into(),
             budget: Budget::default(),
@@ -194,6 +200,23 @@ impl Context {
     pub fn with_calculator(mut self, on: bool) -> Self {
         self.calculator = on;
         self.rewrap()
+    }
+    /// Report commit points to `commits` (step-wise strategies report each step once it is
+    /// checked; the others report nothing and their answer is known only at the end).
+    pub fn with_commits(mut self, commits: Commits) -> Self {
+        self.commits = Some(commits);
+        self
+    }
+    /// Report a commit point (nothing without [`Context::with_commits`]); it is also written
+    /// to the trace as a `commit` event.
+    pub fn commit(&self, commit: Commit) {
+        self.record(
+            "commit",
+            serde_json::json!({"step": commit.step, "chars": commit.text.len(), "verified": commit.verified}),
+        );
+        if let Some(c) = &self.commits {
+            c.send(commit);
+        }
     }
     /// Whether the generator runs with the calculator.
     pub fn calculator(&self) -> bool {

@@ -25,6 +25,10 @@ pub struct Backtrack {
     pub until_accepted: bool,
     /// Keep a revision only when this verifier does not flag it.
     pub verifier: Option<Box<dyn Critic>>,
+    /// Step-wise (`Some`, with what becomes of a step still flagged when the budget ends):
+    /// the answer is written a line at a time, each line checked by the critic as it is
+    /// written and resampled when flagged (see `Options::stepwise`).
+    pub stepwise: Option<super::Unverified>,
 }
 
 /// The text that re-opens a solution at step `k`: steps `0..k`, each ending in a newline.
@@ -43,7 +47,7 @@ impl Backtrack {
     /// context has a mistakes store, a record in it. `revision` is the revised attempt, `kept` whether
     /// it replaced the original.
     #[allow(clippy::too_many_arguments)]
-    async fn note(
+    pub(super) async fn note(
         &self,
         cx: &Context,
         problem: &Problem<'_>,
@@ -78,7 +82,7 @@ impl Backtrack {
 
     /// Does the critic accept the steps up to `k` (no mistake at or before `k`)? `None` when
     /// the deadline passed while it judged.
-    async fn accepts(
+    pub(super) async fn accepts(
         &self,
         cx: &Context,
         ledger: &mut Ledger,
@@ -97,7 +101,15 @@ impl Strategy for Backtrack {
         "backtrack"
     }
 
+    fn first_is_greedy(&self) -> bool {
+        // Step-wise, the first line-by-line pass is already corrected as it goes.
+        self.stepwise.is_none()
+    }
+
     async fn solve(&self, cx: &Context, problem: &Problem<'_>) -> Result<Solution, StrategyError> {
+        if let Some(unverified) = self.stepwise {
+            return super::stepwise::solve(self, unverified, cx, problem).await;
+        }
         let mut ledger = Ledger::new(cx.budget());
         let mut budget_stop = None;
         let mut located = Vec::new();

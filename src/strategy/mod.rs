@@ -13,6 +13,7 @@ mod record;
 mod rise;
 mod search;
 mod self_consistency;
+mod stepwise;
 mod wait;
 
 use std::time::Duration;
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use backtrack::{differs, prefix_text, Backtrack, TRIES};
 pub use baseline::Baseline;
-pub use options::{build, Accept, Kind, Options, ResampleUntil, Select};
+pub use options::{build, Accept, Kind, Options, ResampleUntil, Select, Unverified};
 pub use recommended::{recommended, Recommended};
 pub use record::{log_slip_tokens, token_records, LOG_TOP_K};
 pub(crate) use record::{note_mistake, Found};

@@ -110,6 +110,24 @@ impl Select {
     }
 }
 
+/// Step-wise backtracking: what becomes of a step still flagged when its correction budget
+/// (`max_backtracks` resample rounds per solve) has ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Unverified {
+    /// Keep it, reported unverified (the solve goes on after it).
+    #[default]
+    Send,
+    /// End the answer at the last verified step.
+    Stop,
+}
+
+impl Unverified {
+    fn is_send(&self) -> bool {
+        *self == Self::Send
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -152,6 +170,16 @@ pub struct Options {
     /// Step search: its settings.
     #[serde(skip_serializing_if = "SearchOptions::is_default")]
     pub search: SearchOptions,
+    /// Backtracking: write the answer a line at a time, checking each line with the critic as
+    /// it is written and resampling a flagged one before going on, so every step is final
+    /// once checked (commit points; see `run::Commit`). Off: one whole draft, then
+    /// backtracking on its first located mistake.
+    #[serde(skip_serializing_if = "is_false")]
+    pub stepwise: bool,
+    /// Step-wise backtracking: what becomes of a step still flagged when the correction
+    /// budget has ended.
+    #[serde(skip_serializing_if = "Unverified::is_send")]
+    pub unverified: Unverified,
 }
 
 impl Default for Options {
@@ -172,6 +200,8 @@ impl Default for Options {
             select: Select::Majority,
             calculator: false,
             search: SearchOptions::default(),
+            stepwise: false,
+            unverified: Unverified::Send,
         }
     }
 }
@@ -218,6 +248,10 @@ impl Options {
         if kind != Kind::Search {
             o.search = d.search;
         }
+        if kind != Kind::Backtrack {
+            o.stepwise = d.stepwise;
+            o.unverified = d.unverified;
+        }
         if kind != Kind::Backtrack
             && kind != Kind::Search
             && !(kind == Kind::SelfConsistency && o.select != Select::Majority)
@@ -257,6 +291,10 @@ struct Wire {
     calculator: bool,
     #[serde(default)]
     search: SearchOptions,
+    #[serde(default)]
+    stepwise: bool,
+    #[serde(default)]
+    unverified: Unverified,
 }
 
 fn one() -> usize {
@@ -299,6 +337,8 @@ impl<'de> Deserialize<'de> for Options {
             select: w.select,
             calculator: w.calculator,
             search: w.search,
+            stepwise: w.stepwise,
+            unverified: w.unverified,
         })
     }
 }
@@ -348,6 +388,7 @@ pub fn build(kind: Kind, opts: &Options) -> Result<Box<dyn Strategy>, StrategyEr
                 max_backtracks: opts.max_backtracks.max(1),
                 until_accepted: opts.resample_until == ResampleUntil::Accepted,
                 verifier: opts.effective_verifier().map(|v| critic::build(v, votes)),
+                stepwise: opts.stepwise.then_some(opts.unverified),
             })
         }
         Kind::Search => {

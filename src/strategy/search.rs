@@ -139,7 +139,7 @@ struct Cand {
 }
 
 /// Does this line state the final answer (not just end in a number)?
-fn states_answer(line: &str) -> bool {
+pub(super) fn states_answer(line: &str) -> bool {
     matches!(
         answer::extract(line),
         Some((_, Source::Hashes | Source::Boxed | Source::Phrase))
