@@ -21,9 +21,10 @@
 //!    [`pipeline`]: tool pipelines with critic steps (TOML files, a petgraph DAG, error
 //!    routing, rollback);
 //! 9. [`eval`]: the evaluation harness (grading, metrics, resumable runs, reports);
-//! 10. [`leap`] (principles learned from mistakes, and the promotion gate) and [`bench`] (the
-//!     measurements behind `amend bench`);
-//! 11. the `amend` binary (`src/cli/`), which no library module imports.
+//! 10. [`leap`] (principles learned from mistakes, and the promotion gate) and [`serve`] (the
+//!     OpenAI-compatible server);
+//! 11. [`bench`] (the measurements behind `amend bench`);
+//! 12. the `amend` binary (`src/cli/`), which no library module imports.
 #![cfg_attr(
     test,
     allow(
@@ -49,6 +50,7 @@ pub mod prompt;
 pub mod rectify;
 pub mod rng;
 pub mod run;
+pub mod serve;
 pub mod stats;
 pub mod steps;
 pub mod strategy;

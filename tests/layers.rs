@@ -32,8 +32,9 @@ const LAYERS: &[(&str, u32)] = &[
     ("rectify", 8),
     ("eval", 8),
     ("leap", 9),
-    ("bench", 9),
-    ("cli", 10),
+    ("serve", 9),
+    ("bench", 10),
+    ("cli", 11),
 ];
 
 fn layer(module: &str) -> Option<u32> {

@@ -17,6 +17,10 @@
 //!   hidden-state mode, teacher-forcing throughput.
 //! - `sampler`: choosing one token with amend's sampler vs llama.cpp's sampler chain, on
 //!   logits the model produced.
+//! - `commits`: `amend serve`'s commit points (step-wise backtracking streamed over a loopback
+//!   socket): false verified steps, streamed = whole, time to the first step vs the whole.
+//! - `serve`: 8 HTTP clients at once against `amend serve` vs in sequence, beside the same in
+//!   process.
 //! - `search`: the step search's re-decoded prefix tokens (0: only suffixes are decoded), and
 //!   its time with prefix reuse vs re-decoding every prompt.
 
@@ -24,6 +28,8 @@
 mod backtrack;
 #[cfg(feature = "local")]
 mod ceiling;
+#[cfg(feature = "local")]
+mod commits;
 #[cfg(feature = "local")]
 mod concurrent;
 pub mod fingerprint;
@@ -43,9 +49,13 @@ mod replay;
 mod sampler;
 #[cfg(feature = "local")]
 mod search;
+#[cfg(feature = "local")]
+mod serve;
 
 #[cfg(feature = "local")]
 pub use backtrack::{backtrack, BacktrackReport};
+#[cfg(feature = "local")]
+pub use commits::{commits, CommitsError, CommitsReport, CommitsRow};
 #[cfg(feature = "local")]
 pub use concurrent::{concurrent, ConcurrentReport, ConcurrentRound, SlotMemory};
 #[cfg(feature = "local")]
@@ -60,3 +70,5 @@ pub use rectify::{rectify, RectifyReport};
 pub use sampler::{sampler, SamplerReport, SamplerRow};
 #[cfg(feature = "local")]
 pub use search::{search, SearchReport};
+#[cfg(feature = "local")]
+pub use serve::{serve_bench, ServeReport, ServeRound};

@@ -134,6 +134,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Leap { action } => super::leap::run(action).await?,
         Command::Pipeline { action } => super::pipeline::run(action).await?,
         Command::Rectify { action } => super::rectify::run(action).await?,
+        Command::Serve(args) => super::serve::run(*args).await?,
         Command::Model {
             action: ModelAction::Fetch { out },
         } => {
@@ -391,6 +392,16 @@ async fn bench(which: BenchKind) -> Result<()> {
         BenchKind::Search { problems, common } => {
             let p = bench_path(&common.model).await?;
             let r = bench::search(&p, common.threads, problems).await?;
+            (common, serde_json::to_value(r)?)
+        }
+        BenchKind::Serve { rounds, common } => {
+            let p = bench_path(&common.model).await?;
+            let r = bench::serve_bench(&p, common.threads, rounds).await?;
+            (common, serde_json::to_value(r)?)
+        }
+        BenchKind::Commits { problems, common } => {
+            let p = bench_path(&common.model).await?;
+            let r = bench::commits(&p, common.threads, problems).await?;
             (common, serde_json::to_value(r)?)
         }
         BenchKind::Sampler {

@@ -9,6 +9,7 @@ mod leap;
 mod mistakes;
 mod pipeline;
 mod rectify;
+mod serve;
 mod strategy_args;
 
 use std::path::PathBuf;
@@ -207,6 +208,9 @@ pub enum Command {
         #[command(subcommand)]
         action: pipeline::PipelineAction,
     },
+    /// An OpenAI-compatible chat server that answers each call through a correction
+    /// strategy (`POST /v1/chat/completions`; the README says how to point a client at it).
+    Serve(Box<serve::ServeArgs>),
     /// The logit rectifier's data (teacher-forced token records).
     Rectify {
         #[command(subcommand)]
@@ -312,6 +316,25 @@ pub enum BenchKind {
         /// Problems to search.
         #[arg(long, default_value_t = 10)]
         problems: usize,
+        #[command(flatten)]
+        common: BenchArgs,
+    },
+    /// `amend serve`'s commit points: step-wise backtracking on `arith`, streamed over a
+    /// loopback socket and not streamed: verified steps that are false, streamed = whole,
+    /// time to the first committed step vs the whole answer.
+    Commits {
+        /// Problems (level 1, the reporting seed).
+        #[arg(long, default_value_t = 50)]
+        problems: usize,
+        #[command(flatten)]
+        common: BenchArgs,
+    },
+    /// `amend serve` on the local model: 8 HTTP clients at once vs in sequence, beside the
+    /// same 8 requests in-process.
+    Serve {
+        /// Rounds (medians reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         #[command(flatten)]
         common: BenchArgs,
     },
