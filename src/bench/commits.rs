@@ -76,6 +76,72 @@ pub struct CommitsReport {
     pub rows: Vec<CommitsRow>,
 }
 
+/// `amend serve` in-process on a loopback socket over the local model at `path` (`n_seq`
+/// slots, prefix reuse off, traces in a temporary directory), for the benchmarks that talk
+/// HTTP to it.
+pub(super) struct Loopback {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// The model it serves (for in-process comparisons).
+    pub model: Arc<dyn Model>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), ServeError>>,
+    traces: std::path::PathBuf,
+}
+
+impl Loopback {
+    /// Load the model and start serving.
+    pub async fn start(
+        path: &Path,
+        threads: u32,
+        n_seq: u32,
+        name: &str,
+    ) -> Result<Self, CommitsError> {
+        let opts = llama::Options {
+            n_ctx: 2048,
+            max_ctx: 8192,
+            n_seq,
+            threads,
+            kv: crate::model::KvLayout::Auto,
+            queue: 64,
+        };
+        let model: Arc<dyn Model> = Arc::new(LocalModel::load(path, opts).await?);
+        let traces =
+            std::env::temp_dir().join(format!("amend-bench-{name}-{}", std::process::id()));
+        let config = Config {
+            trace_dir: traces.clone(),
+            prefix_reuse: false,
+            ..Config::default()
+        };
+        let prompts = Arc::new(crate::Prompts::builtin()?);
+        let app = Arc::new(App::new(config, model.clone(), "default", None, prompts)?);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| CommitsError::Http(e.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CommitsError::Http(e.to_string()))?;
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve::run(app, listener, async move {
+            let _ = stop_rx.await;
+        }));
+        Ok(Self {
+            addr,
+            model,
+            stop,
+            task,
+            traces,
+        })
+    }
+
+    /// Shut the server down and delete its traces.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+        let _ = std::fs::remove_dir_all(&self.traces);
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
@@ -96,33 +162,8 @@ pub async fn commits(
     threads: u32,
     problems: usize,
 ) -> Result<CommitsReport, CommitsError> {
-    let opts = llama::Options {
-        n_ctx: 2048,
-        max_ctx: 8192,
-        n_seq: 8,
-        threads,
-        kv: crate::model::KvLayout::Auto,
-        queue: 64,
-    };
-    let local: Arc<dyn Model> = Arc::new(LocalModel::load(path, opts).await?);
-    let traces = std::env::temp_dir().join(format!("amend-bench-commits-{}", std::process::id()));
-    let config = Config {
-        trace_dir: traces.clone(),
-        prefix_reuse: false,
-        ..Config::default()
-    };
-    let prompts = Arc::new(crate::Prompts::builtin()?);
-    let app = Arc::new(App::new(config, local, "default", None, prompts)?);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| CommitsError::Http(e.to_string()))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| CommitsError::Http(e.to_string()))?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve::run(app, listener, async move {
-        let _ = stop_rx.await;
-    }));
+    let server = Loopback::start(path, threads, 8, "commits").await?;
+    let addr = server.addr;
     let level =
         Level::new(1).ok_or_else(|| ModelError::InvalidRequest("level 1 is not defined".into()))?;
     let items = ladder::generate(problems, &level, 13);
@@ -228,9 +269,7 @@ pub async fn commits(
             equal: text == answer,
         });
     }
-    let _ = stop_tx.send(());
-    let _ = server.await;
-    let _ = std::fs::remove_dir_all(&traces);
+    server.stop().await;
     Ok(CommitsReport {
         problems: rows.len(),
         steps: rows.iter().map(|r| r.steps).sum(),

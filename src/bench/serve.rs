@@ -4,17 +4,15 @@
 //! clients. Greedy, `strategy: none`, the server in-process on a loopback socket.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::json;
 
+use super::commits::Loopback;
 use super::CommitsError;
 use crate::data::ladder::{self, Level};
-use crate::model::llama::{self, LocalModel};
-use crate::model::{Model, ModelError, Request};
-use crate::serve::{self, App, Config};
+use crate::model::{ModelError, Request};
 
 /// One round: seconds of each way.
 #[derive(Debug, Clone, Serialize)]
@@ -61,38 +59,8 @@ pub async fn serve_bench(
     rounds: usize,
 ) -> Result<ServeReport, CommitsError> {
     const CLIENTS: usize = 8;
-    let opts = llama::Options {
-        n_ctx: 2048,
-        max_ctx: 8192,
-        n_seq: CLIENTS as u32,
-        threads,
-        kv: crate::model::KvLayout::Auto,
-        queue: 64,
-    };
-    let local: Arc<dyn Model> = Arc::new(LocalModel::load(path, opts).await?);
-    let traces = std::env::temp_dir().join(format!("amend-bench-serve-{}", std::process::id()));
-    let config = Config {
-        trace_dir: traces.clone(),
-        prefix_reuse: false,
-        ..Config::default()
-    };
-    let app = Arc::new(App::new(
-        config,
-        local.clone(),
-        "default",
-        None,
-        Arc::new(crate::Prompts::builtin()?),
-    )?);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| CommitsError::Http(e.to_string()))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| CommitsError::Http(e.to_string()))?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve::run(app, listener, async move {
-        let _ = stop_rx.await;
-    }));
+    let server = Loopback::start(path, threads, CLIENTS as u32, "serve").await?;
+    let (addr, local) = (server.addr, server.model.clone());
     let level =
         Level::new(1).ok_or_else(|| ModelError::InvalidRequest("level 1 is not defined".into()))?;
     let questions: Vec<String> = ladder::generate(CLIENTS, &level, 9201)
@@ -165,9 +133,7 @@ pub async fn serve_bench(
             inprocess_concurrent_s,
         });
     }
-    let _ = stop_tx.send(());
-    let _ = server.await;
-    let _ = std::fs::remove_dir_all(&traces);
+    server.stop().await;
     let http_speedup = median(
         out.iter()
             .map(|r| r.http_sequential_s / r.http_concurrent_s)
