@@ -1,0 +1,209 @@
+//! `amend serve` driven by the official OpenAI Python client (tests/fixtures/serve_client.py, in
+//! the venv `scripts/setup server` makes), against the real binary over the local default model
+//! and over llama-cpp-python's server as the upstream.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // Tests may panic: a failed assertion is how they report.
+#![cfg(feature = "local")]
+
+mod common;
+
+use std::path::PathBuf;
+
+/// `amend serve` as a child process, stopped (SIGTERM) when dropped; its stderr goes to a file.
+struct Served {
+    child: std::process::Child,
+    base_url: String,
+    stderr: PathBuf,
+}
+
+impl Served {
+    fn start(dir: &std::path::Path, config: &str, args: &[&str], env: &[(&str, &str)]) -> Served {
+        let port = common::free_port();
+        let cfg = dir.join("serve.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let stderr = dir.join("serve.stderr");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_amend"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&cfg)
+            .args([
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--threads",
+                "2",
+                "--no-prefix-reuse",
+            ])
+            .args(args)
+            .env("AMEND_TEST_MODEL", common::model_path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("amend serve");
+        let mut s = Served {
+            child,
+            base_url: format!("http://127.0.0.1:{port}/v1"),
+            stderr,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !common::http_ok(port, "/health") {
+            if let Ok(Some(st)) = s.child.try_wait() {
+                panic!(
+                    "amend serve exited ({st}): {}",
+                    std::fs::read_to_string(&s.stderr).unwrap_or_default()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "amend serve did not come up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        s
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The venv's Python with the official `openai` client (scripts/setup server makes it).
+fn client_python() -> PathBuf {
+    let p = std::env::var_os("AMEND_TEST_PYTHON").map_or_else(
+        || {
+            let venv = std::env::var_os("AMEND_VENV").map_or_else(
+                || dirs::home_dir().unwrap().join(".amend/venv"),
+                PathBuf::from,
+            );
+            venv.join("bin/python")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        p.exists(),
+        "the openai client's venv is missing ({}): run scripts/setup server",
+        p.display()
+    );
+    p
+}
+
+fn run_client(base_url: &str, key: &str, mode: &str, env: &[(&str, &str)]) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/serve_client.py");
+    let out = std::process::Command::new(client_python())
+        .arg(script)
+        .args([base_url, key, mode])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "the openai client's checks failed:\n{text}"
+    );
+    assert!(text.contains("all checks passed"));
+}
+
+/// Every file under `dir`, read as text (lossy).
+fn all_text(dir: &std::path::Path) -> String {
+    let mut out = String::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.push_str(&all_text(&p));
+            } else if let Ok(b) = std::fs::read(&p) {
+                out.push_str(&String::from_utf8_lossy(&b));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_openai_python_client_on_the_local_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"
+max_body_bytes = 262144
+trace_dir = "{}"
+[[keys]]
+name = "tester"
+key = "sk-test-0123456789"
+[[keys]]
+name = "limited"
+key = "sk-limited-0123456789"
+rate_per_minute = 1
+"#,
+        dir.path().join("traces").display()
+    );
+    let mut s = Served::start(dir.path(), &config, &[], &[]);
+    run_client(
+        &s.base_url,
+        "sk-test-0123456789",
+        "local",
+        &[
+            ("LIMITED_KEY", "sk-limited-0123456789"),
+            ("BODY_LIMIT", "262144"),
+        ],
+    );
+    assert!(s.stop().success(), "SIGTERM ends the server cleanly");
+    let traces = all_text(&dir.path().join("traces"));
+    assert!(
+        traces.contains("\"key\":\"tester\""),
+        "traces carry the key's name"
+    );
+    assert!(
+        !traces.contains("sk-test-0123456789"),
+        "a client key leaked into a trace"
+    );
+    assert!(!std::fs::read_to_string(&s.stderr)
+        .unwrap()
+        .contains("sk-test-0123456789"));
+}
+
+#[test]
+fn the_openai_python_client_through_llama_cpp_python_as_the_upstream() {
+    let upstream = common::Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("trace_dir = \"{}\"\n", dir.path().join("traces").display());
+    let secret = "sk-upstream-secret-7f3a9c";
+    let mut s = Served::start(
+        dir.path(),
+        &config,
+        &[
+            "--model",
+            "openai:smollm2",
+            "--base-url",
+            &upstream.base_url,
+        ],
+        &[("OPENAI_API_KEY", secret)],
+    );
+    run_client(&s.base_url, "unused", "upstream", &[]);
+    assert!(s.stop().success());
+    let seen = all_text(dir.path());
+    assert!(
+        !seen.contains(secret),
+        "the upstream key leaked into a trace or the server's log"
+    );
+}
