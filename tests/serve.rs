@@ -160,6 +160,7 @@ async fn malformed_bodies_are_400s_that_say_what_is_wrong() {
         (serde_json::to_vec(&json!({"model": "default", "messages": user, "amend": {"strategy": "backtrack"}})).unwrap(), "critic"),
         (serde_json::to_vec(&json!({"model": "default", "messages": user, "amend": {"budget": {"deadline_s": -1}}})).unwrap(), "deadline_s"),
         (serde_json::to_vec(&json!({"model": "default", "messages": user, "tools": []})).unwrap(), "tools"),
+        (serde_json::to_vec(&json!({"model": "default", "messages": user, "amend": {"strategy": "sc", "samples": 1000}})).unwrap(), "at most 64"),
         (serde_json::to_vec(&json!({"model": "default", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]})).unwrap(), "image_url"),
     ];
     for (body, needle) in cases {
@@ -387,5 +388,113 @@ async fn a_step_wise_stream_sends_each_checked_step_and_equals_the_whole_answer(
     assert_eq!(
         amend["unverified_steps"],
         whole["amend"]["unverified_steps"]
+    );
+}
+
+/// Request bodies of every shape, most of them wrong somewhere: any model name, messages of
+/// any role and content kind, `amend` objects good and bad, odd `n` and `max_tokens`.
+fn arb_body() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let role = prop_oneof![
+        Just("user"),
+        Just("assistant"),
+        Just("system"),
+        Just("developer"),
+        Just("tool"),
+        Just("wizard")
+    ];
+    let content = prop_oneof![
+        "[a-z0-9 +=]{0,12}".prop_map(Value::from),
+        Just(Value::Null),
+        Just(json!([{"type": "text", "text": "2 + 2 ="}])),
+        Just(json!([{"type": "image_url", "image_url": {"url": "x"}}])),
+        Just(json!([{"text": 5}])),
+        any::<i64>().prop_map(Value::from),
+    ];
+    let msg = (role, content).prop_map(|(r, c)| json!({"role": r, "content": c}));
+    let messages = prop_oneof![
+        8 => Just(json!([{"role": "user", "content": "2 + 2 ="}])),
+        4 => prop::collection::vec(msg, 0..4).prop_map(Value::from),
+        1 => Just(json!("hello")),
+        1 => Just(Value::Null),
+    ];
+    let model = prop_oneof![
+        8 => Just(json!("default")),
+        1 => Just(json!("gpt-4o-mini")),
+        1 => Just(json!("nope")),
+        1 => Just(json!(3))
+    ];
+    let strategy = prop_oneof![
+        Just(json!("none")),
+        Just(json!("baseline")),
+        Just(json!("backtrack")),
+        Just(json!("bogus")),
+        Just(json!(7))
+    ];
+    let critic = prop_oneof![
+        Just(json!("arith")),
+        Just(json!("chain:arith,ground")),
+        Just(json!("chain:")),
+        Just(json!(1))
+    ];
+    let amend = prop_oneof![
+        6 => Just(Value::Null),
+        3 => (
+            strategy,
+            critic,
+            prop_oneof![Just(json!(true)), Just(json!("yes"))]
+        )
+            .prop_map(|(s, c, calc)| json!({"strategy": s, "critic": c, "calculator": calc})),
+        1 => Just(json!({"budget": {"max_calls": 1, "deadline_s": 0}})),
+        1 => Just(json!({"nonsense": 1})),
+        1 => Just(json!([1])),
+    ];
+    let n = prop_oneof![
+        6 => Just(Value::Null),
+        2 => (0i64..3).prop_map(Value::from),
+        1 => Just(json!("two"))
+    ];
+    let max_tokens = prop_oneof![
+        8 => (0i64..4).prop_map(Value::from),
+        1 => Just(json!(-1)),
+        1 => Just(json!("x"))
+    ];
+    (model, messages, amend, n, max_tokens, any::<bool>()).prop_map(
+        |(model, messages, amend, n, max_tokens, stream)| {
+            json!({"model": model, "messages": messages, "amend": amend, "n": n,
+                "max_tokens": max_tokens, "stream": stream})
+        },
+    )
+}
+
+#[test]
+fn no_request_body_gets_a_server_error() {
+    use proptest::test_runner::{Config as PtConfig, TestRunner};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let app = rt.block_on(app(config(dir.path())));
+    let mut runner = TestRunner::new(PtConfig {
+        cases: 64,
+        ..PtConfig::default()
+    });
+    let answered = std::cell::RefCell::new(std::collections::BTreeMap::new());
+    runner
+        .run(&arb_body(), |body| {
+            let shown = body.to_string();
+            let (s, _, v) =
+                rt.block_on(send(&app, "POST", "/v1/chat/completions", None, chat(body)));
+            *answered.borrow_mut().entry(s.as_u16()).or_insert(0) += 1;
+            proptest::prop_assert!(!s.is_server_error(), "{shown} -> {s} {v}");
+            if s != StatusCode::OK {
+                proptest::prop_assert!(is_openai_error(&v), "{shown} -> {s} {v}");
+            }
+            Ok(())
+        })
+        .unwrap();
+    let answered = answered.into_inner();
+    println!("statuses: {answered:?}");
+    assert!(
+        answered.contains_key(&200) && answered.contains_key(&400),
+        "the bodies reached both the model and the checks: {answered:?}"
     );
 }

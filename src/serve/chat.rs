@@ -89,13 +89,16 @@ async fn handle(
         .overlay(&Policy::from_headers(headers)?)
         .overlay(&body_policy);
     let resolved = match policy.resolve()? {
-        Some((kind, opts)) => Some((
-            kind,
-            match key {
-                Some(k) => k.ceilings.apply(opts)?,
-                None => opts,
-            },
-        )),
+        Some((kind, opts)) => {
+            let opts = app.config.ceilings.apply(opts)?;
+            Some((
+                kind,
+                match key {
+                    Some(k) => k.ceilings.apply(opts)?,
+                    None => opts,
+                },
+            ))
+        }
         None => None,
     };
     let permit = app.permits.clone().try_acquire_owned().map_err(|_| {

@@ -101,6 +101,9 @@ pub struct Config {
     pub prefix_reuse: bool,
     /// The policy of a request that does not set one (its fields under the request's own).
     pub defaults: Policy,
+    /// The most any request may spend (each key's ceilings apply under these). Default: 64
+    /// samples in any one place, 256 model calls.
+    pub ceilings: Ceilings,
 }
 
 impl Default for Config {
@@ -119,6 +122,11 @@ impl Default for Config {
             redact: false,
             prefix_reuse: true,
             defaults: Policy::default(),
+            ceilings: Ceilings {
+                max_samples: Some(64),
+                max_calls: Some(256),
+                ..Ceilings::default()
+            },
         }
     }
 }

@@ -290,7 +290,8 @@ fn budget(b: PolicyBudget) -> Result<Budget, ApiError> {
     Ok(out)
 }
 
-/// A key's ceilings: the most a request made with it may spend, whatever it asks for.
+/// Ceilings: the most a request may spend, whatever it asks for (the server's own, and each
+/// key's under them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ceilings {
@@ -300,7 +301,9 @@ pub struct Ceilings {
     pub max_tokens_total: Option<u64>,
     /// Most seconds per request.
     pub deadline_s: Option<f64>,
-    /// Most self-consistency samples (a request asking for more is refused).
+    /// Most samples one request may ask for in any one place: self-consistency's `samples`,
+    /// the `llm` critic's `critic_votes`, the search's `search_k` (a request asking for more is
+    /// refused with a 400).
     pub max_samples: Option<u32>,
 }
 
@@ -312,14 +315,17 @@ impl Ceilings {
     /// 400 naming `amend.samples` when the request asks for more samples than allowed.
     pub fn apply(&self, mut opts: Options) -> Result<Options, ApiError> {
         if let Some(m) = self.max_samples {
-            if opts.samples > m {
-                return Err(ApiError::bad_request(
-                    Some("amend.samples"),
-                    format!(
-                        "{} samples asked; this key may ask for at most {m}",
-                        opts.samples
-                    ),
-                ));
+            for (name, asked) in [
+                ("samples", opts.samples),
+                ("critic_votes", opts.critic_votes),
+                ("search_k", opts.search.k),
+            ] {
+                if asked > m {
+                    return Err(ApiError::bad_request(
+                        Some(&format!("amend.{name}")),
+                        format!("`{name}` = {asked} asked; at most {m} is allowed here"),
+                    ));
+                }
             }
         }
         let min = |a: Option<u64>, b: Option<u64>| match (a, b) {
