@@ -15,13 +15,13 @@ use axum::Extension;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::policy::Policy;
+use super::policy::{Policy, Resolved};
 use super::stream::{set, AbortOnDrop, Committed, Out};
 use super::wire::{self, ChatRequest, WireUsage};
 use super::{App, Caller};
 use crate::model::{FinishReason, Request};
 use crate::run::{Commits, Context, Problem};
-use crate::strategy::{self, Kind, Options};
+use crate::strategy::{self, Kind};
 use crate::trace::Writer;
 
 /// What a request was answered with, before it is written out.
@@ -89,15 +89,12 @@ async fn handle(
         .overlay(&Policy::from_headers(headers)?)
         .overlay(&body_policy);
     let resolved = match policy.resolve()? {
-        Some((kind, opts)) => {
-            let opts = app.config.ceilings.apply(opts)?;
-            Some((
-                kind,
-                match key {
-                    Some(k) => k.ceilings.apply(opts)?,
-                    None => opts,
-                },
-            ))
+        Some(mut r) => {
+            r.options = app.config.ceilings.apply(r.options)?;
+            if let Some(k) = key {
+                r.options = k.ceilings.apply(r.options)?;
+            }
+            Some(r)
         }
         None => None,
     };
@@ -121,7 +118,7 @@ async fn handle(
         .get_or_create(&super::metrics::StrategyLabels {
             strategy: resolved
                 .as_ref()
-                .map_or("none", |(k, _)| k.as_str())
+                .map_or("none", |r| r.kind.as_str())
                 .to_string(),
         })
         .inc();
@@ -136,7 +133,7 @@ async fn handle(
         return Err(ApiError::bad_request(
             Some(field),
             match &resolved {
-                Some((k, _)) => format!("`{field}` cannot be honoured with strategy `{k}` (amend's strategies answer in text); send it with `amend: {{\"strategy\": \"none\"}}` to an API upstream"),
+                Some(r) => format!("`{field}` cannot be honoured with strategy `{}` (amend's strategies answer in text); send it with `amend: {{\"strategy\": \"none\"}}` to an API upstream", r.kind),
                 None => format!("`{field}` needs an API upstream (`--model openai:NAME`); the local model answers text messages"),
             },
         ));
@@ -151,8 +148,8 @@ async fn handle(
         "request",
         json!({
             "key": key.map(|k| k.name.clone()),
-            "strategy": resolved.as_ref().map_or("none", |(k, _)| k.as_str()),
-            "options": resolved.as_ref().map(|(_, o)| serde_json::to_value(o).unwrap_or(Value::Null)),
+            "strategy": resolved.as_ref().map_or("none", |r| r.kind.as_str()),
+            "options": resolved.as_ref().map(|r| serde_json::to_value(&r.options).unwrap_or(Value::Null)),
             "stream": stream,
             "messages": if app.config.redact { Value::Null } else { serde_json::to_value(req.messages.iter().map(|m| json!({"role": m.role})).collect::<Vec<_>>()).unwrap_or(Value::Null) },
         }),
@@ -284,7 +281,7 @@ async fn answer(
     app: &App,
     req: &ChatRequest,
     messages: Vec<crate::model::Message>,
-    resolved: Option<(Kind, Options)>,
+    resolved: Option<Resolved>,
     writer: &Arc<Writer>,
     commits: Commits,
 ) -> Result<Answer, ApiError> {
@@ -301,7 +298,12 @@ async fn answer(
             cx.with_trace(writer.clone())
         }
     };
-    let Some((kind, opts)) = resolved else {
+    let Some(Resolved {
+        kind,
+        options: opts,
+        strategy: strat,
+    }) = resolved
+    else {
         let mut r = Request::chat(messages)
             .with_sampling(req.temperature.unwrap_or(1.0), req.top_p.unwrap_or(1.0))
             .with_max_tokens(max_tokens);
@@ -336,8 +338,6 @@ async fn answer(
             ignored.push(name);
         }
     }
-    let strat = strategy::build(kind, &opts)
-        .map_err(|e| ApiError::bad_request(Some("amend"), format!("the `amend` policy: {e}")))?;
     let cx = traced(Context::new(app.model.clone(), app.prompts.clone()))
         .with_budget(opts.budget)
         .with_calculator(opts.calculator)

@@ -11,7 +11,8 @@ use super::error::ApiError;
 use crate::critic::Spec as CriticSpec;
 use crate::run::Budget;
 use crate::strategy::{
-    self, Accept, Kind, Options, Rank, ResampleUntil, RiseMode, SearchOptions, Select, Unverified,
+    self, Accept, Kind, Options, Rank, ResampleUntil, RiseMode, SearchOptions, Select, Strategy,
+    Unverified,
 };
 
 /// Which strategy answers a request.
@@ -217,13 +218,13 @@ impl Policy {
         Ok(p)
     }
 
-    /// The strategy and its options: the library's defaults with this policy's fields set;
-    /// `recommended` (or no strategy) applies [`strategy::recommended`]. `None` for `strategy:
-    /// none`.
+    /// The strategy, built, and its options: the library's defaults with this policy's fields
+    /// set; `recommended` (or no strategy) applies [`strategy::recommended`]. `None` for
+    /// `strategy: none`.
     ///
     /// # Errors
     /// 400 naming the option when the strategy cannot be built from it.
-    pub fn resolve(&self) -> Result<Option<(Kind, Options)>, ApiError> {
+    pub fn resolve(&self) -> Result<Option<Resolved>, ApiError> {
         let mut o = Options::default();
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { o.$f = v; } )* };
@@ -263,11 +264,26 @@ impl Policy {
             Some(Choice::Strategy(k)) => (k, o),
             Some(Choice::Recommended) | None => strategy::recommended().apply(o),
         };
-        strategy::build(kind, &o).map_err(|e| {
+        let strategy = strategy::build(kind, &o).map_err(|e| {
             ApiError::bad_request(Some("amend"), format!("the `amend` policy: {e}"))
         })?;
-        Ok(Some((kind, o)))
+        Ok(Some(Resolved {
+            kind,
+            options: o,
+            strategy,
+        }))
     }
+}
+
+/// A policy resolved to a strategy: which one, its options, and the strategy built from them
+/// (ceilings change only the options' budget, which the strategy reads from its context).
+pub struct Resolved {
+    /// The strategy.
+    pub kind: Kind,
+    /// Its options.
+    pub options: Options,
+    /// Built from `kind` and `options`.
+    pub strategy: Box<dyn Strategy>,
 }
 
 fn budget(b: PolicyBudget) -> Result<Budget, ApiError> {
