@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::commits::Loopback;
-use super::CommitsError;
+use super::{median, CommitsError};
 use crate::data::ladder::{self, Level};
 use crate::model::{ModelError, Request};
 
@@ -42,11 +42,6 @@ pub struct ServeReport {
     pub ratio: f64,
     /// Every round.
     pub rounds: Vec<ServeRound>,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Run `rounds` rounds of 8 requests each.
