@@ -111,6 +111,8 @@ async fn routes_answer_without_a_socket() {
     for path in [
         "/v1/chat/completions",
         "/v1/models",
+        "/v1/amend/mistakes",
+        "/v1/amend/mistakes/{id}",
         "/health",
         "/metrics",
         "/openapi.json",

@@ -1,6 +1,7 @@
 //! `amend serve` driven by the official OpenAI Python client (tests/fixtures/serve_client.py, in
 //! the venv `scripts/setup server` makes), against the real binary over the local default model
-//! and over llama-cpp-python's server as the upstream.
+//! and over llama-cpp-python's server as the upstream (async-openai, the Rust client:
+//! tests/serve_async_openai.rs).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,75 +14,7 @@ mod common;
 
 use std::path::PathBuf;
 
-/// `amend serve` as a child process, stopped (SIGTERM) when dropped; its stderr goes to a file.
-struct Served {
-    child: std::process::Child,
-    base_url: String,
-    stderr: PathBuf,
-}
-
-impl Served {
-    fn start(dir: &std::path::Path, config: &str, args: &[&str], env: &[(&str, &str)]) -> Served {
-        let port = common::free_port();
-        let cfg = dir.join("serve.toml");
-        std::fs::write(&cfg, config).unwrap();
-        let stderr = dir.join("serve.stderr");
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_amend"));
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(&cfg)
-            .args([
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--threads",
-                "2",
-                "--no-prefix-reuse",
-            ])
-            .args(args)
-            .env("AMEND_TEST_MODEL", common::model_path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&stderr).unwrap());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("amend serve");
-        let mut s = Served {
-            child,
-            base_url: format!("http://127.0.0.1:{port}/v1"),
-            stderr,
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !common::http_ok(port, "/health") {
-            if let Ok(Some(st)) = s.child.try_wait() {
-                panic!(
-                    "amend serve exited ({st}): {}",
-                    std::fs::read_to_string(&s.stderr).unwrap_or_default()
-                );
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "amend serve did not come up"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        s
-    }
-
-    /// SIGTERM, and the exit status.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::served::{all_text, Served};
 
 /// The venv's Python with the official `openai` client (scripts/setup server makes it).
 fn client_python() -> PathBuf {
@@ -124,22 +57,6 @@ fn run_client(base_url: &str, key: &str, mode: &str, env: &[(&str, &str)]) {
     assert!(text.contains("all checks passed"));
 }
 
-/// Every file under `dir`, read as text (lossy).
-fn all_text(dir: &std::path::Path) -> String {
-    let mut out = String::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.push_str(&all_text(&p));
-            } else if let Ok(b) = std::fs::read(&p) {
-                out.push_str(&String::from_utf8_lossy(&b));
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn the_openai_python_client_on_the_local_model() {
     let dir = tempfile::tempdir().unwrap();
@@ -147,6 +64,7 @@ fn the_openai_python_client_on_the_local_model() {
         r#"
 max_body_bytes = 262144
 trace_dir = "{}"
+mistakes = "{}"
 [[keys]]
 name = "tester"
 key = "sk-test-0123456789"
@@ -155,7 +73,8 @@ name = "limited"
 key = "sk-limited-0123456789"
 rate_per_minute = 1
 "#,
-        dir.path().join("traces").display()
+        dir.path().join("traces").display(),
+        dir.path().join("mistakes").display()
     );
     let mut s = Served::start(dir.path(), &config, &[], &[]);
     run_client(
@@ -186,7 +105,11 @@ rate_per_minute = 1
 fn the_openai_python_client_through_llama_cpp_python_as_the_upstream() {
     let upstream = common::Server::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = format!("trace_dir = \"{}\"\n", dir.path().join("traces").display());
+    let config = format!(
+        "trace_dir = \"{}\"\nmistakes = \"{}\"\n",
+        dir.path().join("traces").display(),
+        dir.path().join("mistakes").display()
+    );
     let secret = "sk-upstream-secret-7f3a9c";
     let mut s = Served::start(
         dir.path(),

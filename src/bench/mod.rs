@@ -2,6 +2,9 @@
 //!
 //! - [`mistakes`]: the mistakes store's appends and lookups vs bare sled (any build).
 //! - [`fingerprint`]: a model's identity (SHA-256 of the file) vs reading the file (any build).
+//! - [`overhead`]: what `amend serve` adds to a call over an upstream that answers at once,
+//!   measured by `wrk` on another CPU: p50/p99 at 1 request in flight, requests/s at 64 (any
+//!   build).
 //! - [`pipeline`]: the pipeline executor's overhead per node vs calling the tool directly (any
 //!   build).
 //!
@@ -36,6 +39,7 @@ pub mod fingerprint;
 #[cfg(feature = "local")]
 mod local;
 pub mod mistakes;
+pub mod overhead;
 #[cfg(feature = "local")]
 mod parallel;
 pub mod pipeline;

@@ -30,6 +30,20 @@ pub enum BenchKind {
         #[command(flatten)]
         common: BenchArgs,
     },
+    /// What `amend serve` adds to a call: the server (default settings) over an upstream that
+    /// answers at once, pinned to CPU 0, loaded by `wrk` pinned to CPU 1 (1 connection, then
+    /// 64), beside `GET /health` (no model needed; needs `wrk` and `taskset`).
+    Overhead {
+        /// Seconds per run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Instead of measuring, serve the same server at ADDR until Ctrl-C (for outside
+        /// tools such as schemathesis).
+        #[arg(long, value_name = "ADDR")]
+        hold: Option<String>,
+        #[command(flatten)]
+        out: OutArgs,
+    },
     /// The pipeline executor's overhead per node (a chain of calculator nodes) vs calling
     /// the tool directly (no model needed).
     Pipeline {

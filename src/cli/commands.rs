@@ -130,7 +130,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             )
             .await?
         }
-        Command::Mistakes { action } => super::mistakes::run(action)?,
+        Command::Mistakes { action } => super::mistakes::run(action).await?,
         Command::Leap { action } => super::leap::run(action).await?,
         Command::Pipeline { action } => super::pipeline::run(action).await?,
         Command::Rectify { action } => super::rectify::run(action).await?,
@@ -174,6 +174,25 @@ pub async fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+        }
+        Command::Bench {
+            which: BenchKind::Overhead { seconds, hold, out },
+        } => {
+            if let Some(addr) = hold {
+                let work = std::env::temp_dir()
+                    .join(format!("amend-bench-overhead-hold-{}", std::process::id()));
+                eprintln!("serving the instant upstream on {addr} until Ctrl-C");
+                let r = amend::bench::overhead::hold(&addr, &work).await;
+                let _ = std::fs::remove_dir_all(&work);
+                r?;
+            } else {
+                let r = amend::bench::overhead::overhead(seconds).await?;
+                if out.json {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                }
             }
         }
         Command::Bench {
@@ -418,7 +437,10 @@ async fn bench(which: BenchKind) -> Result<()> {
             let r = bench::rectify(&p, common.threads, rounds).await?;
             (common, serde_json::to_value(r)?)
         }
-        BenchKind::Mistakes { .. } | BenchKind::Fingerprint { .. } | BenchKind::Pipeline { .. } => {
+        BenchKind::Mistakes { .. }
+        | BenchKind::Fingerprint { .. }
+        | BenchKind::Pipeline { .. }
+        | BenchKind::Overhead { .. } => {
             anyhow::bail!("this benchmark is run before the model benchmarks")
         }
     };

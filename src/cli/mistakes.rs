@@ -10,8 +10,9 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::OutArgs;
-use amend::mistakes::{self, Filter, Outcome, SledStore, Store};
+use amend::mistakes::{self, Filter, Mistake, Outcome, SledStore, Store, StoreError};
 use amend::model::{ModelId, Spec};
+use amend::serve::Remote;
 
 /// The store's directory: `--mistakes`, else `$AMEND_MISTAKES`, else the older `$AMEND_LOG`,
 /// else the default (`$AMEND_HOME/mistakes`).
@@ -30,9 +31,71 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    /// Open the store.
+    /// Open the store to write to it. A store a running `amend serve` holds is refused, naming
+    /// the server.
     pub fn open(&self) -> Result<SledStore> {
-        Ok(SledStore::open(&store_path(self.mistakes.as_ref()))?)
+        let path = store_path(self.mistakes.as_ref());
+        match SledStore::open(&path) {
+            Err(e @ StoreError::Locked { .. }) => match Remote::for_store(&path, None) {
+                Some(r) => bail!(
+                    "{e}: amend serve (pid {}, {}) holds it and serves it for reading only; stop the server to write to it, or give this command another store (--mistakes DIR)",
+                    r.holder().pid,
+                    r.holder().url
+                ),
+                None => Err(e.into()),
+            },
+            other => Ok(other?),
+        }
+    }
+
+    /// Open the store to read it: here, or, when a running `amend serve` holds it, through
+    /// that server (with `$AMEND_API_KEY` when the server asks for a key).
+    pub fn open_for_reading(&self) -> Result<Opened> {
+        let path = store_path(self.mistakes.as_ref());
+        match SledStore::open(&path) {
+            Ok(s) => Ok(Opened::Here(s)),
+            Err(e @ StoreError::Locked { .. }) => {
+                match Remote::for_store(&path, std::env::var("AMEND_API_KEY").ok()) {
+                    Some(r) => Ok(Opened::Served(r, path)),
+                    None => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A store opened for reading: here, or through the server that holds it.
+pub enum Opened {
+    /// Opened by this process.
+    Here(SledStore),
+    /// Held by `amend serve`, read through it.
+    Served(Remote, PathBuf),
+}
+
+impl Opened {
+    /// The records passing `filter`, oldest first.
+    pub async fn list(&self, filter: &Filter) -> Result<Vec<Mistake>> {
+        Ok(match self {
+            Self::Here(s) => s.list(filter)?,
+            Self::Served(r, _) => r.list(filter).await?,
+        })
+    }
+
+    /// The record with this id.
+    pub async fn get(&self, id: &str) -> Result<Option<Mistake>> {
+        Ok(match self {
+            Self::Here(s) => s.get(id)?,
+            Self::Served(r, _) => r.get(id).await?,
+        })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Self::Here(s) => s.path(),
+            Self::Served(_, p) => p,
+        }
     }
 }
 
@@ -206,7 +269,7 @@ fn short(s: &str, n: usize) -> String {
 }
 
 /// Run `amend mistakes ACTION`.
-pub fn run(action: MistakesAction) -> Result<()> {
+pub async fn run(action: MistakesAction) -> Result<()> {
     match action {
         MistakesAction::List {
             filter,
@@ -214,7 +277,7 @@ pub fn run(action: MistakesAction) -> Result<()> {
             store,
             out,
         } => {
-            let all = store.open()?.list(&filter.filter()?)?;
+            let all = store.open_for_reading()?.list(&filter.filter()?).await?;
             let shown = all
                 .get(all.len().saturating_sub(limit)..)
                 .unwrap_or_default();
@@ -245,12 +308,13 @@ pub fn run(action: MistakesAction) -> Result<()> {
             }
         }
         MistakesAction::Show { id, store, out } => {
-            let s = store.open()?;
-            let m = match s.get(&id)? {
+            let s = store.open_for_reading()?;
+            let m = match s.get(&id).await? {
                 Some(m) => m,
                 None => {
                     let hits: Vec<_> = s
-                        .list(&Filter::default())?
+                        .list(&Filter::default())
+                        .await?
                         .into_iter()
                         .filter(|m| m.id.starts_with(&id))
                         .collect();
@@ -298,7 +362,7 @@ pub fn run(action: MistakesAction) -> Result<()> {
             println!("trace:     {}", m.trace.as_deref().unwrap_or("-"));
         }
         MistakesAction::Stats { filter, store, out } => {
-            let s = mistakes::stats(&store.open()?.list(&filter.filter()?)?);
+            let s = mistakes::stats(&store.open_for_reading()?.list(&filter.filter()?).await?);
             if out.json {
                 println!("{}", serde_json::to_string(&s)?);
                 return Ok(());
@@ -329,7 +393,7 @@ pub fn run(action: MistakesAction) -> Result<()> {
             );
         }
         MistakesAction::Export { filter, store } => {
-            let recs = store.open()?.list(&filter.filter()?)?;
+            let recs = store.open_for_reading()?.list(&filter.filter()?).await?;
             mistakes::write_export(&recs, std::io::stdout().lock())?;
         }
         MistakesAction::Import { file, store, out } => {

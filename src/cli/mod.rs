@@ -195,7 +195,8 @@ pub enum Command {
         #[command(subcommand)]
         action: DataAction,
     },
-    /// The mistakes store: list, show, stats, export, import, record.
+    /// The mistakes store: list, show, stats, export, import, record (while `amend serve`
+    /// holds the store, list, show, stats and export read it through the server).
     Mistakes {
         #[command(subcommand)]
         action: mistakes::MistakesAction,

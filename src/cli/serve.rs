@@ -10,6 +10,7 @@ use clap::Args;
 
 use super::common;
 use super::ModelArgs;
+use amend::mistakes::SledStore;
 use amend::model::Spec;
 use amend::serve::{self, App, Config, Relay};
 use amend::Prompts;
@@ -26,9 +27,17 @@ pub struct ServeArgs {
     /// Directory of custom prompt templates.
     #[arg(long)]
     pub prompts: Option<PathBuf>,
-    /// Leave messages and answers out of the request traces.
+    /// Leave messages and answers out of the request traces (and record no mistakes, which
+    /// hold them).
     #[arg(long)]
     pub redact: bool,
+    /// Mistakes store the requests record into (over the config's `mistakes`; default
+    /// $AMEND_HOME/mistakes). Other processes read it through the server while it runs.
+    #[arg(long, env = "AMEND_MISTAKES")]
+    pub mistakes: Option<PathBuf>,
+    /// Record no mistakes (over the config's `record_mistakes`).
+    #[arg(long)]
+    pub no_mistakes: bool,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -43,6 +52,12 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         config.bind = b;
     }
     config.redact |= a.redact;
+    if let Some(p) = a.mistakes {
+        config.mistakes = Some(p);
+    }
+    if a.no_mistakes {
+        config.record_mistakes = false;
+    }
     if a.model.no_prefix_reuse {
         config.prefix_reuse = false;
     }
@@ -65,7 +80,13 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     let name = serve::served_name(&a.model.model);
     let prompts = Arc::new(Prompts::load(a.prompts.as_deref())?);
     let bind = config.bind;
-    let app = Arc::new(App::new(config, model, &name, relay, prompts)?);
+    let store = config.mistakes_path();
+    let mut app = App::new(config, model, &name, relay, prompts)?;
+    if let Some(path) = store {
+        let s = SledStore::open(&path)?;
+        app = app.with_mistakes(Arc::new(s), path);
+    }
+    let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;

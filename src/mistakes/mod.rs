@@ -161,6 +161,12 @@ pub enum StoreError {
         /// Why, and what to do.
         reason: String,
     },
+    /// Another process holds the store (sled lets one process open it at a time).
+    #[error("cannot open the mistake log at {path}: another amend process has it open (the store is locked while in use); wait for it to finish, or give this run another `mistakes` store (or none)")]
+    Locked {
+        /// The store's directory.
+        path: String,
+    },
     /// The store was written by a newer amend.
     #[error("the mistake log at {path} has schema version {found}, newer than this amend understands ({supported}); upgrade amend, or point the `mistakes` option elsewhere")]
     TooNew {

@@ -80,11 +80,9 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     };
     match opened {
         Ok(Ok(db)) => Ok(db),
-        Ok(Err(sled::Error::Io(e))) if locked(&e) => {
-            Err(err(
-                "another amend process has it open (the store is locked while in use); wait for it to finish, or give this run another `mistakes` store (or none)".into(),
-            ))
-        }
+        Ok(Err(sled::Error::Io(e))) if locked(&e) => Err(StoreError::Locked {
+            path: path.display().to_string(),
+        }),
         Ok(Err(sled::Error::Corruption { .. })) | Err(_) => Err(err(
             "the store's files are damaged; move the directory away (keep it for recovery) and start a new store, or point the `mistakes` option elsewhere".into(),
         )),
@@ -142,8 +140,8 @@ impl SledStore {
     /// Open (or create) the store in directory `path`, checking and migrating its schema.
     ///
     /// # Errors
-    /// [`StoreError::Open`] (locked, damaged, unwritable), [`StoreError::TooNew`],
-    /// [`StoreError::TooOld`].
+    /// [`StoreError::Locked`] when another process holds it, [`StoreError::Open`] (damaged,
+    /// unwritable), [`StoreError::TooNew`], [`StoreError::TooOld`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
         let damaged = |reason: &str| {

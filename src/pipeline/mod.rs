@@ -35,7 +35,7 @@ pub use graph::{
 };
 pub use strategy::PipelineStrategy;
 pub use tool::{ExternalClass, InternalClass, Tool, ToolCall, ToolError};
-pub use tools::{build as build_tool, Calculator, ToolSpec};
+pub use tools::{build as build_tool, Calculator, JsonSchema, ToolSpec};
 
 /// An error and its sources, `: `-separated (tera puts the useful part in the sources).
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {

@@ -15,6 +15,7 @@ use axum::Extension;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::format::Format;
 use super::policy::{Policy, Resolved};
 use super::stream::{set, AbortOnDrop, Committed, Out};
 use super::wire::{self, ChatRequest, WireUsage};
@@ -138,6 +139,7 @@ async fn handle(
             },
         ));
     }
+    let format = Format::parse(req.response_format.as_ref())?;
     let messages = wire::to_messages(&req.messages)?;
     let writer = Arc::new(
         Writer::in_dir(&app.config.trace_dir)
@@ -154,21 +156,33 @@ async fn handle(
             "messages": if app.config.redact { Value::Null } else { serde_json::to_value(req.messages.iter().map(|m| json!({"role": m.role})).collect::<Vec<_>>()).unwrap_or(Value::Null) },
         }),
     );
-    super::retention::prune(&app.config.trace_dir, app.config.trace_keep);
+    app.retention.add(writer.path());
     let id = format!("chatcmpl-{trace_id}");
+    let task = key.map_or_else(|| "serve".to_string(), |k| format!("serve:{}", k.name));
     let model_name = req.model.clone();
     let timeout = Duration::from_secs_f64(app.config.request_timeout_s.clamp(0.001, 86_400.0));
     let (commits, mut crx) = Commits::channel();
+    let stream_commits = !format.is_json();
     let work = {
         let app = app.clone();
         let writer = writer.clone();
         async move {
-            let out = tokio::time::timeout(
-                timeout,
-                answer(&app, &req, messages, resolved, &writer, commits),
-            )
-            .await
-            .unwrap_or_else(|_| Err(ApiError::timeout(app.config.request_timeout_s)));
+            let solve = async {
+                let a = answer(
+                    &app,
+                    &req,
+                    messages.clone(),
+                    resolved,
+                    &writer,
+                    commits,
+                    &task,
+                )
+                .await?;
+                formatted(&app, &req, &messages, a, &format, &writer).await
+            };
+            let out = tokio::time::timeout(timeout, solve)
+                .await
+                .unwrap_or_else(|_| Err(ApiError::timeout(app.config.request_timeout_s)));
             if let Ok(a) = &out {
                 let _ = writer.write(
                     "response",
@@ -235,6 +249,10 @@ async fn handle(
             tokio::select! {
                 biased;
                 Some(c) = crx.recv() => {
+                    // Formatted answers are sent whole, once checked.
+                    if !stream_commits {
+                        continue;
+                    }
                     seen.add(&c);
                     if etx.send(out.event(out.content(c.text))).await.is_err() {
                         return;
@@ -244,8 +262,10 @@ async fn handle(
             }
         };
         while let Ok(c) = crx.try_recv() {
-            seen.add(&c);
-            let _ = etx.send(out.event(out.content(c.text))).await;
+            if stream_commits {
+                seen.add(&c);
+                let _ = etx.send(out.event(out.content(c.text))).await;
+            }
         }
         match result {
             Ok(mut a) => {
@@ -284,18 +304,23 @@ async fn answer(
     resolved: Option<Resolved>,
     writer: &Arc<Writer>,
     commits: Commits,
+    task: &str,
 ) -> Result<Answer, ApiError> {
     let max_tokens = req
         .max_completion_tokens
         .or(req.max_tokens)
         .unwrap_or(app.config.max_tokens)
         .max(1);
+    // Mistakes hold the messages, so a redacting server records none.
     let traced = |cx: Context| {
         let cx = cx.with_prefix_reuse(app.config.prefix_reuse);
         if app.config.redact {
-            cx
-        } else {
-            cx.with_trace(writer.clone())
+            return cx;
+        }
+        let cx = cx.with_trace(writer.clone()).with_task(task);
+        match &app.mistakes {
+            Some((store, _)) => cx.with_mistakes(store.clone()),
+            None => cx,
         }
     };
     let Some(Resolved {
@@ -383,6 +408,46 @@ async fn answer(
             "ignored": ignored,
         }),
     })
+}
+
+/// `a` written in the request's `response_format` (see [`super::format`]): unchanged for
+/// text; otherwise the checked JSON, the corrected answer kept in `amend.response_format`.
+async fn formatted(
+    app: &App,
+    req: &ChatRequest,
+    messages: &[crate::model::Message],
+    mut a: Answer,
+    format: &Format,
+    writer: &Arc<Writer>,
+) -> Result<Answer, ApiError> {
+    if !format.is_json() {
+        return Ok(a);
+    }
+    let model: Arc<dyn crate::model::Model> = if app.config.redact {
+        app.model.clone()
+    } else {
+        Arc::new(crate::trace::Traced::new(app.model.clone(), writer.clone()))
+    };
+    let max_tokens = req
+        .max_completion_tokens
+        .or(req.max_tokens)
+        .unwrap_or(app.config.max_tokens)
+        .max(1);
+    let f = super::format::enforce(model.as_ref(), messages, &a.text, format, max_tokens).await?;
+    app.metrics.add_usage(&f.usage);
+    let calls = a.amend.get("calls").and_then(Value::as_u64).unwrap_or(0) + f.usage.calls;
+    set(&mut a.amend, "calls", json!(calls));
+    a.usage.prompt_tokens += f.usage.prompt_tokens;
+    a.usage.completion_tokens += f.usage.generated_tokens;
+    a.usage.total_tokens += f.usage.prompt_tokens + f.usage.generated_tokens;
+    set(
+        &mut a.amend,
+        "response_format",
+        json!({"type": format.name(), "turns": f.turns, "constrained": f.constrained, "answer": a.text}),
+    );
+    a.text = f.text;
+    a.finish = "stop";
+    Ok(a)
 }
 
 /// The text of the attempt the strategy answered with: the last attempt whose answer is the

@@ -72,12 +72,17 @@ impl ApiError {
         }
     }
 
+    /// 404: a thing the request names is not here (a mistake record, the store).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", message)
+    }
+
     /// 404 for a path the server does not have.
     pub fn no_route(path: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
-            format!("no route {path}; amend serves /v1/chat/completions, /v1/models, /health, /metrics and /openapi.json"),
+            format!("no route {path}; amend serves /v1/chat/completions, /v1/models, /v1/amend/mistakes, /health, /metrics and /openapi.json"),
         )
     }
 

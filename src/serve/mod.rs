@@ -7,14 +7,22 @@
 //! (stream and non-stream), `GET /v1/models`, `GET /health`, `GET /metrics` (OpenMetrics text)
 //! and `GET /openapi.json`. Every error is an OpenAI-style error body ([`ApiError`]).
 //!
-//! What this server does not do yet (each a clear 400 or documented, never faked): streaming
-//! with commit points (a strategy's answer is corrected whole, then streamed), `response_format`
-//! with a strategy, tools with a strategy, the mistakes store.
+//! Mistakes the requests' critics locate go to the store given by [`App::with_mistakes`];
+//! while the server holds it, `GET /v1/amend/mistakes[/{id}]` serve it to other processes
+//! (see [`Remote`]).
+//!
+//! `response_format` is honoured everywhere: relayed to an API upstream with `strategy: none`,
+//! otherwise enforced after the correction by checked formatting turns ([`format`]).
+//!
+//! What this server does not do (each a clear 400, never faked): tools, tool messages and
+//! non-text content parts with a strategy or on the local model.
 
 mod auth;
 mod chat;
 mod error;
+pub mod format;
 mod metrics;
+mod mistakes;
 mod openapi;
 mod policy;
 mod relay;
@@ -38,7 +46,8 @@ use tokio::sync::Semaphore;
 
 pub use auth::Key;
 pub use error::ApiError;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, RequestLabels};
+pub use mistakes::{Holder, ListQuery, Remote, RemoteError, HOLDER_FILE};
 pub use openapi::document as openapi_document;
 pub use policy::{Ceilings, Choice, Policy, PolicyBudget};
 pub use relay::{scrub, Relay};
@@ -96,6 +105,11 @@ pub struct Config {
     pub trace_keep: usize,
     /// Leave the messages and answers out of traces (usage, strategy, mistakes stay).
     pub redact: bool,
+    /// The mistakes store requests record into (default: `$AMEND_HOME/mistakes`); while the
+    /// server holds it, other processes read it through the server (`GET /v1/amend/mistakes`).
+    pub mistakes: Option<PathBuf>,
+    /// Record located mistakes at all (off: no store is opened).
+    pub record_mistakes: bool,
     /// Reuse the KV cache of a shared prompt prefix (off: each answer depends only on its
     /// request, as `--no-prefix-reuse` elsewhere).
     pub prefix_reuse: bool,
@@ -120,6 +134,8 @@ impl Default for Config {
             trace_dir: PathBuf::from("traces/serve"),
             trace_keep: 10_000,
             redact: false,
+            mistakes: None,
+            record_mistakes: true,
             prefix_reuse: true,
             defaults: Policy::default(),
             ceilings: Ceilings {
@@ -174,6 +190,16 @@ impl Config {
         toml::from_str(&text).map_err(|e| bad(e.to_string()))
     }
 
+    /// Where the server records mistakes: `mistakes`, else the default store; `None` when
+    /// `record_mistakes` is off or the server redacts (mistakes hold the messages).
+    pub fn mistakes_path(&self) -> Option<PathBuf> {
+        (self.record_mistakes && !self.redact).then(|| {
+            self.mistakes
+                .clone()
+                .unwrap_or_else(crate::mistakes::default_path)
+        })
+    }
+
     fn keys(&self) -> Result<Vec<Key>, ServeError> {
         let mut out = Vec::with_capacity(self.keys.len());
         for k in &self.keys {
@@ -219,6 +245,8 @@ pub struct App {
     prompts: Arc<Prompts>,
     metrics: Metrics,
     permits: Arc<Semaphore>,
+    mistakes: Option<(Arc<dyn crate::mistakes::Store>, PathBuf)>,
+    retention: retention::Retention,
 }
 
 impl App {
@@ -246,8 +274,18 @@ impl App {
             relay,
             prompts,
             metrics: Metrics::new(),
+            mistakes: None,
+            retention: retention::Retention::new(&config.trace_dir, config.trace_keep),
             config,
         })
+    }
+
+    /// Record the mistakes requests locate into `store` (kept at `path`, where [`run`]
+    /// writes the [`Holder`] file while it serves), each tagged with task `serve` or
+    /// `serve:KEY_NAME` and the request's trace id as its run.
+    pub fn with_mistakes(mut self, store: Arc<dyn crate::mistakes::Store>, path: PathBuf) -> Self {
+        self.mistakes = Some((store, path));
+        self
     }
 
     /// The names the served model answers to.
@@ -277,13 +315,17 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/models", get(models))
         .route("/metrics", get(metrics_text))
+        .route("/v1/amend/mistakes", get(mistakes::list))
+        .route("/v1/amend/mistakes/{id}", get(mistakes::get))
         .route_layer(middleware::from_fn_with_state(app.clone(), authenticate));
     Router::new()
         .merge(api)
         .route("/health", get(|| async { "ok" }))
         .route(
             "/openapi.json",
-            get(|| async { axum::Json(openapi::document()) }),
+            get(|State(app): State<Arc<App>>| async move {
+                axum::Json(openapi::for_server(&app.served))
+            }),
         )
         .fallback(|req: Request| async move { ApiError::no_route(req.uri().path()) })
         .layer(DefaultBodyLimit::max(limit))
@@ -378,6 +420,20 @@ where
         .local_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
     let grace = Duration::from_secs_f64(app.config.shutdown_grace_s.clamp(0.0, 3600.0));
+    let held = app.mistakes.as_ref().map(|(_, p)| p.clone());
+    if let (Some(store), Ok(local)) = (&held, listener.local_addr()) {
+        let holder = Holder {
+            pid: std::process::id(),
+            url: format!("http://{local}"),
+            keys: !app.keys.is_empty(),
+        };
+        if let Err(e) = holder.write(store) {
+            tracing::warn!(
+                "cannot write {} (other processes will not find this server to read the store through): {e}",
+                store.join(HOLDER_FILE).display()
+            );
+        }
+    }
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
         shutdown.await;
@@ -387,13 +443,17 @@ where
         let _ = rx.wait_for(|stopping| *stopping).await;
         tokio::time::sleep(grace).await;
     };
-    tokio::select! {
+    let result = tokio::select! {
         r = server => r.map_err(|e| ServeError::Io { addr, reason: e.to_string() }),
         () = over => {
             tracing::warn!("shutdown grace period over: cancelling the requests still in flight");
             Ok(())
         }
+    };
+    if let Some(store) = &held {
+        Holder::remove(store);
     }
+    result
 }
 
 /// The name a served model answers to by default: the API's model name for `openai:NAME`,

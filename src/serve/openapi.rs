@@ -42,6 +42,26 @@ pub fn document() -> Value {
                     }}}
                 }}}}, "401": error}
             }},
+            "/v1/amend/mistakes": {"get": {
+                "operationId": "listMistakes",
+                "description": "The mistakes the server's requests located (oldest first), from the store it holds",
+                "parameters": [
+                    {"name": "task", "in": "query", "schema": {"type": "string"}},
+                    {"name": "model", "in": "query", "schema": {"type": "string"}},
+                    {"name": "outcome", "in": "query", "schema": {"type": "string", "enum": ["fixed", "not_fixed", "made_worse", "unverified"]}},
+                    {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "run", "in": "query", "schema": {"type": "string"}}
+                ],
+                "responses": {"200": {"description": "The records", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["object", "data"],
+                    "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": {"$ref": "#/components/schemas/Mistake"}}}
+                }}}}, "400": error, "401": error, "404": error}
+            }},
+            "/v1/amend/mistakes/{id}": {"get": {
+                "operationId": "getMistake",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The record", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Mistake"}}}}, "401": error, "404": error}
+            }},
             "/health": {"get": {"operationId": "health", "responses": {"200": {"description": "The server is up", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/metrics": {"get": {"operationId": "metrics", "responses": {"200": {"description": "OpenMetrics text", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}}, "401": error}}},
             "/openapi.json": {"get": {"operationId": "openapi", "responses": {"200": {"description": "This document", "content": {"application/json": {"schema": {"type": "object"}}}}}}}
@@ -103,6 +123,15 @@ pub fn document() -> Value {
                     "response_format": {"type": ["object", "null"]},
                     "amend": {"$ref": "#/components/schemas/Amend"}
                 }},
+                "Mistake": {"type": "object", "required": ["id", "time", "task", "model", "input", "steps", "critic", "rationale", "outcome", "tokens"], "properties": {
+                    "id": {"type": "string"}, "time": {"type": "string"}, "task": {"type": "string"}, "model": {"type": "string"},
+                    "run": {"type": ["string", "null"]}, "input": {"type": "string"}, "reference": {"type": ["string", "null"]},
+                    "steps": {"type": "array", "items": {"type": "string"}}, "step": {"type": ["integer", "null"]},
+                    "critic": {"type": "string"}, "rationale": {"type": "string"}, "correction": {"type": ["string", "null"]},
+                    "answer_before": {"type": ["string", "null"]}, "answer_after": {"type": ["string", "null"]},
+                    "outcome": {"type": "string", "enum": ["fixed", "not_fixed", "made_worse", "unverified"]},
+                    "tokens": {"type": "integer"}, "trace": {"type": ["string", "null"]}
+                }},
                 "Usage": {"type": "object", "required": ["prompt_tokens", "completion_tokens", "total_tokens"], "properties": {
                     "prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}
                 }},
@@ -123,6 +152,19 @@ pub fn document() -> Value {
         },
         "security": [{"bearer": []}, {}]
     })
+}
+
+/// The document as a server serves it: [`document`] with the names its model answers to as
+/// the examples of a request's `model` (so a generated request can name a served model).
+pub fn for_server(served: &[String]) -> Value {
+    let mut doc = document();
+    if let Some(model) = doc
+        .pointer_mut("/components/schemas/ChatRequest/properties/model")
+        .and_then(Value::as_object_mut)
+    {
+        model.insert("examples".into(), json!(served));
+    }
+    doc
 }
 
 #[cfg(test)]

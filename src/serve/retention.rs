@@ -1,29 +1,68 @@
 //! Trace retention: the server keeps at most `trace_keep` request traces, deleting the oldest.
+//!
+//! The directory is listed once, when the server starts; from then on the server remembers the
+//! traces it writes, in order, and deletes the oldest as each new one passes the limit — no
+//! request lists the directory (at 10,000 traces a listing costs milliseconds).
 
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-/// Requests between two looks at the trace directory (a look lists the whole directory).
-const EVERY: u64 = 32;
-
-static SEEN: AtomicU64 = AtomicU64::new(0);
-
-/// Count one request; every [`EVERY`] requests, delete the oldest trace files of `dir` (by
-/// name: run ids start with their UTC time) past the newest `keep`. `keep = 0` keeps all. A
-/// file that cannot be deleted is left, with a warning.
-pub fn prune(dir: &Path, keep: usize) {
-    if keep == 0 || !SEEN.fetch_add(1, Ordering::Relaxed).is_multiple_of(EVERY) {
-        return;
-    }
-    prune_now(dir, keep);
+/// The traces a server keeps, oldest first.
+#[derive(Debug)]
+pub struct Retention {
+    keep: usize,
+    files: Mutex<VecDeque<PathBuf>>,
 }
 
-/// Delete the oldest trace files of `dir` past the newest `keep`, now.
-pub fn prune_now(dir: &Path, keep: usize) {
+impl Retention {
+    /// The traces already in `dir` (by name: run ids start with their UTC time), the oldest
+    /// past the newest `keep` deleted now. `keep = 0` keeps all (and remembers none).
+    pub fn new(dir: &Path, keep: usize) -> Self {
+        let mut files = VecDeque::new();
+        if keep > 0 {
+            let mut names = traces_in(dir);
+            names.sort();
+            files.extend(names);
+        }
+        let r = Self {
+            keep,
+            files: Mutex::new(files),
+        };
+        r.trim();
+        r
+    }
+
+    /// Count the trace just created at `path`; delete the oldest past the limit.
+    pub fn add(&self, path: &Path) {
+        if self.keep == 0 {
+            return;
+        }
+        if let Ok(mut f) = self.files.lock() {
+            f.push_back(path.to_path_buf());
+        }
+        self.trim();
+    }
+
+    fn trim(&self) {
+        let excess: Vec<PathBuf> = match self.files.lock() {
+            Ok(mut f) => {
+                let n = f.len().saturating_sub(self.keep);
+                f.drain(..n).collect()
+            }
+            Err(_) => return,
+        };
+        for p in excess {
+            remove(&p);
+        }
+    }
+}
+
+fn traces_in(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+        return Vec::new();
     };
-    let mut names: Vec<_> = entries
+    entries
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
@@ -31,16 +70,15 @@ pub fn prune_now(dir: &Path, keep: usize) {
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.ends_with(".jsonl") || n.ends_with(".jsonl.gz"))
         })
-        .collect();
-    if names.len() <= keep {
-        return;
-    }
-    names.sort();
-    let excess = names.len() - keep;
-    for p in names.into_iter().take(excess) {
-        if let Err(e) = std::fs::remove_file(&p) {
-            tracing::warn!("trace retention: cannot delete {}: {e}", p.display());
-        }
+        .collect()
+}
+
+/// Delete a trace; one already gone is fine, any other failure is a warning.
+fn remove(p: &Path) {
+    match std::fs::remove_file(p) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("trace retention: cannot delete {}: {e}", p.display()),
     }
 }
 
@@ -57,7 +95,7 @@ mod tests {
             std::fs::write(dir.path().join(format!("{n}.jsonl")), "{}").unwrap();
         }
         std::fs::write(dir.path().join("notes.txt"), "keep me").unwrap();
-        super::prune_now(dir.path(), 2);
+        let r = super::Retention::new(dir.path(), 2);
         let mut left: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -71,5 +109,11 @@ mod tests {
                 "notes.txt"
             ]
         );
+        // A new trace pushes out the oldest of the remembered ones.
+        let d = dir.path().join("20260104-000000-d.jsonl");
+        std::fs::write(&d, "{}").unwrap();
+        r.add(&d);
+        assert!(!dir.path().join("20260102-000000-b.jsonl").exists());
+        assert!(d.exists() && dir.path().join("20260103-000000-c.jsonl").exists());
     }
 }

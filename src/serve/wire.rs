@@ -121,9 +121,6 @@ pub fn passthrough_only(req: &ChatRequest) -> Option<&'static str> {
     if req.tools.is_some() || req.tool_choice.is_some() {
         return Some("tools");
     }
-    if req.response_format.is_some() {
-        return Some("response_format");
-    }
     None
 }
 

@@ -2,6 +2,8 @@
 //! OpenAI-compatible server (llama-cpp-python) started as a child process.
 #![allow(dead_code)]
 
+pub mod served;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
