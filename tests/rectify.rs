@@ -321,3 +321,115 @@ async fn a_located_arith_slip_gives_token_records_linked_to_its_mistake() {
         .expect_err("no store");
     assert!(e.to_string().contains("mistakes"), "{e}");
 }
+
+/// `amend serve`: a request names a rectifier from the server's `rectifiers` (loaded and
+/// checked against the model at start) and is decoded with it; unknown names, `lambda` alone,
+/// and rectifiers on an API model are refused, naming the field.
+#[cfg(feature = "local")]
+#[tokio::test]
+async fn a_served_request_decodes_with_the_rectifier_it_names() {
+    use amend::serve::{router, App, Config};
+    use tower::ServiceExt;
+    let local = local().await;
+    let key = local.id().key.clone();
+    let dim = local
+        .score(amend::ScoreRequest {
+            input: amend::Input::Chat(vec![amend::Message::user("Hi")]),
+            continuation: "Hello".into(),
+            top_k: 1,
+            hidden: true,
+        })
+        .await
+        .expect("score")
+        .hidden_dim;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("swap.json");
+    swap_file(&key, dim, 1.0).save(&path).unwrap();
+    let config = Config {
+        trace_dir: dir.path().join("traces"),
+        rectifiers: [("swap".to_string(), path.clone())].into(),
+        ..Config::default()
+    };
+    let prompts = Arc::new(Prompts::builtin().unwrap());
+    let app = Arc::new(
+        App::new(
+            config.clone(),
+            local.clone(),
+            "default",
+            None,
+            prompts.clone(),
+        )
+        .unwrap(),
+    );
+    let ask = |policy: serde_json::Value| {
+        let app = app.clone();
+        async move {
+            let body = serde_json::json!({"model": "default", "max_tokens": 24, "temperature": 0,
+                "messages": [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}],
+                "amend": policy});
+            let req = axum::http::Request::builder()
+                .method("POST")
+                .uri("/v1/chat/completions")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body.to_string()))
+                .unwrap();
+            let resp = router(app).oneshot(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let v: serde_json::Value = serde_json::from_slice(
+                &axum::body::to_bytes(resp.into_body(), 1 << 20)
+                    .await
+                    .unwrap(),
+            )
+            .unwrap();
+            (status, v)
+        }
+    };
+    let content = |v: &serde_json::Value| v["choices"][0]["message"]["content"].clone();
+    let (s, plain) = ask(serde_json::json!({"strategy": "none"})).await;
+    assert_eq!(s, 200, "{plain}");
+    let (s, swapped) = ask(serde_json::json!({"strategy": "none", "rectifier": "swap"})).await;
+    assert_eq!(s, 200, "{swapped}");
+    assert_ne!(
+        content(&swapped),
+        content(&plain),
+        "the rectifier moves each step"
+    );
+    // Per request, not per server: the next plain request is as before.
+    let (_, again) = ask(serde_json::json!({"strategy": "none"})).await;
+    assert_eq!(content(&again), content(&plain));
+    for (policy, param) in [
+        (serde_json::json!({"rectifier": "nope"}), "amend.rectifier"),
+        (serde_json::json!({"lambda": 0.5}), "amend.lambda"),
+        (
+            serde_json::json!({"rectifier": "swap", "lambda": -1}),
+            "amend.lambda",
+        ),
+    ] {
+        let (s, v) = ask(policy.clone()).await;
+        assert_eq!(s, 400, "{policy}: {v}");
+        assert_eq!(v["error"]["param"], param, "{v}");
+    }
+    // A file for another model, or an API model: the server does not start, naming the option.
+    let mut other = config.clone();
+    let wrong = dir.path().join("other.json");
+    swap_file("gguf-other", dim, 1.0).save(&wrong).unwrap();
+    other.rectifiers = [("other".to_string(), wrong)].into();
+    let e = App::new(other, local.clone(), "default", None, prompts.clone())
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("rectifiers.other"), "{e}");
+    let api: Arc<dyn amend::Model> = Arc::new(
+        ApiModel::new(
+            "m",
+            Options {
+                base_url: "http://127.0.0.1:9/v1".into(),
+                ..Options::default()
+            },
+        )
+        .unwrap(),
+    );
+    let e = App::new(config, api, "m", None, prompts)
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("`rectifiers`"), "{e}");
+}

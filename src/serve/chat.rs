@@ -20,7 +20,7 @@ use super::policy::{Policy, Resolved};
 use super::stream::{set, AbortOnDrop, Committed, Out};
 use super::wire::{self, ChatRequest, WireUsage};
 use super::{App, Caller};
-use crate::model::{FinishReason, Request};
+use crate::model::{FinishReason, LogitsHook, Model, Request, WithHook};
 use crate::run::{Commits, Context, Problem};
 use crate::strategy::{self, Kind};
 use crate::trace::Writer;
@@ -89,6 +89,7 @@ async fn handle(
         .defaults
         .overlay(&Policy::from_headers(headers)?)
         .overlay(&body_policy);
+    let hook = rectifier_hook(&app, &policy)?;
     let resolved = match policy.resolve()? {
         Some(mut r) => {
             r.options = app.config.ceilings.apply(r.options)?;
@@ -168,8 +169,13 @@ async fn handle(
         let writer = writer.clone();
         async move {
             let solve = async {
+                let model: Arc<dyn Model> = match hook {
+                    Some(h) => Arc::new(WithHook::new(app.model.clone(), h)),
+                    None => app.model.clone(),
+                };
                 let a = answer(
                     &app,
+                    &model,
                     &req,
                     messages.clone(),
                     resolved,
@@ -178,7 +184,7 @@ async fn handle(
                     &task,
                 )
                 .await?;
-                formatted(&app, &req, &messages, a, &format, &writer).await
+                formatted(&app, &model, &req, &messages, a, &format, &writer).await
             };
             let out = tokio::time::timeout(timeout, solve)
                 .await
@@ -297,8 +303,10 @@ async fn handle(
 }
 
 /// Answer `req`: one model call (`strategy: none` on the local model) or a strategy's solve.
+#[allow(clippy::too_many_arguments)]
 async fn answer(
     app: &App,
+    model: &Arc<dyn Model>,
     req: &ChatRequest,
     messages: Vec<crate::model::Message>,
     resolved: Option<Resolved>,
@@ -338,7 +346,7 @@ async fn answer(
         if let Some(seed) = req.seed {
             r = r.with_seed(seed);
         }
-        let cx = traced(Context::new(app.model.clone(), app.prompts.clone()));
+        let cx = traced(Context::new(model.clone(), app.prompts.clone()));
         let resp = cx.model().generate(r).await.map_err(upstream)?;
         app.metrics.add_usage(&resp.usage);
         let finish = match resp.samples.first().map(|s| s.finish) {
@@ -363,7 +371,7 @@ async fn answer(
             ignored.push(name);
         }
     }
-    let cx = traced(Context::new(app.model.clone(), app.prompts.clone()))
+    let cx = traced(Context::new(model.clone(), app.prompts.clone()))
         .with_budget(opts.budget)
         .with_calculator(opts.calculator)
         .with_max_tokens(max_tokens)
@@ -414,6 +422,7 @@ async fn answer(
 /// text; otherwise the checked JSON, the corrected answer kept in `amend.response_format`.
 async fn formatted(
     app: &App,
+    model: &Arc<dyn Model>,
     req: &ChatRequest,
     messages: &[crate::model::Message],
     mut a: Answer,
@@ -423,10 +432,10 @@ async fn formatted(
     if !format.is_json() {
         return Ok(a);
     }
-    let model: Arc<dyn crate::model::Model> = if app.config.redact {
-        app.model.clone()
+    let model: Arc<dyn Model> = if app.config.redact {
+        model.clone()
     } else {
-        Arc::new(crate::trace::Traced::new(app.model.clone(), writer.clone()))
+        Arc::new(crate::trace::Traced::new(model.clone(), writer.clone()))
     };
     let max_tokens = req
         .max_completion_tokens
@@ -448,6 +457,52 @@ async fn formatted(
     a.text = f.text;
     a.finish = "stop";
     Ok(a)
+}
+
+/// The request's logit rectifier (`amend.rectifier`, `amend.lambda`) as a hook, if it names one.
+///
+/// # Errors
+/// 400 naming the field: `lambda` without `rectifier`, a negative or non-finite λ, or a name
+/// the server's `rectifiers` does not have.
+fn rectifier_hook(app: &App, p: &Policy) -> Result<Option<Arc<dyn LogitsHook>>, ApiError> {
+    let Some(name) = &p.rectifier else {
+        return match p.lambda {
+            Some(_) => Err(ApiError::bad_request(
+                Some("amend.lambda"),
+                "`lambda` is the weight of a rectifier: give `rectifier` too",
+            )),
+            None => Ok(None),
+        };
+    };
+    if let Some(l) = p.lambda {
+        if !(l.is_finite() && l >= 0.0) {
+            return Err(ApiError::bad_request(
+                Some("amend.lambda"),
+                "`lambda` must be a finite number ≥ 0",
+            ));
+        }
+    }
+    let file = app.rectifiers.get(name).ok_or_else(|| {
+        ApiError::bad_request(
+            Some("amend.rectifier"),
+            if app.rectifiers.is_empty() {
+                format!("no rectifier `{name}`: this server has none (`rectifiers` in its config)")
+            } else {
+                format!(
+                    "no rectifier `{name}`; this server has {}",
+                    app.rectifiers
+                        .keys()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+        )
+    })?;
+    Ok(Some(Arc::new(crate::rectify::apply::RectifierHook::new(
+        file.clone(),
+        p.lambda,
+    ))))
 }
 
 /// The text of the attempt the strategy answered with: the last attempt whose answer is the

@@ -113,6 +113,9 @@ pub struct Config {
     /// Reuse the KV cache of a shared prompt prefix (off: each answer depends only on its
     /// request, as `--no-prefix-reuse` elsewhere).
     pub prefix_reuse: bool,
+    /// Logit rectifiers a request may name (`amend.rectifier`), by name: files `amend rectify
+    /// train` wrote for the served model (local model only; loaded and checked at start).
+    pub rectifiers: std::collections::BTreeMap<String, PathBuf>,
     /// The policy of a request that does not set one (its fields under the request's own).
     pub defaults: Policy,
     /// The most any request may spend (each key's ceilings apply under these). Default: 64
@@ -137,6 +140,7 @@ impl Default for Config {
             mistakes: None,
             record_mistakes: true,
             prefix_reuse: true,
+            rectifiers: std::collections::BTreeMap::new(),
             defaults: Policy::default(),
             ceilings: Ceilings {
                 max_samples: Some(64),
@@ -200,6 +204,36 @@ impl Config {
         })
     }
 
+    fn load_rectifiers(
+        &self,
+        model: &dyn Model,
+    ) -> Result<std::collections::BTreeMap<String, crate::rectify::file::RectifierFile>, ServeError>
+    {
+        let mut out = std::collections::BTreeMap::new();
+        if self.rectifiers.is_empty() {
+            return Ok(out);
+        }
+        if !model.capabilities().logits_hidden {
+            return Err(ServeError::Option {
+                option: "rectifiers".into(),
+                reason: format!(
+                    "a logit rectifier reads every token's logits and hidden state, which only the local model exposes; {} cannot run one",
+                    model.id()
+                ),
+            });
+        }
+        for (name, path) in &self.rectifiers {
+            let f = crate::rectify::file::RectifierFile::load_for(path, &model.id().key).map_err(
+                |e| ServeError::Option {
+                    option: format!("rectifiers.{name}"),
+                    reason: e.to_string(),
+                },
+            )?;
+            out.insert(name.clone(), f);
+        }
+        Ok(out)
+    }
+
     fn keys(&self) -> Result<Vec<Key>, ServeError> {
         let mut out = Vec::with_capacity(self.keys.len());
         for k in &self.keys {
@@ -247,6 +281,7 @@ pub struct App {
     permits: Arc<Semaphore>,
     mistakes: Option<(Arc<dyn crate::mistakes::Store>, PathBuf)>,
     retention: retention::Retention,
+    rectifiers: std::collections::BTreeMap<String, crate::rectify::file::RectifierFile>,
 }
 
 impl App {
@@ -264,6 +299,7 @@ impl App {
         prompts: Arc<Prompts>,
     ) -> Result<Self, ServeError> {
         let keys = config.keys()?;
+        let rectifiers = config.load_rectifiers(model.as_ref())?;
         let mut served = vec![name.to_string()];
         served.extend(config.aliases.iter().cloned());
         Ok(Self {
@@ -276,6 +312,7 @@ impl App {
             metrics: Metrics::new(),
             mistakes: None,
             retention: retention::Retention::new(&config.trace_dir, config.trace_keep),
+            rectifiers,
             config,
         })
     }

@@ -104,6 +104,8 @@ pub fn document() -> Value {
                     "rank": {"type": "string", "enum": ["logprob", "rollout"]},
                     "stepwise": {"type": "boolean", "description": "backtracking a line at a time: each step checked before it is sent"},
                     "unverified": {"type": "string", "enum": ["send", "stop"]},
+                    "rectifier": {"type": "string", "description": "a logit rectifier from the server's `rectifiers` (local model only)"},
+                    "lambda": {"type": "number", "minimum": 0, "description": "the rectifier's fusion weight; needs `rectifier`"},
                     "budget": {"$ref": "#/components/schemas/Budget"}
                 }},
                 "ChatRequest": {"type": "object", "required": ["model", "messages"], "properties": {

@@ -125,6 +125,11 @@ pub struct Policy {
     /// Step-wise backtracking: a step still flagged when the budget ends is sent marked
     /// unverified (`send`) or ends the answer at the last verified step (`stop`).
     pub unverified: Option<Unverified>,
+    /// A logit rectifier to decode with: a name from the server's `rectifiers` (local model
+    /// only).
+    pub rectifier: Option<String>,
+    /// The rectifier's fusion weight λ (default: its file's; 0 changes nothing).
+    pub lambda: Option<f32>,
     /// Caps on the solve.
     pub budget: Option<PolicyBudget>,
 }
@@ -153,7 +158,9 @@ impl Policy {
             beam,
             rank,
             stepwise,
-            unverified
+            unverified,
+            rectifier,
+            lambda
         );
         p.budget = match (self.budget, over.budget) {
             (None, b) | (b, None) => b,
