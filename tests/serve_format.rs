@@ -210,3 +210,30 @@ async fn a_model_that_never_complies_is_a_502_naming_the_violations() {
     assert_eq!(status, 400);
     assert!(text.contains("response_format"), "{text}");
 }
+
+#[tokio::test]
+async fn a_formatting_turn_that_changes_the_answer_is_re_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Script::new(&[
+        "3 + 4 = 7\nThe answer is 7.",
+        "{\"answer\": 8}",
+        "{\"answer\": 7}",
+    ]);
+    let app = app(model.clone(), dir.path());
+    let (status, text) = post(&app, body("baseline", false)).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "{\"answer\":7}");
+    assert_eq!(v["amend"]["response_format"]["turns"], 2);
+    let seen = model.seen.lock().unwrap();
+    assert!(seen[1]
+        .last()
+        .unwrap()
+        .1
+        .starts_with("Your final answer is 7."));
+    assert!(seen[2]
+        .last()
+        .unwrap()
+        .1
+        .contains("does not carry the answer, 7"));
+}

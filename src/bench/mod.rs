@@ -24,6 +24,8 @@
 //!   socket): false verified steps, streamed = whole, time to the first step vs the whole.
 //! - `serve`: 8 HTTP clients at once against `amend serve` vs in sequence, beside the same in
 //!   process.
+//! - `format`: `response_format` with the recommended strategy over HTTP: answers sent as
+//!   checked JSON, formatting turns, the JSON's number against the corrected answer.
 //! - `search`: the step search's re-decoded prefix tokens (0: only suffixes are decoded), and
 //!   its time with prefix reuse vs re-decoding every prompt.
 
@@ -36,6 +38,8 @@ mod commits;
 #[cfg(feature = "local")]
 mod concurrent;
 pub mod fingerprint;
+#[cfg(feature = "local")]
+mod format;
 #[cfg(feature = "local")]
 mod local;
 pub mod mistakes;
@@ -62,6 +66,8 @@ pub use backtrack::{backtrack, BacktrackReport};
 pub use commits::{commits, CommitsError, CommitsReport, CommitsRow};
 #[cfg(feature = "local")]
 pub use concurrent::{concurrent, ConcurrentReport, ConcurrentRound, SlotMemory};
+#[cfg(feature = "local")]
+pub use format::{format_bench, FormatReport, FormatRow};
 #[cfg(feature = "local")]
 pub use local::*;
 #[cfg(feature = "local")]

@@ -106,6 +106,15 @@ pub enum BenchKind {
         #[command(flatten)]
         common: BenchArgs,
     },
+    /// `response_format` (a JSON schema) with the recommended strategy over HTTP: answers
+    /// sent as checked JSON, formatting turns, the JSON's number vs the corrected answer.
+    Format {
+        /// Problems (level 1, the reporting seed).
+        #[arg(long, default_value_t = 20)]
+        problems: usize,
+        #[command(flatten)]
+        common: BenchArgs,
+    },
     /// The logit rectifier's cost: decoding with it vs an identity hook, the prompt phase of
     /// hidden-state mode, teacher-forcing throughput.
     Rectify {

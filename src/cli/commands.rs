@@ -418,6 +418,11 @@ async fn bench(which: BenchKind) -> Result<()> {
             let r = bench::serve_bench(&p, common.threads, rounds).await?;
             (common, serde_json::to_value(r)?)
         }
+        BenchKind::Format { problems, common } => {
+            let p = bench_path(&common.model).await?;
+            let r = bench::format_bench(&p, common.threads, problems).await?;
+            (common, serde_json::to_value(r)?)
+        }
         BenchKind::Commits { problems, common } => {
             let p = bench_path(&common.model).await?;
             let r = bench::commits(&p, common.threads, problems).await?;

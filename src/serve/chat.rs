@@ -442,7 +442,20 @@ async fn formatted(
         .or(req.max_tokens)
         .unwrap_or(app.config.max_tokens)
         .max(1);
-    let f = super::format::enforce(model.as_ref(), messages, &a.text, format, max_tokens).await?;
+    let expected = a
+        .amend
+        .get("answer")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let f = super::format::enforce(
+        model.as_ref(),
+        messages,
+        &a.text,
+        expected.as_deref(),
+        format,
+        max_tokens,
+    )
+    .await?;
     app.metrics.add_usage(&f.usage);
     let calls = a.amend.get("calls").and_then(Value::as_u64).unwrap_or(0) + f.usage.calls;
     set(&mut a.amend, "calls", json!(calls));

@@ -1,14 +1,17 @@
 //! `response_format` where the server answers itself (a strategy, or the local model): the
-//! answer is corrected first, then written in the requested format. An answer that already
-//! passes is sent as it is; otherwise a formatting turn (the conversation, the corrected answer,
-//! and [`INSTRUCTION`]) asks for the JSON, greedily — on a backend that decodes under a JSON
-//! schema (the local model: llama.cpp's grammar sampler) constrained to the schema, so the
-//! output is valid by construction unless it runs out of tokens — and its output is checked — it must parse
-//! as JSON (code fences and text around one JSON value are dropped), be an object for
-//! `json_object`, and pass the schema for `json_schema` (checked with `jsonschema`) — and
-//! re-asked with the violations listed until it passes or [`ATTEMPTS`] formatting turns are
-//! spent, after which the request fails with a 502 naming the last violations. Nothing
-//! unchecked is ever sent as the formatted answer.
+//! answer is corrected first, then written in the requested format.
+//!
+//! An answer that already passes is sent as it is. Otherwise a formatting turn (the
+//! conversation, the corrected answer, and [`INSTRUCTION`] with the answer and the schema) asks
+//! for the JSON, greedily, decoded under the schema where the backend can (the local model:
+//! llama.cpp's grammar sampler, so the output parses unless it runs out of tokens). Every
+//! output is checked: it must parse as JSON (code fences and text around one JSON value are
+//! dropped), be an object for `json_object`, pass the schema for `json_schema` (`jsonschema`),
+//! and, when the strategy extracted a final answer, carry that number in one of its values (a
+//! formatting turn must not change the corrected answer). A failing output is re-asked with its
+//! violations; a re-ask draws [`RESAMPLES`] samples in one batch and keeps the first that
+//! passes. After [`ATTEMPTS`] turns the request fails with a 502 naming the last violations.
+//! Nothing unchecked is ever sent as the formatted answer.
 //!
 //! With `strategy: none` on an API upstream the field is relayed untouched instead, and the
 //! upstream enforces it.
@@ -18,6 +21,10 @@ use serde_json::Value;
 use super::error::ApiError;
 use crate::model::{Grammar, Message, Model, Request, Usage};
 use crate::pipeline::JsonSchema;
+
+/// Samples a re-asked formatting turn draws (at temperature 1, in one batch); the first that
+/// passes is kept.
+pub const RESAMPLES: u32 = 8;
 
 /// The most formatting turns one request gets.
 pub const ATTEMPTS: u32 = 3;
@@ -100,8 +107,10 @@ impl Format {
         }
     }
 
-    /// `text` as the formatted answer (compact JSON), or every violation.
-    pub fn check(&self, text: &str) -> Result<String, Vec<String>> {
+    /// `text` as the formatted answer (compact JSON), or every violation. With `expected` (the
+    /// corrected answer), the JSON must also carry that number in one of its values: a
+    /// formatting turn must not change the answer.
+    pub fn check(&self, text: &str, expected: Option<&str>) -> Result<String, Vec<String>> {
         let value = extract_json(text).ok_or_else(|| {
             vec!["the reply holds no JSON value (write only the JSON)".to_string()]
         })?;
@@ -119,6 +128,11 @@ impl Format {
                 }
             }
         }
+        if let Some(want) = expected {
+            if !carries(&value, want) {
+                return Err(vec![format!("the JSON does not carry the answer, {want}")]);
+            }
+        }
         serde_json::to_string(&value).map_err(|e| vec![e.to_string()])
     }
 
@@ -131,15 +145,30 @@ impl Format {
         }
     }
 
-    fn instruction(&self) -> String {
+    fn instruction(&self, expected: Option<&str>) -> String {
+        let lead = match expected {
+            Some(a) => format!("Your final answer is {a}. {INSTRUCTION}"),
+            None => INSTRUCTION.to_string(),
+        };
         match self {
             Self::JsonSchema { name, schema, .. } => format!(
-                "{INSTRUCTION} It must match this JSON schema (\"{name}\"):\n{}",
+                "{lead} It must match this JSON schema (\"{name}\"):\n{}",
                 serde_json::to_string(schema).unwrap_or_default()
             ),
-            Self::JsonObject => format!("{INSTRUCTION} It must be one JSON object."),
-            Self::Text => INSTRUCTION.to_string(),
+            Self::JsonObject => format!("{lead} It must be one JSON object."),
+            Self::Text => lead,
         }
+    }
+}
+
+/// Does some value of `v` (a number, or a string that is one) equal the number `want`?
+fn carries(v: &Value, want: &str) -> bool {
+    match v {
+        Value::Number(n) => crate::answer::same_number(&n.to_string(), want),
+        Value::String(s) => crate::answer::same_number(s, want),
+        Value::Array(a) => a.iter().any(|x| carries(x, want)),
+        Value::Object(o) => o.values().any(|x| carries(x, want)),
+        _ => false,
     }
 }
 
@@ -183,7 +212,8 @@ pub struct Formatted {
     pub usage: Usage,
 }
 
-/// Write `answer` (the corrected answer to `messages`) in `format`.
+/// Write `answer` (the corrected answer to `messages`; `expected`: its final answer, when the
+/// strategy extracted one, which the JSON must then carry) in `format`.
 ///
 /// # Errors
 /// 502 when the model fails, or when no formatting turn passes within [`ATTEMPTS`] (the
@@ -192,11 +222,12 @@ pub async fn enforce(
     model: &dyn Model,
     messages: &[Message],
     answer: &str,
+    expected: Option<&str>,
     format: &Format,
     max_tokens: u32,
 ) -> Result<Formatted, ApiError> {
     let mut usage = Usage::default();
-    let mut violations = match format.check(answer) {
+    let mut violations = match format.check(answer, expected) {
         Ok(text) => {
             return Ok(Formatted {
                 text,
@@ -210,10 +241,19 @@ pub async fn enforce(
     let mut constrained = model.capabilities().json_schema;
     let mut convo = messages.to_vec();
     convo.push(Message::assistant(answer));
-    convo.push(Message::user(format.instruction()));
+    convo.push(Message::user(format.instruction(expected)));
     for turn in 1..=ATTEMPTS {
+        // The first turn is greedy; a re-ask draws several samples in one batch and keeps the
+        // first that passes (greedy decoding would repeat itself).
+        let (n, temperature) = if turn == 1 {
+            (1, 0.0)
+        } else {
+            (model.capabilities().samples_per_call(RESAMPLES), 1.0)
+        };
         let req = Request::chat(convo.clone())
-            .with_sampling(0.0, 1.0)
+            .with_sampling(temperature, 1.0)
+            .with_n(n)
+            .with_seed(u64::from(turn))
             .with_max_tokens(max_tokens);
         let first = if constrained {
             model
@@ -236,18 +276,26 @@ pub async fn enforce(
         }
         .map_err(|e| ApiError::upstream(format!("the model failed: {e}")))?;
         usage += resp.usage;
-        let out = resp.text().to_string();
-        match format.check(&out) {
-            Ok(text) => {
-                return Ok(Formatted {
-                    text,
-                    turns: turn,
-                    constrained,
-                    usage,
-                })
+        let mut failed = None;
+        for sample in &resp.samples {
+            match format.check(&sample.text, expected) {
+                Ok(text) => {
+                    return Ok(Formatted {
+                        text,
+                        turns: turn,
+                        constrained,
+                        usage,
+                    })
+                }
+                Err(v) => {
+                    if failed.is_none() {
+                        failed = Some((sample.text.clone(), v));
+                    }
+                }
             }
-            Err(v) => violations = v,
         }
+        let (out, v) = failed.unwrap_or_default();
+        violations = v;
         convo.push(Message::assistant(out));
         convo.push(Message::user(format!(
             "That does not pass: {}. Write only the corrected JSON.",
@@ -274,21 +322,26 @@ mod tests {
         let f = Format::parse(Some(&json!({"type": "json_schema", "json_schema": {"name": "a",
             "schema": {"type": "object", "required": ["answer"], "properties": {"answer": {"type": "integer"}}}}})))
         .unwrap();
-        assert_eq!(f.check("{\"answer\": 7}").unwrap(), "{\"answer\":7}");
+        assert_eq!(f.check("{\"answer\": 7}", None).unwrap(), "{\"answer\":7}");
         assert_eq!(
-            f.check("Sure:\n```json\n{\"answer\": 7}\n```").unwrap(),
+            f.check("Sure:\n```json\n{\"answer\": 7}\n```", None)
+                .unwrap(),
             "{\"answer\":7}"
         );
         assert_eq!(
-            f.check("The JSON is {\"answer\": 7} as asked.").unwrap(),
+            f.check("The JSON is {\"answer\": 7} as asked.", Some("7"))
+                .unwrap(),
             "{\"answer\":7}"
         );
-        let e = f.check("{\"answer\": \"seven\"}").unwrap_err();
+        let e = f.check("{\"answer\": \"seven\"}", None).unwrap_err();
         assert!(e[0].starts_with("/answer"), "{e:?}");
-        assert!(f.check("The answer is 7.").is_err());
+        assert!(f.check("The answer is 7.", None).is_err());
+        let e = f.check("{\"answer\": 8}", Some("7")).unwrap_err();
+        assert!(e[0].contains("carry the answer, 7"), "{e:?}");
         let o = Format::parse(Some(&json!({"type": "json_object"}))).unwrap();
-        assert!(o.check("[1, 2]").is_err());
-        assert!(o.check("{}").is_ok());
+        assert!(o.check("[1, 2]", None).is_err());
+        assert!(o.check("{}", None).is_ok());
+        assert!(o.check("{\"n\": [\"7.0\"]}", Some("7")).is_ok());
         assert!(!Format::parse(None).unwrap().is_json());
         assert!(!Format::parse(Some(&json!({"type": "text"})))
             .unwrap()
