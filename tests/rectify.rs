@@ -114,6 +114,21 @@ async fn gold_solutions_become_token_records_and_a_rerun_resumes() {
     assert!(e.to_string().contains("amend rectify collect"), "{e}");
 }
 
+/// The width of the model's hidden state (from one teacher-forced pass).
+#[cfg(feature = "local")]
+async fn hidden_dim(model: &Arc<dyn amend::Model>) -> usize {
+    model
+        .score(amend::ScoreRequest {
+            input: amend::Input::Chat(vec![amend::Message::user("Hi")]),
+            continuation: "Hello".into(),
+            top_k: 1,
+            hidden: true,
+        })
+        .await
+        .expect("score")
+        .hidden_dim
+}
+
 /// A rectifier file for `model` whose network ignores its input and moves probability from the
 /// pilot's first choice to its second (b2 = (-1, +1, 0, ...)).
 #[cfg(feature = "local")]
@@ -152,7 +167,7 @@ fn swap_file(model: &str, hidden_dim: usize, lambda: f32) -> rectify::file::Rect
 #[cfg(feature = "local")]
 #[tokio::test]
 async fn an_installed_rectifier_changes_decoding_and_lambda_zero_changes_nothing() {
-    use amend::{Input, Message, Request, ScoreRequest};
+    use amend::{Message, Request};
     struct Identity;
     impl amend::LogitsHook for Identity {
         fn apply(&self, _step: &mut amend::TokenStep<'_>) {}
@@ -165,16 +180,7 @@ async fn an_installed_rectifier_changes_decoding_and_lambda_zero_changes_nothing
         )])
         .with_max_tokens(24)
     };
-    let dim = local
-        .score(ScoreRequest {
-            input: Input::Chat(vec![Message::user("Hi")]),
-            continuation: "Hello".into(),
-            top_k: 1,
-            hidden: true,
-        })
-        .await
-        .expect("score")
-        .hidden_dim;
+    let dim = hidden_dim(&local).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("swap.json");
     swap_file(&key, dim, 1.0).save(&path).unwrap();
@@ -332,16 +338,7 @@ async fn a_served_request_decodes_with_the_rectifier_it_names() {
     use tower::ServiceExt;
     let local = local().await;
     let key = local.id().key.clone();
-    let dim = local
-        .score(amend::ScoreRequest {
-            input: amend::Input::Chat(vec![amend::Message::user("Hi")]),
-            continuation: "Hello".into(),
-            top_k: 1,
-            hidden: true,
-        })
-        .await
-        .expect("score")
-        .hidden_dim;
+    let dim = hidden_dim(&local).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("swap.json");
     swap_file(&key, dim, 1.0).save(&path).unwrap();

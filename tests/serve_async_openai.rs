@@ -98,22 +98,7 @@ async fn collect_stream(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_async_openai_client_on_the_local_model() {
     let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        r#"
-max_body_bytes = 262144
-trace_dir = "{}"
-mistakes = "{}"
-[[keys]]
-name = "tester"
-key = "sk-test-0123456789"
-[[keys]]
-name = "limited"
-key = "sk-limited-0123456789"
-rate_per_minute = 1
-"#,
-        dir.path().join("traces").display(),
-        dir.path().join("mistakes").display()
-    );
+    let config = common::served::keyed_config(dir.path());
     let mut s = Served::start(dir.path(), &config, &[], &[]);
     let client = rust_client(&s.base_url, "sk-test-0123456789");
 
@@ -189,7 +174,7 @@ rate_per_minute = 1
         "the 400 names the option: {e}"
     );
     let mut big = body.clone();
-    big["messages"][0]["content"] = json!("x".repeat(262_144 + 10));
+    big["messages"][0]["content"] = json!("x".repeat(common::served::BODY_LIMIT + 10));
     let e = client
         .chat()
         .create_byot::<_, Value>(big)

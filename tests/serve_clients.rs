@@ -60,22 +60,7 @@ fn run_client(base_url: &str, key: &str, mode: &str, env: &[(&str, &str)]) {
 #[test]
 fn the_openai_python_client_on_the_local_model() {
     let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        r#"
-max_body_bytes = 262144
-trace_dir = "{}"
-mistakes = "{}"
-[[keys]]
-name = "tester"
-key = "sk-test-0123456789"
-[[keys]]
-name = "limited"
-key = "sk-limited-0123456789"
-rate_per_minute = 1
-"#,
-        dir.path().join("traces").display(),
-        dir.path().join("mistakes").display()
-    );
+    let config = common::served::keyed_config(dir.path());
     let mut s = Served::start(dir.path(), &config, &[], &[]);
     run_client(
         &s.base_url,
@@ -83,7 +68,7 @@ rate_per_minute = 1
         "local",
         &[
             ("LIMITED_KEY", "sk-limited-0123456789"),
-            ("BODY_LIMIT", "262144"),
+            ("BODY_LIMIT", &common::served::BODY_LIMIT.to_string()),
         ],
     );
     assert!(s.stop().success(), "SIGTERM ends the server cleanly");

@@ -9,82 +9,15 @@
     clippy::indexing_slicing
 )] // Tests may panic: a failed assertion is how they report.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod common;
 
-use amend::model::{
-    Capabilities, FinishReason, Model, ModelError, ModelId, Request, Response, Role, Sample, Usage,
-};
+use std::sync::Arc;
+
 use amend::serve::{router, App, Config};
-use async_trait::async_trait;
 use axum::body::Body;
+use common::script::Script;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-
-/// Replies with the next scripted line (the last one again once they run out), and keeps the
-/// conversations it was sent.
-struct Script {
-    id: ModelId,
-    lines: Mutex<VecDeque<String>>,
-    seen: Mutex<Vec<Vec<(Role, String)>>>,
-}
-
-impl Script {
-    fn new(lines: &[&str]) -> Arc<Self> {
-        Arc::new(Self {
-            id: ModelId {
-                key: "script".into(),
-                source: "tests/serve_format.rs".into(),
-            },
-            lines: Mutex::new(lines.iter().map(|s| s.to_string()).collect()),
-            seen: Mutex::new(Vec::new()),
-        })
-    }
-}
-
-#[async_trait]
-impl Model for Script {
-    fn id(&self) -> &ModelId {
-        &self.id
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            assistant_prefill: true,
-            ..Capabilities::default()
-        }
-    }
-    async fn generate(&self, request: Request) -> Result<Response, ModelError> {
-        if let amend::model::Input::Chat(m) = &request.input {
-            self.seen
-                .lock()
-                .unwrap()
-                .push(m.iter().map(|m| (m.role, m.content.clone())).collect());
-        }
-        let mut lines = self.lines.lock().unwrap();
-        let text = if lines.len() > 1 {
-            lines.pop_front().unwrap()
-        } else {
-            lines.front().cloned().unwrap_or_default()
-        };
-        Ok(Response {
-            samples: vec![Sample {
-                text,
-                finish: FinishReason::Stop,
-                tokens: 7,
-                logprobs: None,
-            }],
-            usage: Usage {
-                calls: 1,
-                prompt_tokens: 30,
-                generated_tokens: 7,
-                ..Usage::default()
-            },
-            wall: Duration::ZERO,
-            prefill: None,
-        })
-    }
-}
 
 fn app(model: Arc<Script>, dir: &std::path::Path) -> Arc<App> {
     Arc::new(
@@ -147,8 +80,9 @@ async fn a_strategy_answer_is_formatted_by_checked_turns() {
     assert_eq!(f["turns"], 2, "one re-ask after the violation");
     assert_eq!(f["answer"], "3 + 4 = 7\nThe answer is 7.");
     assert_eq!(v["amend"]["calls"], 3);
-    assert_eq!(v["usage"]["prompt_tokens"], 90);
-    assert_eq!(v["usage"]["completion_tokens"], 21);
+    // The answer, the greedy formatting turn, a re-ask of 8 samples in one call.
+    assert_eq!(v["usage"]["prompt_tokens"], 3 * 30);
+    assert_eq!(v["usage"]["completion_tokens"], 7 + 7 + 8 * 7);
     // The re-ask names the violation and follows the failed output.
     let seen = model.seen.lock().unwrap();
     let last = seen.last().unwrap();

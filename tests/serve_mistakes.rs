@@ -13,59 +13,15 @@
 mod common;
 
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use amend::mistakes::{Discard, Mistake, Outcome, Sink, SledStore, Store};
-use amend::model::{
-    Capabilities, FinishReason, Model, ModelError, ModelId, Request, Response, Sample, Usage,
-};
 use amend::serve::{router, App, Config, Holder, KeyConfig};
-use async_trait::async_trait;
 use axum::body::Body;
+use common::script::Script;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-
-/// A model whose every answer holds a false claim (`2 + 2 = 5`): the `arith` critic locates
-/// it each time, deterministically. It stands for a model that makes a mistake.
-struct Wrong {
-    id: ModelId,
-    calls: Mutex<u32>,
-}
-
-#[async_trait]
-impl Model for Wrong {
-    fn id(&self) -> &ModelId {
-        &self.id
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            assistant_prefill: true,
-            ..Capabilities::default()
-        }
-    }
-    async fn generate(&self, request: Request) -> Result<Response, ModelError> {
-        *self.calls.lock().unwrap() += 1;
-        let n = request.n.max(1) as usize;
-        let s = Sample {
-            text: "2 + 2 = 5\nThe answer is 5.".into(),
-            finish: FinishReason::Stop,
-            tokens: 10,
-            logprobs: None,
-        };
-        Ok(Response {
-            samples: vec![s; n],
-            usage: Usage {
-                calls: 1,
-                prompt_tokens: 20,
-                generated_tokens: 10 * n as u64,
-                ..Usage::default()
-            },
-            wall: Duration::ZERO,
-            prefill: None,
-        })
-    }
-}
 
 async fn get(app: &Arc<App>, path: &str, key: Option<&str>) -> (u16, Value) {
     let mut b = axum::http::Request::builder().uri(path);
@@ -100,13 +56,8 @@ async fn requests_record_located_mistakes_and_the_server_serves_them() {
         }],
         ..Config::default()
     };
-    let model = Arc::new(Wrong {
-        id: ModelId {
-            key: "wrong".into(),
-            source: "tests/serve_mistakes.rs".into(),
-        },
-        calls: Mutex::new(0),
-    });
+    // Every answer holds a false claim, which `arith` locates each time.
+    let model = Script::new(&["2 + 2 = 5\nThe answer is 5."]);
     let app = Arc::new(
         App::new(
             config.clone(),
@@ -148,7 +99,7 @@ async fn requests_record_located_mistakes_and_the_server_serves_them() {
         assert_eq!(m.task, "serve:alice");
         assert_eq!(m.run.as_deref(), Some(trace_id.as_str()));
         assert_eq!(m.critic, "arith");
-        assert_eq!(m.model, "wrong");
+        assert_eq!(m.model, "script");
     }
 
     // Served over HTTP: the list (with filters), one record, and the errors.
@@ -205,13 +156,7 @@ async fn requests_record_located_mistakes_and_the_server_serves_them() {
                 trace_dir: dir.path().join("traces"),
                 ..Config::default()
             },
-            Arc::new(Wrong {
-                id: ModelId {
-                    key: "wrong".into(),
-                    source: String::new(),
-                },
-                calls: Mutex::new(0),
-            }),
+            Script::new(&["The answer is 4."]),
             "default",
             None,
             Arc::new(amend::Prompts::builtin().unwrap()),

@@ -2,6 +2,7 @@
 //! OpenAI-compatible server (llama-cpp-python) started as a child process.
 #![allow(dead_code)]
 
+pub mod script;
 pub mod served;
 
 use std::net::TcpListener;

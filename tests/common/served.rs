@@ -92,3 +92,28 @@ pub fn all_text(dir: &Path) -> String {
     }
     out
 }
+
+/// The body-size limit of [`keyed_config`].
+pub const BODY_LIMIT: usize = 262_144;
+
+/// A config whose traces and mistakes store are under `dir`, with two keys: `tester`
+/// (`sk-test-0123456789`) and `limited` (`sk-limited-0123456789`, one request a minute), and a
+/// body limit of [`BODY_LIMIT`] bytes.
+pub fn keyed_config(dir: &Path) -> String {
+    format!(
+        r#"
+max_body_bytes = {BODY_LIMIT}
+trace_dir = "{}"
+mistakes = "{}"
+[[keys]]
+name = "tester"
+key = "sk-test-0123456789"
+[[keys]]
+name = "limited"
+key = "sk-limited-0123456789"
+rate_per_minute = 1
+"#,
+        dir.join("traces").display(),
+        dir.join("mistakes").display()
+    )
+}
