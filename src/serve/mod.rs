@@ -101,8 +101,10 @@ pub struct Config {
     pub max_tokens: u32,
     /// Where each request's trace is written (`DIR/RUN_ID.jsonl`).
     pub trace_dir: PathBuf,
-    /// Keep at most this many trace files (the oldest are deleted first); 0: keep all.
+    /// Keep at most this many trace files (the oldest are deleted first); 0: no count limit.
     pub trace_keep: usize,
+    /// Delete trace files older than this many seconds (default 14 days); 0: no age limit.
+    pub trace_max_age_s: f64,
     /// Leave the messages and answers out of traces (usage, strategy, mistakes stay).
     pub redact: bool,
     /// The mistakes store requests record into (default: `$AMEND_HOME/mistakes`); while the
@@ -136,6 +138,7 @@ impl Default for Config {
             max_tokens: crate::run::DEFAULT_MAX_TOKENS,
             trace_dir: PathBuf::from("traces/serve"),
             trace_keep: 10_000,
+            trace_max_age_s: 14.0 * 86_400.0,
             redact: false,
             mistakes: None,
             record_mistakes: true,
@@ -311,7 +314,12 @@ impl App {
             prompts,
             metrics: Metrics::new(),
             mistakes: None,
-            retention: retention::Retention::new(&config.trace_dir, config.trace_keep),
+            retention: retention::Retention::new(
+                &config.trace_dir,
+                config.trace_keep,
+                (config.trace_max_age_s > 0.0 && config.trace_max_age_s.is_finite())
+                    .then(|| Duration::from_secs_f64(config.trace_max_age_s.min(1e12))),
+            ),
             rectifiers,
             config,
         })
