@@ -210,22 +210,7 @@ async fn the_async_openai_client_on_the_local_model() {
 async fn the_async_openai_client_through_llama_cpp_python_as_the_upstream() {
     let upstream = common::Server::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "trace_dir = \"{}\"\nmistakes = \"{}\"\n",
-        dir.path().join("traces").display(),
-        dir.path().join("mistakes").display()
-    );
-    let mut s = Served::start(
-        dir.path(),
-        &config,
-        &[
-            "--model",
-            "openai:smollm2",
-            "--base-url",
-            &upstream.base_url,
-        ],
-        &[("OPENAI_API_KEY", "sk-upstream-secret-7f3a9c")],
-    );
+    let mut s = Served::relaying(dir.path(), &upstream.base_url);
     let client = rust_client(&s.base_url, "unused");
     let none = json!({"strategy": "none"});
     let msgs = json!([{"role": "user", "content": QUESTION}]);

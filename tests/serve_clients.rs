@@ -90,23 +90,8 @@ fn the_openai_python_client_on_the_local_model() {
 fn the_openai_python_client_through_llama_cpp_python_as_the_upstream() {
     let upstream = common::Server::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "trace_dir = \"{}\"\nmistakes = \"{}\"\n",
-        dir.path().join("traces").display(),
-        dir.path().join("mistakes").display()
-    );
-    let secret = "sk-upstream-secret-7f3a9c";
-    let mut s = Served::start(
-        dir.path(),
-        &config,
-        &[
-            "--model",
-            "openai:smollm2",
-            "--base-url",
-            &upstream.base_url,
-        ],
-        &[("OPENAI_API_KEY", secret)],
-    );
+    let secret = common::served::UPSTREAM_SECRET;
+    let mut s = Served::relaying(dir.path(), &upstream.base_url);
     run_client(&s.base_url, "unused", "upstream", &[]);
     assert!(s.stop().success());
     let seen = all_text(dir.path());

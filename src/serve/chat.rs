@@ -20,7 +20,7 @@ use super::policy::{Policy, Resolved};
 use super::stream::{set, AbortOnDrop, Committed, Out};
 use super::wire::{self, ChatRequest, WireUsage};
 use super::{App, Caller};
-use crate::model::{FinishReason, LogitsHook, Model, Request, WithHook};
+use crate::model::{FinishReason, Model, Request, WithHook};
 use crate::run::{Commits, Context, Problem};
 use crate::strategy::{self, Kind};
 use crate::trace::Writer;
@@ -89,7 +89,7 @@ async fn handle(
         .defaults
         .overlay(&Policy::from_headers(headers)?)
         .overlay(&body_policy);
-    let hook = rectifier_hook(&app, &policy)?;
+    let hook = super::policy::rectifier_hook(&app, &policy)?;
     let resolved = match policy.resolve()? {
         Some(mut r) => {
             r.options = app.config.ceilings.apply(r.options)?;
@@ -184,7 +184,7 @@ async fn handle(
                     &task,
                 )
                 .await?;
-                formatted(&app, &model, &req, &messages, a, &format, &writer).await
+                super::format::apply(&app, &model, &req, &messages, a, &format, &writer).await
             };
             let out = tokio::time::timeout(timeout, solve)
                 .await
@@ -314,11 +314,7 @@ async fn answer(
     commits: Commits,
     task: &str,
 ) -> Result<Answer, ApiError> {
-    let max_tokens = req
-        .max_completion_tokens
-        .or(req.max_tokens)
-        .unwrap_or(app.config.max_tokens)
-        .max(1);
+    let max_tokens = max_tokens(app, req);
     // Mistakes hold the messages, so a redacting server records none.
     let traced = |cx: Context| {
         let cx = cx.with_prefix_reuse(app.config.prefix_reuse);
@@ -418,104 +414,13 @@ async fn answer(
     })
 }
 
-/// `a` written in the request's `response_format` (see [`super::format`]): unchanged for
-/// text; otherwise the checked JSON, the corrected answer kept in `amend.response_format`.
-async fn formatted(
-    app: &App,
-    model: &Arc<dyn Model>,
-    req: &ChatRequest,
-    messages: &[crate::model::Message],
-    mut a: Answer,
-    format: &Format,
-    writer: &Arc<Writer>,
-) -> Result<Answer, ApiError> {
-    if !format.is_json() {
-        return Ok(a);
-    }
-    let model: Arc<dyn Model> = if app.config.redact {
-        model.clone()
-    } else {
-        Arc::new(crate::trace::Traced::new(model.clone(), writer.clone()))
-    };
-    let max_tokens = req
-        .max_completion_tokens
+/// Most tokens per model call: the request's `max_completion_tokens` or `max_tokens`, else the
+/// server's.
+pub(super) fn max_tokens(app: &App, req: &ChatRequest) -> u32 {
+    req.max_completion_tokens
         .or(req.max_tokens)
         .unwrap_or(app.config.max_tokens)
-        .max(1);
-    let expected = a
-        .amend
-        .get("answer")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let f = super::format::enforce(
-        model.as_ref(),
-        messages,
-        &a.text,
-        expected.as_deref(),
-        format,
-        max_tokens,
-    )
-    .await?;
-    app.metrics.add_usage(&f.usage);
-    let calls = a.amend.get("calls").and_then(Value::as_u64).unwrap_or(0) + f.usage.calls;
-    set(&mut a.amend, "calls", json!(calls));
-    a.usage.prompt_tokens += f.usage.prompt_tokens;
-    a.usage.completion_tokens += f.usage.generated_tokens;
-    a.usage.total_tokens += f.usage.prompt_tokens + f.usage.generated_tokens;
-    set(
-        &mut a.amend,
-        "response_format",
-        json!({"type": format.name(), "turns": f.turns, "constrained": f.constrained, "answer": a.text}),
-    );
-    a.text = f.text;
-    a.finish = "stop";
-    Ok(a)
-}
-
-/// The request's logit rectifier (`amend.rectifier`, `amend.lambda`) as a hook, if it names one.
-///
-/// # Errors
-/// 400 naming the field: `lambda` without `rectifier`, a negative or non-finite λ, or a name
-/// the server's `rectifiers` does not have.
-fn rectifier_hook(app: &App, p: &Policy) -> Result<Option<Arc<dyn LogitsHook>>, ApiError> {
-    let Some(name) = &p.rectifier else {
-        return match p.lambda {
-            Some(_) => Err(ApiError::bad_request(
-                Some("amend.lambda"),
-                "`lambda` is the weight of a rectifier: give `rectifier` too",
-            )),
-            None => Ok(None),
-        };
-    };
-    if let Some(l) = p.lambda {
-        if !(l.is_finite() && l >= 0.0) {
-            return Err(ApiError::bad_request(
-                Some("amend.lambda"),
-                "`lambda` must be a finite number ≥ 0",
-            ));
-        }
-    }
-    let file = app.rectifiers.get(name).ok_or_else(|| {
-        ApiError::bad_request(
-            Some("amend.rectifier"),
-            if app.rectifiers.is_empty() {
-                format!("no rectifier `{name}`: this server has none (`rectifiers` in its config)")
-            } else {
-                format!(
-                    "no rectifier `{name}`; this server has {}",
-                    app.rectifiers
-                        .keys()
-                        .map(|k| format!("`{k}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            },
-        )
-    })?;
-    Ok(Some(Arc::new(crate::rectify::apply::RectifierHook::new(
-        file.clone(),
-        p.lambda,
-    ))))
+        .max(1)
 }
 
 /// The text of the attempt the strategy answered with: the last attempt whose answer is the

@@ -16,9 +16,14 @@
 //! With `strategy: none` on an API upstream the field is relayed untouched instead, and the
 //! upstream enforces it.
 
-use serde_json::Value;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::stream::set;
+use super::wire::ChatRequest;
+use super::App;
 use crate::model::{Grammar, Message, Model, Request, Usage};
 use crate::pipeline::JsonSchema;
 
@@ -310,6 +315,56 @@ pub async fn enforce(
             violations.join("; ")
         ))
     })
+}
+
+/// `a` written in the request's `response_format` (see the module doc): unchanged for
+/// text; otherwise the checked JSON, the corrected answer kept in `amend.response_format`.
+pub(super) async fn apply(
+    app: &App,
+    model: &Arc<dyn Model>,
+    req: &ChatRequest,
+    messages: &[Message],
+    mut a: super::chat::Answer,
+    format: &Format,
+    writer: &Arc<crate::trace::Writer>,
+) -> Result<super::chat::Answer, ApiError> {
+    if !format.is_json() {
+        return Ok(a);
+    }
+    let model: Arc<dyn Model> = if app.config.redact {
+        model.clone()
+    } else {
+        Arc::new(crate::trace::Traced::new(model.clone(), writer.clone()))
+    };
+    let max_tokens = super::chat::max_tokens(app, req);
+    let expected = a
+        .amend
+        .get("answer")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let f = enforce(
+        model.as_ref(),
+        messages,
+        &a.text,
+        expected.as_deref(),
+        format,
+        max_tokens,
+    )
+    .await?;
+    app.metrics.add_usage(&f.usage);
+    let calls = a.amend.get("calls").and_then(Value::as_u64).unwrap_or(0) + f.usage.calls;
+    set(&mut a.amend, "calls", json!(calls));
+    a.usage.prompt_tokens += f.usage.prompt_tokens;
+    a.usage.completion_tokens += f.usage.generated_tokens;
+    a.usage.total_tokens += f.usage.prompt_tokens + f.usage.generated_tokens;
+    set(
+        &mut a.amend,
+        "response_format",
+        json!({"type": format.name(), "turns": f.turns, "constrained": f.constrained, "answer": a.text}),
+    );
+    a.text = f.text;
+    a.finish = "stop";
+    Ok(a)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! strategy answers and every option the library's strategies take, over the server's
 //! defaults and under the key's ceilings.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
@@ -291,6 +292,55 @@ pub struct Resolved {
     pub options: Options,
     /// Built from `kind` and `options`.
     pub strategy: Box<dyn Strategy>,
+}
+
+/// The request's logit rectifier (`amend.rectifier`, `amend.lambda`) as a hook, if it names one.
+///
+/// # Errors
+/// 400 naming the field: `lambda` without `rectifier`, a negative or non-finite λ, or a name
+/// the server's `rectifiers` does not have.
+pub(super) fn rectifier_hook(
+    app: &super::App,
+    p: &Policy,
+) -> Result<Option<Arc<dyn crate::model::LogitsHook>>, ApiError> {
+    let Some(name) = &p.rectifier else {
+        return match p.lambda {
+            Some(_) => Err(ApiError::bad_request(
+                Some("amend.lambda"),
+                "`lambda` is the weight of a rectifier: give `rectifier` too",
+            )),
+            None => Ok(None),
+        };
+    };
+    if let Some(l) = p.lambda {
+        if !(l.is_finite() && l >= 0.0) {
+            return Err(ApiError::bad_request(
+                Some("amend.lambda"),
+                "`lambda` must be a finite number ≥ 0",
+            ));
+        }
+    }
+    let file = app.rectifiers.get(name).ok_or_else(|| {
+        ApiError::bad_request(
+            Some("amend.rectifier"),
+            if app.rectifiers.is_empty() {
+                format!("no rectifier `{name}`: this server has none (`rectifiers` in its config)")
+            } else {
+                format!(
+                    "no rectifier `{name}`; this server has {}",
+                    app.rectifiers
+                        .keys()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+        )
+    })?;
+    Ok(Some(Arc::new(crate::rectify::apply::RectifierHook::new(
+        file.clone(),
+        p.lambda,
+    ))))
 }
 
 fn budget(b: PolicyBudget) -> Result<Budget, ApiError> {

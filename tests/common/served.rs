@@ -12,7 +12,26 @@ pub struct Served {
     pub stderr: PathBuf,
 }
 
+/// The upstream key [`Served::relaying`] gives the server (tests grep for it).
+pub const UPSTREAM_SECRET: &str = "sk-upstream-secret-7f3a9c";
+
 impl Served {
+    /// `amend serve` relaying to the OpenAI-compatible server at `upstream` (model
+    /// `smollm2`, key [`UPSTREAM_SECRET`]), its traces and mistakes store under `dir`, no keys.
+    pub fn relaying(dir: &Path, upstream: &str) -> Served {
+        let config = format!(
+            "trace_dir = \"{}\"\nmistakes = \"{}\"\n",
+            dir.join("traces").display(),
+            dir.join("mistakes").display()
+        );
+        Self::start(
+            dir,
+            &config,
+            &["--model", "openai:smollm2", "--base-url", upstream],
+            &[("OPENAI_API_KEY", UPSTREAM_SECRET)],
+        )
+    }
+
     /// Start `amend serve` with `config` (written into `dir`) and `args`, on a free port, the
     /// default model unless `args` name another; waits for `/health`.
     pub fn start(dir: &Path, config: &str, args: &[&str], env: &[(&str, &str)]) -> Served {
