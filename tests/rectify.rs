@@ -159,6 +159,7 @@ fn swap_file(model: &str, hidden_dim: usize, lambda: f32) -> rectify::file::Rect
             lambda,
             dev: Metrics::default(),
             objective: Default::default(),
+            token_bias: Default::default(),
         },
         held_out: Vec::new(),
     }
@@ -208,6 +209,40 @@ async fn an_installed_rectifier_changes_decoding_and_lambda_zero_changes_nothing
     let e = rectify::apply::install(local.clone(), &other, None)
         .err()
         .expect("mismatch");
+    assert!(
+        e.to_string().contains("gguf-other") && e.to_string().contains(&key),
+        "{e}"
+    );
+}
+
+/// `--rectifier default`: the file shipped in the binary is for the default model, found by
+/// its content fingerprint, runs at its own λ, and is refused for any other model.
+#[cfg(feature = "local")]
+#[tokio::test]
+async fn the_shipped_rectifier_is_the_default_models_and_refuses_another() {
+    use amend::{Message, Request};
+    let local = local().await;
+    let key = local.id().key.clone();
+    let default = std::path::Path::new(rectify::file::DEFAULT);
+    let shipped = rectify::file::RectifierFile::load_for(default, &key).expect("shipped file");
+    assert_eq!(shipped.model, key);
+    assert_eq!(shipped.hidden_dim, hidden_dim(&local).await);
+    assert!(shipped.train_tokens > 0 && !shipped.held_out.is_empty());
+    let installed = rectify::apply::install(local.clone(), default, None).expect("install");
+    let text = installed
+        .generate(
+            Request::chat(vec![Message::user(
+                "What is 12 + 30? Answer with a number.",
+            )])
+            .with_max_tokens(16),
+        )
+        .await
+        .expect("decodes with the shipped rectifier")
+        .text()
+        .to_string();
+    assert!(!text.is_empty());
+    let e =
+        rectify::file::RectifierFile::load_for(default, "gguf-other").expect_err("another model");
     assert!(
         e.to_string().contains("gguf-other") && e.to_string().contains(&key),
         "{e}"

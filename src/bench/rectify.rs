@@ -2,9 +2,10 @@
 //!
 //! - Decoding: greedy requests with the rectifier's full computation at every token vs the
 //!   same requests with an identity hook that also asks for hidden states, alternating rounds
-//!   in one run (tokens/s; target ratio ≥ 0.95). The rectifier has the shape a trained one has
-//!   for this model (K = 32, 64 hidden units) with seeded random weights: its cost does not
-//!   depend on what it learned. It runs on a copy of each step's logits, so both sides decode
+//!   in one run (tokens/s; target ratio ≥ 0.95). The rectifier is the one shipped with amend
+//!   (`--rectifier default`) when the model is the one it was trained for, else one of the
+//!   same shape (K = 32, 64 hidden units, no token bias) with seeded random weights. It runs
+//!   on a copy of each step's logits, so both sides decode
 //!   the same text (a rectifier that changed the text would change the lengths, and decode
 //!   speed falls with context length); the copy makes its side slower, not faster.
 //! - The prompt phase of hidden-state mode: a long prompt with one new token, hidden states
@@ -23,7 +24,7 @@ use crate::model::{
     Input, LogitsHook, Message, Model, ModelError, Request, ScoreRequest, TokenStep,
 };
 use crate::rectify::apply::RectifierHook;
-use crate::rectify::file::{data_hash, RectifierFile, FORMAT};
+use crate::rectify::file::{data_hash, RectifierFile, DEFAULT, FORMAT};
 use crate::rectify::net::Mlp;
 use crate::rectify::train::{Features, Metrics, Trained};
 
@@ -36,6 +37,8 @@ pub struct RectifyReport {
     pub hidden_dim: usize,
     /// Rounds per side (medians reported).
     pub rounds: usize,
+    /// `shipped` (the `--rectifier default` file) or `random` (its shape, seeded weights).
+    pub rectifier: String,
     /// Generated tokens/s with an identity hook (hidden states on).
     pub identity_tok_s: f64,
     /// Generated tokens/s with the rectifier computed at every token.
@@ -105,6 +108,7 @@ fn random_rectifier(model: &str, dim: usize) -> RectifierFile {
             lambda: 1.0,
             dev: Metrics::default(),
             objective: Default::default(),
+            token_bias: Default::default(),
         },
         held_out: Vec::new(),
     }
@@ -138,7 +142,10 @@ pub async fn rectify(
             hidden: true,
         })
         .await?;
-    let file = random_rectifier(&m.id().key, probe.hidden_dim);
+    let (file, which) = match RectifierFile::load_for(Path::new(DEFAULT), &m.id().key) {
+        Ok(f) if f.hidden_dim == probe.hidden_dim => (f, "shipped"),
+        _ => (random_rectifier(&m.id().key, probe.hidden_dim), "random"),
+    };
     let rect: Arc<dyn LogitsHook> = Arc::new(Dry(RectifierHook::new(file, None)));
     let ident: Arc<dyn LogitsHook> = Arc::new(Identity);
     // Warm-up (the context switches to hidden states once).
@@ -211,6 +218,7 @@ pub async fn rectify(
         k: 32,
         hidden_dim: probe.hidden_dim,
         rounds: rounds.max(1),
+        rectifier: which.into(),
         identity_tok_s,
         rectifier_tok_s,
         ratio: rectifier_tok_s / identity_tok_s.max(1e-9),

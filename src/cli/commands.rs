@@ -232,6 +232,20 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Eval {
+            action: Some(EvalAction::Claims { dirs, out }),
+            ..
+        } => {
+            let runs = dirs
+                .iter()
+                .map(|d| amend::eval::claims::claims(d))
+                .collect::<Result<Vec<_>, _>>()?;
+            if out.json {
+                println!("{}", serde_json::to_string(&runs)?);
+            } else {
+                print!("{}", amend::eval::claims::to_markdown(&runs));
+            }
+        }
+        Command::Eval {
             action: Some(EvalAction::Select { dir, verifier, out }),
             ..
         } => {

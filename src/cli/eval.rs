@@ -33,6 +33,14 @@ pub enum EvalAction {
         #[command(flatten)]
         out: OutArgs,
     },
+    /// The share of true computed results (`expr = n`) in each run's final answers.
+    Claims {
+        /// Output directories of earlier runs.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        #[command(flatten)]
+        out: OutArgs,
+    },
     /// Majority and verified selection over the first n samples of a self-consistency run,
     /// for every n up to its sample count, from its stored samples (no model is loaded).
     Select {

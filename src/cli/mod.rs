@@ -81,7 +81,8 @@ pub struct ModelArgs {
     #[arg(long)]
     pub no_prefix_reuse: bool,
     /// A rectifier file (`amend rectify train`) to apply at every generated token of the
-    /// model (not the critics' model); it must have been trained for this model.
+    /// model (not the critics' model); it must have been trained for this model. `default`:
+    /// the one shipped with amend for the default model.
     #[arg(long)]
     pub rectifier: Option<std::path::PathBuf>,
     /// The rectifier's fusion weight λ (default: the file's; 0 changes nothing).

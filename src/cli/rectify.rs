@@ -81,10 +81,14 @@ pub enum RectifyAction {
         /// `eval`, `demo`) for this model.
         #[arg(long)]
         located: bool,
-        /// What training minimises: `rmse` (the paper's, on onehot(gold) − p̂) or
-        /// `cross-entropy` (the fused distribution's NLL; an ablation).
+        /// What training minimises: `rmse` (the paper's, on onehot(gold) − p̂, fused in
+        /// probability space), `cross-entropy` (that fused distribution's NLL; an ablation) or
+        /// `logit` (corrections to the top K's logits, trained on their NLL; an ablation).
         #[arg(long, default_value = "rmse")]
         objective: Objective,
+        /// Also learn a bias per candidate token, added to the network's corrections.
+        #[arg(long)]
+        token_bias: bool,
         /// Print the file's summary as JSON.
         #[arg(long)]
         json: bool,
@@ -171,6 +175,7 @@ pub async fn run(action: RectifyAction) -> Result<()> {
             weight_decay,
             located,
             objective,
+            token_bias,
             json,
             store,
             model,
@@ -188,6 +193,7 @@ pub async fn run(action: RectifyAction) -> Result<()> {
                 weight_decay,
                 located,
                 objective,
+                token_bias,
                 ..TrainOptions::default()
             };
             let f = rectify::fit::fit(&store, &key, &sets, &held_out, opts, |e, t, d| {

@@ -2,6 +2,7 @@
 //! run comparison over the datasets of [`crate::data`]. Every strategy and critic is measured
 //! through [`runner::prepare`] and [`runner::execute`].
 
+pub mod claims;
 pub mod compare;
 mod config;
 pub mod grade;

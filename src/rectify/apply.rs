@@ -1,6 +1,7 @@
 //! Applying a rectifier while decoding: a [`LogitsHook`] that, at every generated token, takes
 //! the pilot's top K, asks the network for its corrections from the hidden state, fuses them
-//! in probability space (`p̃ = p̂ + λ·f`, [`super::train::fuse`]) and writes the fused
+//! as the file's objective says (in probability space, `p̃ = p̂ + λ·f`, [`super::train::fuse`],
+//! or in logit space, `p̂·e^{λ·f}`, [`super::objective::fuse_logits`]) and writes the fused
 //! distribution back as logits (the top K's logits become `ln p̃ + log Σ exp`, every other
 //! logit is unchanged, so the softmax of the new logits is the fused distribution).
 //!
@@ -23,7 +24,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::file::RectifierFile;
-use super::train::fuse;
 use super::RectifyError;
 use crate::model::score::top_k;
 use crate::model::{LogitsHook, Model, TokenStep, WithHook};
@@ -64,8 +64,12 @@ impl LogitsHook for RectifierHook {
         }
         let (top, lse) = top_k(logits, k);
         let p: Vec<f32> = top.iter().map(|&(_, l)| (l - lse).exp()).collect();
-        let y = self.file.trained.corrections(hidden, &p);
-        let (fused, _) = fuse(&p, &y, self.lambda);
+        let ids: Vec<i32> = top
+            .iter()
+            .map(|&(i, _)| i32::try_from(i).unwrap_or(-1))
+            .collect();
+        let y = self.file.trained.corrections(hidden, &p, &ids);
+        let (fused, _) = self.file.trained.fuse(&p, &y, self.lambda);
         for (&(i, _), q) in top.iter().zip(&fused) {
             if let Some(l) = logits.get_mut(i as usize) {
                 *l = q.ln() + lse;

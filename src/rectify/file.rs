@@ -2,6 +2,12 @@
 //! (the content fingerprint key, never a path), K, the network's dimensions and weights, λ,
 //! a hash of the training records and the held-out metrics. A file for another model is
 //! refused naming both identities.
+//!
+//! One file ships inside amend: the path `default` ([`DEFAULT`]) names the rectifier trained
+//! for the default model (SmolLM2-135M-Instruct, Q4_1), `rectifiers/default.json` in the
+//! repository, compiled into the binary so it needs no download. Like any file it is matched
+//! to the model by the content fingerprint it records. To use a file named `default` in the
+//! working directory, write `./default`.
 
 use std::path::Path;
 
@@ -10,8 +16,31 @@ use serde::{Deserialize, Serialize};
 use super::train::{Metrics, Trained};
 use super::RectifyError;
 
-/// The format written; older formats are read as long as this module knows them.
-pub const FORMAT: u32 = 1;
+/// The format written; older formats are read as long as this module knows them. Format 2
+/// added the `logit` objective and the token bias; a format-1 file reads as `rmse` without a
+/// token bias, which is what it was.
+pub const FORMAT: u32 = 2;
+
+/// The path that names the rectifier shipped with amend (write `./default` for a file of
+/// that name).
+pub const DEFAULT: &str = "default";
+
+/// The shipped rectifier's text (`rectifiers/default.json`).
+const SHIPPED: &str = include_str!("../../rectifiers/default.json");
+
+/// The text of the rectifier at `path`: the shipped one when `path` is [`DEFAULT`].
+///
+/// # Errors
+/// [`RectifyError::File`] when the file cannot be read.
+pub fn text(path: &Path) -> Result<String, RectifyError> {
+    if path == Path::new(DEFAULT) {
+        return Ok(SHIPPED.to_string());
+    }
+    std::fs::read_to_string(path).map_err(|e| RectifyError::File {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
 
 /// A trained rectifier and what it was trained on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,7 +82,7 @@ impl RectifierFile {
         std::fs::write(path, text).map_err(|e| bad(&e))
     }
 
-    /// Read a rectifier file.
+    /// Read a rectifier file (`default`: the one shipped with amend, see [`DEFAULT`]).
     ///
     /// # Errors
     /// [`RectifyError::File`] for a missing, unreadable or corrupt file, or a newer format.
@@ -62,7 +91,7 @@ impl RectifierFile {
             path: path.display().to_string(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let text = text(path)?;
         let f: Self =
             serde_json::from_str(&text).map_err(|e| bad(format!("not a rectifier file ({e})")))?;
         if f.format > FORMAT {
@@ -134,6 +163,7 @@ mod tests {
                 lambda: 1.0,
                 dev: Metrics::default(),
                 objective: Default::default(),
+                token_bias: Default::default(),
             },
             held_out: Vec::new(),
         }
@@ -160,5 +190,17 @@ mod tests {
         let e = RectifierFile::load(&p).expect_err("newer");
         assert!(e.to_string().contains("upgrade"), "{e}");
         assert_ne!(data_hash([("a", 0, 5)]), data_hash([("a", 1, 5)]));
+        // A format-1 file (no objective, no token bias) still reads, as what it was.
+        let mut old = serde_json::to_value(file("gguf-aaa")).expect("json");
+        old["format"] = 1.into();
+        old["trained"]
+            .as_object_mut()
+            .expect("trained")
+            .remove("objective");
+        std::fs::write(&p, old.to_string()).expect("write");
+        let back = RectifierFile::load_for(&p, "gguf-aaa").expect("format 1 reads");
+        assert_eq!(back.format, 1);
+        assert_eq!(back.trained.objective, Default::default());
+        assert!(back.trained.token_bias.is_empty());
     }
 }

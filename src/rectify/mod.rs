@@ -8,6 +8,7 @@
 //! ([`crate::strategy::log_slip_tokens`], on with `Context::with_token_log`).
 
 pub mod apply;
+pub mod bias;
 pub mod collect;
 pub mod file;
 pub mod fit;

@@ -1,5 +1,7 @@
-//! What training minimises: the paper's RMSE on `ℓ = onehot(gold) − p̂`, or, as an ablation,
-//! the cross-entropy of the fused distribution itself.
+//! What training minimises, and how the corrections are fused with the pilot's distribution:
+//! the paper's RMSE on `ℓ = onehot(gold) − p̂` (fused in probability space), as an ablation the
+//! cross-entropy of that fused distribution, or corrections to the top K's logits trained on
+//! the cross-entropy of the resulting distribution (fused in logit space).
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +21,55 @@ pub enum Objective {
     /// quantity the held-out metrics report, trained for directly. λ is still chosen on the
     /// development set afterwards.
     CrossEntropy,
+    /// Corrections to the logits of the top K, `p̃ ∝ p̂·e^{λ·y}` on the top K and the rest of
+    /// the vocabulary unchanged ([`fuse_logits`]), trained on the negative log-likelihood of
+    /// the gold token under that distribution at λ = 1. Not the paper's fusion: a log-linear
+    /// correction cannot push a candidate below zero, so the likelihood trains without the
+    /// floor that stalls [`Objective::CrossEntropy`]. λ is chosen on the development set.
+    Logit,
+}
+
+impl Objective {
+    /// The fusion this objective trains for: `p̂ + λ·y` ([`super::train::fuse`]) or
+    /// `p̂·e^{λ·y}` ([`fuse_logits`]). Both return the top K's unnormalised fused masses and
+    /// the normaliser over the whole vocabulary.
+    pub fn fuse(self, p: &[f32], y: &[f32], lambda: f32) -> (Vec<f32>, f32) {
+        match self {
+            Objective::Rmse | Objective::CrossEntropy => fuse(p, y, lambda),
+            Objective::Logit => fuse_logits(p, y, lambda),
+        }
+    }
+}
+
+/// `p̂·e^{λ·y}` on the top K (the exponent clamped to ±30), and the normaliser over the whole
+/// vocabulary (the mass outside the top K unchanged): adding `λ·y` to the top K's logits.
+pub fn fuse_logits(p: &[f32], y: &[f32], lambda: f32) -> (Vec<f32>, f32) {
+    let rest = (1.0 - p.iter().sum::<f32>()).max(0.0);
+    let fused: Vec<f32> = p
+        .iter()
+        .zip(y)
+        .map(|(p, y)| p * (lambda * y).clamp(-30.0, 30.0).exp())
+        .collect();
+    let z = fused.iter().sum::<f32>() + rest;
+    (fused, z)
+}
+
+/// The logit objective's loss for one example with network output `y` (the NLL of the gold
+/// token under [`fuse_logits`] at λ = 1), its gradient with respect to `y` in `dy` (times
+/// `scale`): `∂L/∂y_i = q_i − [i = g]`, `q` the fused distribution on the top K.
+pub fn logit_nll(e: &Example, y: &[f32], scale: f32, dy: &mut Vec<f32>) -> f32 {
+    let (f, z) = fuse_logits(&e.p, y, 1.0);
+    let z = z.max(1e-12);
+    dy.clear();
+    dy.extend(f.iter().enumerate().map(|(i, fi)| {
+        let gold = f32::from(u8::from(e.gold_at == Some(i)));
+        (fi / z - gold) * scale
+    }));
+    let gold = match e.gold_at.and_then(|g| f.get(g)) {
+        Some(fg) => *fg,
+        None => e.p_gold,
+    };
+    -((gold / z).max(1e-30)).ln()
 }
 
 impl std::str::FromStr for Objective {
@@ -28,8 +79,9 @@ impl std::str::FromStr for Objective {
         match s {
             "rmse" => Ok(Objective::Rmse),
             "cross-entropy" | "ce" => Ok(Objective::CrossEntropy),
+            "logit" => Ok(Objective::Logit),
             other => Err(format!(
-                "unknown objective `{other}`: use `rmse` or `cross-entropy`"
+                "unknown objective `{other}`: use `rmse`, `cross-entropy` or `logit`"
             )),
         }
     }
@@ -82,6 +134,7 @@ mod tests {
             item: "i".into(),
             hidden: vec![],
             p: vec![0.4, 0.25, 0.1, 0.05],
+            ids: vec![10, 11, 12, 13],
             gold_at,
             p_gold: gold_at.map_or(0.02, |g| [0.4, 0.25, 0.1, 0.05][g]),
             result: false,
@@ -115,6 +168,35 @@ mod tests {
     }
 
     #[test]
+    fn the_logit_nll_gradient_matches_finite_differences() {
+        let y = [0.5f32, -1.0, 2.0, -0.3];
+        for gold_at in [Some(0), Some(3), None] {
+            let e = example(gold_at);
+            let mut dy = Vec::new();
+            let l0 = logit_nll(&e, &y, 1.0, &mut dy);
+            assert!(l0.is_finite() && l0 > 0.0);
+            let eps = 1e-3f32;
+            for i in 0..y.len() {
+                let (mut a, mut b) = (y, y);
+                a[i] += eps;
+                b[i] -= eps;
+                let mut scratch = Vec::new();
+                let numeric = (logit_nll(&e, &a, 1.0, &mut scratch)
+                    - logit_nll(&e, &b, 1.0, &mut scratch))
+                    / (2.0 * eps);
+                assert!(
+                    (numeric - dy[i]).abs() <= 2e-3 + 1e-2 * numeric.abs(),
+                    "gold {gold_at:?}, y[{i}]: numeric {numeric}, analytic {}",
+                    dy[i]
+                );
+            }
+        }
+        // At zero output it is the pilot's NLL.
+        let l = logit_nll(&example(Some(1)), &[0.0; 4], 1.0, &mut Vec::new());
+        assert!((l - (-(0.25f32).ln())).abs() < 1e-5, "{l}");
+    }
+
+    #[test]
     fn at_zero_output_the_loss_is_the_pilots_nll_and_the_floor_has_no_gradient() {
         let e = example(Some(1));
         let mut dy = Vec::new();
@@ -131,5 +213,6 @@ mod tests {
             Ok(Objective::CrossEntropy)
         );
         assert!("mse".parse::<Objective>().is_err());
+        assert_eq!("logit".parse::<Objective>(), Ok(Objective::Logit));
     }
 }

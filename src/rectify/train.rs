@@ -6,14 +6,20 @@
 //! `ℓ = onehot(gold) − p̂` restricted to the top K; the loss is the mean squared error. At
 //! inference the corrections are fused in probability space, `p̃ = p̂ + λ·f(x)` on the top K
 //! (floored at a tiny positive value), the rest of the vocabulary unchanged, renormalised
-//! ([`fuse`]). Records are split into training and development sets by item (never one item
+//! ([`fuse`]). The ablations: the cross-entropy of that fused distribution, and corrections to
+//! the top K's logits trained on their cross-entropy ([`Objective::Logit`], fused as
+//! `p̂·e^{λ·f(x)}`); with `--token-bias` a learned bias per candidate token joins the network's
+//! output ([`super::bias`]). Records are split into training and development sets by item (never one item
 //! on both sides); the epoch with the lowest development loss is kept, and λ is chosen on the
 //! development set by NLL.
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
+use super::bias::{add_sparse, BiasTrainer};
 use super::net::{Adam, Mlp};
-use super::objective::{fused_nll, Objective};
+use super::objective::{fused_nll, logit_nll, Objective};
 use crate::mistakes::TokenRecord;
 use crate::rng::Rng;
 
@@ -26,6 +32,8 @@ pub struct Example {
     pub hidden: Vec<f32>,
     /// The pilot's probabilities of its top K.
     pub p: Vec<f32>,
+    /// The top K's token ids (same order as `p`).
+    pub ids: Vec<i32>,
     /// Where the gold token is among the top K.
     pub gold_at: Option<usize>,
     /// The gold token's probability under the pilot.
@@ -46,6 +54,7 @@ impl Example {
             item: r.mistake.clone(),
             hidden: r.hidden.clone(),
             p: top.iter().map(|(_, l)| (l - lse).exp()).collect(),
+            ids: top.iter().map(|(id, _)| *id).collect(),
             gold_at: top.iter().position(|(id, _)| *id == gold),
             p_gold: (gl - lse).exp(),
             result: r.result == Some(true),
@@ -176,18 +185,30 @@ pub struct Trained {
     pub lambda: f32,
     /// Development-set metrics at that λ.
     pub dev: Metrics,
-    /// What training minimised (files written before the option read as `rmse`).
+    /// What training minimised, which also says how corrections are fused (files written
+    /// before the option read as `rmse`).
     #[serde(default)]
     pub objective: Objective,
+    /// A bias per candidate token added to its correction (`--token-bias`; empty: none, as in
+    /// files written before the option).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub token_bias: BTreeMap<i32, f32>,
 }
 
 impl Trained {
-    /// The network's corrections for one position.
-    pub fn corrections(&self, hidden: &[f32], p: &[f32]) -> Vec<f32> {
+    /// The corrections for one position: the network's, plus each candidate's token bias.
+    /// `ids` are the top K's token ids.
+    pub fn corrections(&self, hidden: &[f32], p: &[f32], ids: &[i32]) -> Vec<f32> {
         let (mut x, mut h, mut y) = (Vec::new(), Vec::new(), Vec::new());
         self.features.input(hidden, p, &mut x);
         self.net.forward(&x, &mut h, &mut y);
+        add_sparse(&self.token_bias, ids, &mut y);
         y
+    }
+
+    /// The fused top K (unnormalised) and the normaliser, as this rectifier's objective fuses.
+    pub fn fuse(&self, p: &[f32], y: &[f32], lambda: f32) -> (Vec<f32>, f32) {
+        self.objective.fuse(p, y, lambda)
     }
 }
 
@@ -217,6 +238,8 @@ pub struct TrainOptions {
     pub located: bool,
     /// What training minimises.
     pub objective: Objective,
+    /// Learn a bias per candidate token beside the network (see [`super::bias`]).
+    pub token_bias: bool,
 }
 
 impl Default for TrainOptions {
@@ -233,6 +256,7 @@ impl Default for TrainOptions {
             weight_decay: 0.0,
             located: false,
             objective: Objective::Rmse,
+            token_bias: false,
         }
     }
 }
@@ -266,8 +290,8 @@ fn measure(t: &Trained, lambda: f32, examples: &[&Example], seed: u64) -> Metric
     let mut per_item: std::collections::BTreeMap<&str, (f64, f64, f64)> = Default::default();
     let (mut top1_b, mut top1_a, mut in_k) = (0u64, 0u64, 0u64);
     for e in examples {
-        let y = t.corrections(&e.hidden, &e.p);
-        let (f, z) = fuse(&e.p, &y, lambda);
+        let y = t.corrections(&e.hidden, &e.p, &e.ids);
+        let (f, z) = t.fuse(&e.p, &y, lambda);
         let before = -f64::from(e.p_gold.max(1e-30)).ln();
         let after = match e.gold_at.and_then(|g| f.get(g)) {
             Some(pg) => -f64::from((pg / z).max(1e-30)).ln(),
@@ -336,11 +360,14 @@ fn measure(t: &Trained, lambda: f32, examples: &[&Example], seed: u64) -> Metric
 #[derive(Default)]
 struct Bufs(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
 
-/// One example's loss under `objective`, its gradient (times `scale`) added into `g`.
+/// One example's loss under `objective`, its gradient (times `scale`) added into `g` and,
+/// with a token bias, into `bias`.
+#[allow(clippy::too_many_arguments)]
 fn example_loss(
     features: &Features,
     objective: Objective,
     net: &Mlp,
+    bias: Option<&mut BiasTrainer>,
     e: &Example,
     scale: f32,
     g: &mut Mlp,
@@ -348,14 +375,29 @@ fn example_loss(
 ) -> f32 {
     features.input(&e.hidden, &e.p, x);
     net.forward(x, h, y);
-    match objective {
-        Objective::Rmse => net.backward(x, h, y, &e.target(), scale, g),
-        Objective::CrossEntropy => {
-            let l = fused_nll(e, y, scale, dy);
-            net.backward_from(x, h, dy, g);
-            l
-        }
+    if let Some(b) = bias.as_deref() {
+        b.add_to(&e.ids, y);
     }
+    let loss = match objective {
+        Objective::Rmse => {
+            let k = y.len().max(1) as f32;
+            let mut loss = 0.0;
+            dy.clear();
+            for (yi, ti) in y.iter().zip(e.target()) {
+                let d = yi - ti;
+                loss += d * d / k;
+                dy.push(2.0 * d / k * scale);
+            }
+            loss
+        }
+        Objective::CrossEntropy => fused_nll(e, y, scale, dy),
+        Objective::Logit => logit_nll(e, y, scale, dy),
+    };
+    net.backward_from(x, h, dy, g);
+    if let Some(b) = bias {
+        b.accumulate(&e.ids, dy);
+    }
+    loss
 }
 
 /// Train on `train`, keep the epoch with the lowest loss on `dev`, choose λ on `dev`.
@@ -370,22 +412,38 @@ pub fn train(
     let mut net = Mlp::new(features.width(), opts.width, opts.k, opts.seed);
     let mut adam = Adam::new(&net, opts.lr);
     adam.weight_decay = opts.weight_decay;
+    let vocab = train
+        .iter()
+        .flat_map(|e| e.ids.iter())
+        .filter_map(|id| usize::try_from(*id).ok())
+        .max()
+        .map_or(0, |m| m + 1);
+    let mut bias = opts.token_bias.then(|| BiasTrainer::new(vocab));
     let mut rng = Rng::new(opts.seed.wrapping_add(1));
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut bufs = Bufs::default();
     let objective = opts.objective;
-    let dev_loss = |net: &Mlp| {
+    let dev_loss = |net: &Mlp, bias: Option<&BiasTrainer>| {
         let mut bufs = Bufs::default();
         let mut g = net.zeros_like();
+        // A scratch copy: the development pass must not accumulate into the trained bias.
+        let mut scratch = bias.cloned();
         let mut total = 0.0f64;
         for e in dev {
             total += f64::from(example_loss(
-                &features, objective, net, e, 0.0, &mut g, &mut bufs,
+                &features,
+                objective,
+                net,
+                scratch.as_mut(),
+                e,
+                0.0,
+                &mut g,
+                &mut bufs,
             ));
         }
         total / dev.len().max(1) as f64
     };
-    let mut best = (dev_loss(&net), net.clone());
+    let mut best = (dev_loss(&net, bias.as_ref()), net.clone(), bias.clone());
     for epoch in 0..opts.epochs {
         // Fisher-Yates with the seeded stream.
         for i in (1..order.len()).rev() {
@@ -398,16 +456,26 @@ pub fn train(
             let scale = 1.0 / chunk.len() as f32;
             for e in chunk.iter().filter_map(|&i| train.get(i)) {
                 total += f64::from(example_loss(
-                    &features, objective, &net, e, scale, &mut g, &mut bufs,
+                    &features,
+                    objective,
+                    &net,
+                    bias.as_mut(),
+                    e,
+                    scale,
+                    &mut g,
+                    &mut bufs,
                 )) * f64::from(scale);
             }
             adam.step(&mut net, &mut g);
+            if let Some(b) = bias.as_mut() {
+                b.step(opts.lr, opts.weight_decay);
+            }
         }
         let batches = order.len().div_ceil(opts.batch.max(1)).max(1) as f64;
-        let d = dev_loss(&net);
+        let d = dev_loss(&net, bias.as_ref());
         progress(epoch + 1, total / batches, d);
         if d < best.0 {
-            best = (d, net.clone());
+            best = (d, net.clone(), bias.clone());
         }
     }
     let mut t = Trained {
@@ -416,6 +484,7 @@ pub fn train(
         lambda: 0.0,
         dev: Metrics::default(),
         objective,
+        token_bias: best.2.map(|b| b.sparse()).unwrap_or_default(),
     };
     let mut chosen = (f64::INFINITY, 0.0f32, Metrics::default());
     for lambda in [

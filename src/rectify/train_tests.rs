@@ -19,6 +19,7 @@ fn planted(n: usize, seed: u64) -> Vec<Example> {
                 p_gold: p[gold_at],
                 hidden,
                 p,
+                ids: vec![1, 2, 3, 4],
                 gold_at: Some(gold_at),
                 result: i % 3 == 0,
             }
@@ -39,6 +40,7 @@ fn opts(use_hidden: bool) -> TrainOptions {
         weight_decay: 0.0,
         located: false,
         objective: Objective::Rmse,
+        token_bias: false,
     }
 }
 
@@ -111,6 +113,95 @@ fn the_cross_entropy_objective_learns_the_planted_rule_too() {
 }
 
 #[test]
+fn the_logit_objective_learns_the_planted_rule_too() {
+    let all = planted(2000, 1);
+    let (dev, train_set): (Vec<Example>, Vec<Example>) =
+        all.into_iter().partition(|e| is_dev(&e.item, 0.2, 5));
+    let t = train(
+        &train_set,
+        &dev,
+        TrainOptions {
+            objective: Objective::Logit,
+            ..opts(true)
+        },
+        |_, _, _| {},
+    );
+    assert_eq!(t.objective, Objective::Logit);
+    let test = planted(500, 2);
+    let m = evaluate(&t, t.lambda, &test, 1);
+    assert!(t.lambda > 0.0);
+    assert!(m.nll_change < -0.2 && m.nll_change_hi < 0.0, "{m:?}");
+    assert!(m.top1_after > m.top1_before + 0.3, "{m:?}");
+    let zero = evaluate(&t, 0.0, &test, 1);
+    assert!(zero.nll_change.abs() < 1e-6, "{zero:?}");
+}
+
+/// Positions where token 7, wherever the pilot ranks it, is the gold token more often than
+/// the pilot thinks: a rule about a token, not about the hidden state.
+fn planted_token(n: usize, seed: u64) -> Vec<Example> {
+    let mut rng = crate::rng::Rng::new(seed);
+    (0..n)
+        .map(|i| {
+            let slot = (rng.next_u64() % 4) as usize;
+            let mut ids = vec![20, 21, 22, 23];
+            ids[slot] = 7;
+            let p = vec![0.4f32, 0.3, 0.2, 0.05];
+            let gold_at = if rng.next_u64() % 10 < 7 { slot } else { 0 };
+            Example {
+                item: format!("item-{}", i / 10),
+                hidden: vec![0.0; 6],
+                p_gold: p[gold_at],
+                p,
+                ids,
+                gold_at: Some(gold_at),
+                result: false,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_token_bias_learns_a_planted_token_rule_the_bias_only_network_cannot() {
+    let all = planted_token(2000, 3);
+    let (dev, train_set): (Vec<Example>, Vec<Example>) =
+        all.into_iter().partition(|e| is_dev(&e.item, 0.2, 5));
+    let test = planted_token(500, 4);
+    let with = |token_bias| {
+        let t = train(
+            &train_set,
+            &dev,
+            TrainOptions {
+                objective: Objective::Logit,
+                token_bias,
+                ..opts(false)
+            },
+            |_, _, _| {},
+        );
+        let m = evaluate(&t, t.lambda, &test, 1);
+        (t, m)
+    };
+    let (t, m) = with(true);
+    let (plain, mp) = with(false);
+    assert!(plain.token_bias.is_empty());
+    assert!(
+        t.token_bias.get(&7).is_some_and(|b| *b > 0.5),
+        "{:?}",
+        t.token_bias
+    );
+    assert!(m.nll_after < mp.nll_after - 0.1, "{m:?} vs {mp:?}");
+    assert!(m.top1_after > mp.top1_after + 0.2, "{m:?} vs {mp:?}");
+    // The file round-trips the bias and applies it the same way.
+    let json = serde_json::to_string(&t).unwrap();
+    let back: Trained = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.token_bias, t.token_bias);
+    let e = &test[0];
+    assert_eq!(
+        back.corrections(&e.hidden, &e.p, &e.ids),
+        t.corrections(&e.hidden, &e.p, &e.ids)
+    );
+}
+
+#[test]
 fn weight_decay_shrinks_the_weights() {
     let all = planted(600, 3);
     let (dev, train_set): (Vec<Example>, Vec<Example>) =
@@ -144,9 +235,11 @@ proptest! {
         let total: f32 = raw.iter().sum::<f32>() * 1.25 + 1e-3;
         let p: Vec<f32> = raw.iter().map(|r| r / total).collect();
         let rest = 1.0 - p.iter().sum::<f32>();
-        let (f, z) = fuse(&p, &y[..p.len()], lambda);
-        prop_assert!(f.iter().all(|x| *x > 0.0));
-        let sum = (f.iter().sum::<f32>() + rest) / z;
-        prop_assert!((sum - 1.0).abs() < 1e-5, "{}", sum);
+        for objective in [Objective::Rmse, Objective::Logit] {
+            let (f, z) = objective.fuse(&p, &y[..p.len()], lambda);
+            prop_assert!(f.iter().all(|x| *x > 0.0));
+            let sum = (f.iter().sum::<f32>() + rest) / z;
+            prop_assert!((sum - 1.0).abs() < 1e-5, "{:?}: {}", objective, sum);
+        }
     }
 }
