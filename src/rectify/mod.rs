@@ -12,6 +12,7 @@ pub mod bias;
 pub mod collect;
 pub mod file;
 pub mod fit;
+pub mod measure;
 pub mod net;
 pub mod objective;
 pub mod train;
