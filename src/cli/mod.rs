@@ -82,7 +82,8 @@ pub struct ModelArgs {
     pub no_prefix_reuse: bool,
     /// A rectifier file (`amend rectify train`) to apply at every generated token of the
     /// model (not the critics' model); it must have been trained for this model. `default`:
-    /// the one shipped with amend for the default model.
+    /// the one shipped with amend for the default model (it lowers held-out NLL but, measured,
+    /// makes greedy answers worse: see BENCHMARKS.md).
     #[arg(long)]
     pub rectifier: Option<std::path::PathBuf>,
     /// The rectifier's fusion weight λ (default: the file's; 0 changes nothing).

@@ -141,13 +141,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_fused_nll_gradient_matches_finite_differences() {
-        let y = [0.05f32, -0.1, 0.2, -0.03];
-        for gold_at in [Some(0), Some(2), None] {
+    type Loss = fn(&Example, &[f32], f32, &mut Vec<f32>) -> f32;
+
+    /// `loss`'s analytic gradient at `y` against central differences, for gold candidates
+    /// `golds` and a gold token outside the top K.
+    fn check_gradient(loss: Loss, y: [f32; 4], golds: [usize; 2]) {
+        for gold_at in [Some(golds[0]), Some(golds[1]), None] {
             let e = example(gold_at);
             let mut dy = Vec::new();
-            let l0 = fused_nll(&e, &y, 1.0, &mut dy);
+            let l0 = loss(&e, &y, 1.0, &mut dy);
             assert!(l0.is_finite() && l0 > 0.0);
             let eps = 1e-3f32;
             for i in 0..y.len() {
@@ -155,8 +157,7 @@ mod tests {
                 a[i] += eps;
                 b[i] -= eps;
                 let mut scratch = Vec::new();
-                let numeric = (fused_nll(&e, &a, 1.0, &mut scratch)
-                    - fused_nll(&e, &b, 1.0, &mut scratch))
+                let numeric = (loss(&e, &a, 1.0, &mut scratch) - loss(&e, &b, 1.0, &mut scratch))
                     / (2.0 * eps);
                 assert!(
                     (numeric - dy[i]).abs() <= 2e-3 + 1e-2 * numeric.abs(),
@@ -168,29 +169,13 @@ mod tests {
     }
 
     #[test]
+    fn the_fused_nll_gradient_matches_finite_differences() {
+        check_gradient(fused_nll, [0.05, -0.1, 0.2, -0.03], [0, 2]);
+    }
+
+    #[test]
     fn the_logit_nll_gradient_matches_finite_differences() {
-        let y = [0.5f32, -1.0, 2.0, -0.3];
-        for gold_at in [Some(0), Some(3), None] {
-            let e = example(gold_at);
-            let mut dy = Vec::new();
-            let l0 = logit_nll(&e, &y, 1.0, &mut dy);
-            assert!(l0.is_finite() && l0 > 0.0);
-            let eps = 1e-3f32;
-            for i in 0..y.len() {
-                let (mut a, mut b) = (y, y);
-                a[i] += eps;
-                b[i] -= eps;
-                let mut scratch = Vec::new();
-                let numeric = (logit_nll(&e, &a, 1.0, &mut scratch)
-                    - logit_nll(&e, &b, 1.0, &mut scratch))
-                    / (2.0 * eps);
-                assert!(
-                    (numeric - dy[i]).abs() <= 2e-3 + 1e-2 * numeric.abs(),
-                    "gold {gold_at:?}, y[{i}]: numeric {numeric}, analytic {}",
-                    dy[i]
-                );
-            }
-        }
+        check_gradient(logit_nll, [0.5, -1.0, 2.0, -0.3], [0, 3]);
         // At zero output it is the pilot's NLL.
         let l = logit_nll(&example(Some(1)), &[0.0; 4], 1.0, &mut Vec::new());
         assert!((l - (-(0.25f32).ln())).abs() < 1e-5, "{l}");

@@ -309,7 +309,10 @@ pub fn train(
         .filter_map(|id| usize::try_from(*id).ok())
         .max()
         .map_or(0, |m| m + 1);
-    let mut bias = opts.token_bias.then(|| BiasTrainer::new(vocab));
+    let gold = train
+        .iter()
+        .filter_map(|e| e.gold_at.and_then(|g| e.ids.get(g)).copied());
+    let mut bias = opts.token_bias.then(|| BiasTrainer::new(vocab, gold));
     let mut rng = Rng::new(opts.seed.wrapping_add(1));
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut bufs = Bufs::default();
