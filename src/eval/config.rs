@@ -180,7 +180,7 @@ impl Config {
             }
             if let Some((p, lambda)) = &self.rectifier {
                 use sha2::Digest;
-                let content = crate::rectify::file::text(p).unwrap_or_default();
+                let content = crate::model::shipped::rectifier_text(p).unwrap_or_default();
                 let hash = sha2::Sha256::digest(&content);
                 let hex: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
                 o.insert(

@@ -22,6 +22,7 @@ pub mod openai;
 pub mod prefill;
 mod retry;
 pub mod score;
+pub mod shipped;
 pub mod spec;
 
 use std::sync::Arc;

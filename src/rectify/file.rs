@@ -23,20 +23,14 @@ pub const FORMAT: u32 = 2;
 
 /// The path that names the rectifier shipped with amend (write `./default` for a file of
 /// that name).
-pub const DEFAULT: &str = "default";
-
-/// The shipped rectifier's text (`rectifiers/default.json`).
-const SHIPPED: &str = include_str!("../../rectifiers/default.json");
+pub const DEFAULT: &str = crate::model::shipped::DEFAULT_RECTIFIER;
 
 /// The text of the rectifier at `path`: the shipped one when `path` is [`DEFAULT`].
 ///
 /// # Errors
 /// [`RectifyError::File`] when the file cannot be read.
 pub fn text(path: &Path) -> Result<String, RectifyError> {
-    if path == Path::new(DEFAULT) {
-        return Ok(SHIPPED.to_string());
-    }
-    std::fs::read_to_string(path).map_err(|e| RectifyError::File {
+    crate::model::shipped::rectifier_text(path).map_err(|e| RectifyError::File {
         path: path.display().to_string(),
         reason: e.to_string(),
     })
