@@ -15,6 +15,7 @@ mod grammar;
 mod hooked;
 mod id;
 mod kv;
+pub(crate) mod lanes;
 #[cfg(feature = "local")]
 pub mod llama;
 mod no_reuse;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Input;
+use super::{lanes, Input};
 
 /// What to score.
 #[derive(Debug, Clone)]
@@ -89,39 +89,13 @@ impl Scored {
 }
 
 /// The top `k` (index, value) of `logits`, largest first, and `log Σ exp` over all of them:
-/// one pass for the normaliser ([`exp_f32`] in eight lanes, summed in f64 per block of
-/// 1,024), one for the top `k` (a buffer of at most 2k candidates above a rising threshold:
-/// most logits cost one comparison). What a rectifier reads of a step's distribution, at every
+/// the maximum and the normaliser by the sampler's eight-lane passes ([`super::lanes`]), then
+/// one pass for the top `k` (a buffer of at most 2k candidates above a rising threshold: most
+/// logits cost one comparison). What a rectifier reads of a step's distribution, at every
 /// generated token. Among equal logits at the k-th place, which are kept is unspecified.
 pub fn top_k(logits: &[f32], k: usize) -> (Vec<(u32, f32)>, f32) {
-    // The maximum in eight lanes too (a fold through `f32::max` is one long dependency chain).
-    let mut lanes = [f32::NEG_INFINITY; 8];
-    let mut chunks = logits.chunks_exact(8);
-    for c in &mut chunks {
-        for (m, l) in lanes.iter_mut().zip(c) {
-            *m = if *l > *m { *l } else { *m };
-        }
-    }
-    let max = lanes
-        .iter()
-        .chain(chunks.remainder())
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = logits
-        .chunks(1024)
-        .map(|block| {
-            let mut lanes = [0.0f32; 8];
-            let mut chunks = block.chunks_exact(8);
-            for c in &mut chunks {
-                for (acc, l) in lanes.iter_mut().zip(c) {
-                    *acc += exp_f32(l - max);
-                }
-            }
-            let tail: f32 = chunks.remainder().iter().map(|l| exp_f32(l - max)).sum();
-            f64::from(lanes.iter().sum::<f32>() + tail)
-        })
-        .sum();
-    let lse = max + sum.ln() as f32;
+    let max = lanes::max(logits);
+    let lse = max + lanes::sum_exp(logits, max, 1.0, None).ln() as f32;
     let k = k.min(logits.len());
     let by = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1);
     let mut buf: Vec<(u32, f32)> = Vec::with_capacity(2 * k + 1);
@@ -133,43 +107,13 @@ pub fn top_k(logits: &[f32], k: usize) -> (Vec<(u32, f32)>, f32) {
             if buf.len() >= 2 * k {
                 buf.select_nth_unstable_by(k - 1, by);
                 buf.truncate(k);
-                floor = buf.iter().map(|c| c.1).fold(f32::INFINITY, f32::min);
+                floor = buf.get(k - 1).map_or(f32::NEG_INFINITY, |c| c.1);
             }
         }
     }
     buf.sort_unstable_by(by);
     buf.truncate(k);
     (buf, lse)
-}
-
-/// `e^x` in f32 to a relative error below 1e-5 (0 below −87, clamped above 88): `2^n · e^f`
-/// with `n` rounded by the 1.5·2²³ trick and a degree-6 polynomial for `e^f`, `|f| ≤ ln2/2`.
-/// Branch-free integer and float arithmetic, so the compiler vectorises a loop of it (the
-/// normaliser of a 49k-token vocabulary at every generated token; libm's `expf` does not
-/// vectorise and cost most of the rectifier's time).
-#[inline]
-pub fn exp_f32(x: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0;
-    let t = x.clamp(-87.0, 88.0) * std::f32::consts::LOG2_E;
-    let shifted = t + MAGIC;
-    let n = shifted - MAGIC;
-    let f = (t - n) * std::f32::consts::LN_2;
-    let p = 1.0
-        + f * (1.0
-            + f * (0.5 + f * (1.0 / 6.0 + f * (1.0 / 24.0 + f * (1.0 / 120.0 + f / 720.0)))));
-    // The low bits of `shifted` hold n: 2^n is (n + 127) << 23.
-    let bits = shifted
-        .to_bits()
-        .wrapping_sub(0x4B40_0000)
-        .wrapping_add(127)
-        << 23;
-    let v = f32::from_bits(bits) * p;
-    // A select, not a branch: the loop stays vectorised.
-    if x < -87.0 {
-        0.0
-    } else {
-        v
-    }
 }
 
 /// [`top_k`], and the rank of `gold` (how many logits are larger): what a [`ScoredToken`]
@@ -186,13 +130,6 @@ mod tests {
     use super::*;
 
     proptest::proptest! {
-        #[test]
-        fn exp_f32_is_within_1e_5_of_exp(x in -87.0f32..88.0) {
-            let want = f64::from(x).exp();
-            let got = f64::from(exp_f32(x));
-            proptest::prop_assert!((got / want - 1.0).abs() < 1e-5, "{} vs {}", got, want);
-        }
-
         #[test]
         fn top_k_holds_the_k_largest_logits_and_the_normaliser(
             logits in proptest::collection::vec(-20.0f32..20.0, 1..300),

@@ -16,7 +16,6 @@ mod step;
 
 mod context;
 mod engine;
-mod lanes;
 mod sample;
 mod score;
 

@@ -12,7 +12,7 @@
 //!   the nucleus is found in a window of the likeliest tokens, so only that window is sorted;
 //!   the draw then weighs the nucleus by `exp((l − max)/T)`.
 //!
-//! The full-vocabulary passes run eight lanes at a time ([`super::lanes`]). `amend bench
+//! The full-vocabulary passes run eight lanes at a time ([`crate::model::lanes`]). `amend bench
 //! sampler` times a choice against llama.cpp's own sampler chain on the model's logits (a
 //! top-p choice: ~115 µs here, llama.cpp's chain ~1.1 ms; the scalar version this replaced,
 //! `f64::exp` per logit and a partial selection over every token within 30 of the maximum —
@@ -29,7 +29,7 @@ use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
-use super::lanes;
+use crate::model::lanes;
 use crate::model::{LogitsHook, TokenStep};
 use crate::rng::Rng;
 

@@ -1,4 +1,4 @@
-//! The passes over a vocabulary's logits the sampler makes at every step, eight lanes at a
+//! The passes over a vocabulary's logits the sampler (and a logit rectifier's [`super::score::top_k`]) makes at every step, eight lanes at a
 //! time (`wide`'s `f32x8`, which compiles to AVX2 with this crate's target features): the
 //! maximum, the first index holding it, and sums of `exp((l − max) · scale)`.
 //!
@@ -7,6 +7,9 @@
 //! logit) cost ~0.9 ms per top-p choice, 15% of a batched step of 8 sequences.
 //!
 //! NaN logits are ignored by the maximum; a −∞ logit weighs exactly 0.
+
+// Without the local backend only the rectifier's passes (`max`, `sum_exp`) are used.
+#![cfg_attr(not(feature = "local"), allow(dead_code))]
 
 use wide::{f32x8, i32x8};
 
@@ -43,7 +46,7 @@ fn exp_nonpositive(x: f32x8) -> f32x8 {
 }
 
 /// The largest logit (−∞ for an empty or all-NaN slice).
-pub(super) fn max(logits: &[f32]) -> f32 {
+pub(crate) fn max(logits: &[f32]) -> f32 {
     let mut chunks = logits.chunks_exact(8);
     let mut acc = f32x8::splat(f32::NEG_INFINITY);
     for c in &mut chunks {
@@ -55,14 +58,14 @@ pub(super) fn max(logits: &[f32]) -> f32 {
 
 /// The first index holding the largest logit (`None` when there is none: an empty or all-NaN
 /// slice).
-pub(super) fn argmax(logits: &[f32]) -> Option<usize> {
+pub(crate) fn argmax(logits: &[f32]) -> Option<usize> {
     let m = max(logits);
     logits.iter().position(|&l| l == m)
 }
 
 /// `Σ exp((l − max) · scale)` over `logits`, accumulated in `f64` (`scale` is `1/T`; 1 for the
 /// softmax normaliser). With `weights`, each term is also written there (index for index).
-pub(super) fn sum_exp(
+pub(crate) fn sum_exp(
     logits: &[f32],
     max: f32,
     scale: f32,
@@ -99,7 +102,7 @@ pub(super) fn sum_exp(
 
 /// The indices of the logits `≥ floor`, in order, into `out` (cleared first). A −∞ logit is
 /// never included.
-pub(super) fn at_least(logits: &[f32], floor: f32, out: &mut Vec<u32>) {
+pub(crate) fn at_least(logits: &[f32], floor: f32, out: &mut Vec<u32>) {
     out.clear();
     let f = f32x8::splat(floor);
     let mut chunks = logits.chunks_exact(8);
@@ -127,13 +130,13 @@ pub(super) fn at_least(logits: &[f32], floor: f32, out: &mut Vec<u32>) {
 }
 
 /// `log softmax(logits)[idx]` (−∞ when `idx` is out of range or nothing is finite).
-pub(super) fn log_softmax_at(logits: &[f32], idx: usize) -> f32 {
+pub(crate) fn log_softmax_at(logits: &[f32], idx: usize) -> f32 {
     let m = max(logits);
     log_softmax_with(logits, idx, m, sum_exp(logits, m, 1.0, None))
 }
 
 /// [`log_softmax_at`] given the logits' maximum `m` and normaliser `z = Σ exp(l − m)`.
-pub(super) fn log_softmax_with(logits: &[f32], idx: usize, m: f32, z: f64) -> f32 {
+pub(crate) fn log_softmax_with(logits: &[f32], idx: usize, m: f32, z: f64) -> f32 {
     match logits.get(idx) {
         Some(&l) if m.is_finite() && z > 0.0 => (f64::from(l - m) - z.ln()) as f32,
         _ => f32::NEG_INFINITY,
