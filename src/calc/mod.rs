@@ -102,6 +102,14 @@ pub struct Equation {
     pub holds: bool,
 }
 
+impl Equation {
+    /// A computed result: an expression with an operator `=` a lone number (`17 + 25 = 42`,
+    /// not `x = 5`, `12 = 12` or `6 × 7 = 2 × 21`).
+    pub fn is_result(&self) -> bool {
+        self.ops.0 > 0 && self.ops.1 == 0
+    }
+}
+
 /// Every equation in `text`, left to right (chains `a = b + c = d` give one per `=`). A side
 /// cut at an operator or at a variable's coefficient is not a side; "25% of 2000 = 500" (a
 /// share of a lone number) is not an equation.
@@ -173,7 +181,7 @@ pub fn results(text: &str, complete: bool) -> (usize, Option<Slip>) {
 pub fn results_from(text: &str, from: usize, complete: bool) -> (usize, Option<Slip>) {
     let mut right = 0;
     for e in equations(text) {
-        if e.ops.0 == 0 || e.ops.1 != 0 || e.right.start < from {
+        if !e.is_result() || e.right.start < from {
             continue;
         }
         if !complete && e.right.end >= text.trim_end().len() {

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::metrics::ratio;
 use super::runner::read_results;
 use super::EvalError;
 use crate::stats::{self, Interval};
@@ -56,17 +57,9 @@ pub fn claims(dir: &Path) -> Result<Claims, EvalError> {
         items_with_claims: with,
         claims: all,
         true_claims: right,
-        true_share: if all > 0 {
-            right as f64 / all as f64
-        } else {
-            0.0
-        },
+        true_share: ratio(right, all),
         true_share_ci: stats::wilson(right, all),
-        false_per_item: if items > 0 {
-            (all - right) as f64 / items as f64
-        } else {
-            0.0
-        },
+        false_per_item: ratio(all - right, items),
     })
 }
 
@@ -75,7 +68,7 @@ pub fn claims(dir: &Path) -> Result<Claims, EvalError> {
 pub fn count(text: &str) -> (u64, u64) {
     let results: Vec<bool> = crate::calc::equations(text)
         .into_iter()
-        .filter(|e| e.ops.0 > 0 && e.ops.1 == 0)
+        .filter(crate::calc::Equation::is_result)
         .map(|e| e.holds)
         .collect();
     (

@@ -87,7 +87,7 @@ pub fn token_records(
     let text: String = tokens.iter().map(|t| t.piece.as_str()).collect();
     let results: Vec<std::ops::Range<usize>> = crate::calc::equations(&text)
         .into_iter()
-        .filter(|e| e.ops.0 > 0 && e.ops.1 == 0)
+        .filter(crate::calc::Equation::is_result)
         .map(|e| e.right)
         .collect();
     let mut end = 0;
