@@ -13,6 +13,8 @@
 
 use std::collections::BTreeMap;
 
+use super::net::{adam_update, corrections};
+
 /// The dense bias under training, with its Adam moments.
 #[derive(Debug, Clone)]
 pub struct BiasTrainer {
@@ -78,11 +80,8 @@ impl BiasTrainer {
     /// One AdamW step on the accumulated gradient (β = 0.9, 0.999), which is then cleared.
     /// Only tokens some batch has seen move; decay applies to them.
     pub fn step(&mut self, lr: f32, weight_decay: f32) {
-        const B1: f32 = 0.9;
-        const B2: f32 = 0.999;
         self.t += 1;
-        let c1 = 1.0 - B1.powi(self.t);
-        let c2 = 1.0 - B2.powi(self.t);
+        let c = corrections(self.t);
         for ((((p, g), m), v), seen) in self
             .values
             .iter_mut()
@@ -94,9 +93,7 @@ impl BiasTrainer {
             if !seen {
                 continue;
             }
-            *m = B1 * *m + (1.0 - B1) * *g;
-            *v = B2 * *v + (1.0 - B2) * *g * *g;
-            *p -= lr * ((*m / c1) / ((*v / c2).sqrt() + 1e-8) + weight_decay * *p);
+            adam_update(p, *g, m, v, lr, c, weight_decay);
             *g = 0.0;
         }
     }

@@ -164,11 +164,8 @@ impl Adam {
 
     /// One step along gradient `g`.
     pub fn step(&mut self, net: &mut Mlp, g: &mut Mlp) {
-        const B1: f32 = 0.9;
-        const B2: f32 = 0.999;
         self.t += 1;
-        let c1 = 1.0 - B1.powi(self.t);
-        let c2 = 1.0 - B2.powi(self.t);
+        let c = corrections(self.t);
         let lr = self.lr;
         // params_mut's order: w1, b1, w2, b2.
         for (i, (((p, g), m), v)) in net
@@ -186,12 +183,34 @@ impl Adam {
                 .zip(m.iter_mut())
                 .zip(v.iter_mut())
             {
-                *m = B1 * *m + (1.0 - B1) * g;
-                *v = B2 * *v + (1.0 - B2) * g * g;
-                *p -= lr * ((*m / c1) / ((*v / c2).sqrt() + 1e-8) + decay * *p);
+                adam_update(p, *g, m, v, lr, c, decay);
             }
         }
     }
+}
+
+const B1: f32 = 0.9;
+const B2: f32 = 0.999;
+
+/// Adam's bias corrections `(1 − β1^t, 1 − β2^t)` at step `t`.
+pub(super) fn corrections(t: i32) -> (f32, f32) {
+    (1.0 - B1.powi(t), 1.0 - B2.powi(t))
+}
+
+/// One AdamW update of parameter `p` with gradient `g` and moments `m`, `v` (β = 0.9, 0.999;
+/// `c` from [`corrections`]; decoupled weight decay `decay`).
+pub(super) fn adam_update(
+    p: &mut f32,
+    g: f32,
+    m: &mut f32,
+    v: &mut f32,
+    lr: f32,
+    (c1, c2): (f32, f32),
+    decay: f32,
+) {
+    *m = B1 * *m + (1.0 - B1) * g;
+    *v = B2 * *v + (1.0 - B2) * g * g;
+    *p -= lr * ((*m / c1) / ((*v / c2).sqrt() + 1e-8) + decay * *p);
 }
 
 #[cfg(test)]

@@ -44,14 +44,26 @@ impl Objective {
 /// `p̂·e^{λ·y}` on the top K (the exponent clamped to ±30), and the normaliser over the whole
 /// vocabulary (the mass outside the top K unchanged): adding `λ·y` to the top K's logits.
 pub fn fuse_logits(p: &[f32], y: &[f32], lambda: f32) -> (Vec<f32>, f32) {
+    fuse_each(p, y, |p, y| p * (lambda * y).clamp(-30.0, 30.0).exp())
+}
+
+/// Each top-K probability and its correction through `each`, and the normaliser over the whole
+/// vocabulary (the mass outside the top K unchanged): what both fusions share.
+pub(super) fn fuse_each(p: &[f32], y: &[f32], each: impl Fn(f32, f32) -> f32) -> (Vec<f32>, f32) {
     let rest = (1.0 - p.iter().sum::<f32>()).max(0.0);
-    let fused: Vec<f32> = p
-        .iter()
-        .zip(y)
-        .map(|(p, y)| p * (lambda * y).clamp(-30.0, 30.0).exp())
-        .collect();
+    let fused: Vec<f32> = p.iter().zip(y).map(|(p, y)| each(*p, *y)).collect();
     let z = fused.iter().sum::<f32>() + rest;
     (fused, z)
+}
+
+/// `−ln` of the gold token's share of the fused distribution (`f` the fused top K, `z` the
+/// normaliser); a gold token outside the top K keeps the pilot's mass.
+fn gold_nll(e: &Example, f: &[f32], z: f32) -> f32 {
+    let gold = match e.gold_at.and_then(|g| f.get(g)) {
+        Some(fg) => *fg,
+        None => e.p_gold,
+    };
+    -((gold / z).max(1e-30)).ln()
 }
 
 /// The logit objective's loss for one example with network output `y` (the NLL of the gold
@@ -65,11 +77,7 @@ pub fn logit_nll(e: &Example, y: &[f32], scale: f32, dy: &mut Vec<f32>) -> f32 {
         let gold = f32::from(u8::from(e.gold_at == Some(i)));
         (fi / z - gold) * scale
     }));
-    let gold = match e.gold_at.and_then(|g| f.get(g)) {
-        Some(fg) => *fg,
-        None => e.p_gold,
-    };
-    -((gold / z).max(1e-30)).ln()
+    gold_nll(e, &f, z)
 }
 
 impl std::str::FromStr for Objective {
@@ -118,11 +126,7 @@ pub fn fused_nll(e: &Example, y: &[f32], scale: f32, dy: &mut Vec<f32>) -> f32 {
                 }
             }),
     );
-    let gold = match e.gold_at.and_then(|g| f.get(g)) {
-        Some(fg) => *fg,
-        None => e.p_gold,
-    };
-    -((gold / z).max(1e-30)).ln()
+    gold_nll(e, &f, z)
 }
 
 #[cfg(test)]

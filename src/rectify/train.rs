@@ -8,10 +8,10 @@
 //! (floored at a tiny positive value), the rest of the vocabulary unchanged, renormalised
 //! ([`fuse`]). The ablations: the cross-entropy of that fused distribution, and corrections to
 //! the top K's logits trained on their cross-entropy ([`Objective::Logit`], fused as
-//! `p̂·e^{λ·f(x)}`); with `--token-bias` a learned bias per candidate token joins the network's
-//! output ([`super::bias`]). Records are split into training and development sets by item (never one item
-//! on both sides); the epoch with the lowest development loss is kept, and λ is chosen on the
-//! development set by NLL.
+//! `p̂·e^{λ·f(x)}`); with `--token-bias` a learned bias per candidate token joins the
+//! network's output ([`super::bias`]). Records are split into training and development sets by
+//! item (never one item on both sides); the epoch with the lowest development loss is kept,
+//! and λ is chosen on the development set by NLL.
 
 use serde::{Deserialize, Serialize};
 
@@ -136,14 +136,7 @@ impl Features {
 /// `p̂ + λ·y` on the top K (floored at 1e-9), and the normaliser over the whole vocabulary
 /// (the mass outside the top K unchanged).
 pub fn fuse(p: &[f32], y: &[f32], lambda: f32) -> (Vec<f32>, f32) {
-    let rest = (1.0 - p.iter().sum::<f32>()).max(0.0);
-    let fused: Vec<f32> = p
-        .iter()
-        .zip(y)
-        .map(|(p, y)| (p + lambda * y).max(1e-9))
-        .collect();
-    let z = fused.iter().sum::<f32>() + rest;
-    (fused, z)
+    super::objective::fuse_each(p, y, |p, y| (p + lambda * y).max(1e-9))
 }
 
 /// The trained network with what it needs to be applied.
