@@ -171,6 +171,7 @@ async fn an_api_backend_refuses_constraints_and_teacher_forcing_before_calling()
             continuation: "4".into(),
             top_k: 4,
             hidden: false,
+            close: false,
         })
         .await;
     match scored {

@@ -123,6 +123,7 @@ async fn hidden_dim(model: &Arc<dyn amend::Model>) -> usize {
             continuation: "Hello".into(),
             top_k: 1,
             hidden: true,
+            close: false,
         })
         .await
         .expect("score")
@@ -324,6 +325,7 @@ async fn a_located_arith_slip_gives_token_records_linked_to_its_mistake() {
             continuation: "Tom has 17 + 25 = 42".into(),
             top_k: 1,
             hidden: false,
+            close: false,
         })
         .await
         .unwrap();

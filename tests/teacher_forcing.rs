@@ -10,7 +10,7 @@
 mod common;
 
 use amend::model::llama::{LocalModel, Options};
-use amend::{Input, Message, Model, Request, ScoreRequest};
+use amend::{FinishReason, Input, Message, Model, Request, ScoreRequest};
 
 fn prompt() -> Vec<Message> {
     vec![Message::user(
@@ -46,6 +46,7 @@ async fn scoring_the_greedy_answer_finds_it_the_top_choice_and_returns_hidden_st
             continuation: text.clone(),
             top_k: 8,
             hidden: true,
+            close: false,
         })
         .await
         .expect("score");
@@ -82,6 +83,7 @@ async fn scoring_the_greedy_answer_finds_it_the_top_choice_and_returns_hidden_st
             continuation: text.clone(),
             top_k: 8,
             hidden: true,
+            close: false,
         })
         .await
         .expect("score again");
@@ -101,6 +103,7 @@ async fn scoring_the_greedy_answer_finds_it_the_top_choice_and_returns_hidden_st
             continuation: "Purple elephants sing about seventeen quiet bicycles.".into(),
             top_k: 4,
             hidden: false,
+            close: false,
         })
         .await
         .expect("score odd");
@@ -117,4 +120,47 @@ async fn scoring_the_greedy_answer_finds_it_the_top_choice_and_returns_hidden_st
         .await
         .expect("greedy again");
     assert!(!again.text().is_empty());
+}
+
+#[tokio::test]
+async fn a_closed_turn_scores_the_token_generation_stops_on_after_the_text() {
+    let opts = Options {
+        n_ctx: 1024,
+        max_ctx: 2048,
+        n_seq: 1,
+        threads: 1,
+        ..Options::default()
+    };
+    let m = LocalModel::load(&common::model_path(), opts)
+        .await
+        .expect("load the default model");
+    // A finished greedy answer: the model stopped on its own.
+    let greedy = m
+        .generate(Request::chat(prompt()).with_max_tokens(96))
+        .await
+        .expect("greedy");
+    assert_eq!(greedy.samples[0].finish, FinishReason::Eos, "{greedy:?}");
+    let text = greedy.text().to_string();
+    let score = |close| {
+        m.score(ScoreRequest {
+            input: Input::Chat(prompt()),
+            continuation: text.clone(),
+            top_k: 4,
+            hidden: false,
+            close,
+        })
+    };
+    let open = score(false).await.expect("score the open turn");
+    let closed = score(true).await.expect("score the closed turn");
+    // One more position, after the same tokens.
+    assert_eq!(closed.tokens.len(), open.tokens.len() + 1);
+    for (a, b) in open.tokens.iter().zip(&closed.tokens) {
+        assert_eq!((a.gold, &a.piece), (b.gold, &b.piece));
+    }
+    // The closing token is the one the model stopped on: its greedy choice after the text
+    // (the model stopped there), and no token of the text.
+    let last = closed.tokens.last().expect("the closing position");
+    assert_eq!(last.rank, 0, "{last:?}");
+    assert!(open.tokens.iter().all(|t| t.gold != last.gold));
+    assert!(last.logprob() > (0.5f32).ln(), "{last:?}");
 }

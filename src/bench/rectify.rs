@@ -140,6 +140,7 @@ pub async fn rectify(
             continuation: "Hello there.".into(),
             top_k: 32,
             hidden: true,
+            close: false,
         })
         .await?;
     let (file, which) = match RectifierFile::load_for(Path::new(DEFAULT), &m.id().key) {
@@ -209,6 +210,7 @@ pub async fn rectify(
                 continuation: gold.into(),
                 top_k: 32,
                 hidden: true,
+                close: true,
             })
             .await?;
         n += s.tokens.len();

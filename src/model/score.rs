@@ -30,6 +30,11 @@ pub struct ScoreRequest {
     pub top_k: u32,
     /// Return the final hidden state at every position.
     pub hidden: bool,
+    /// Also score the end-of-turn token after the continuation (the token generation stops
+    /// on: the vocabulary's end-of-turn, else its end-of-sequence), as the last position: the
+    /// continuation is a finished answer, and what predicts its end is learned too. Off, the
+    /// turn stays open (a part of an answer).
+    pub close: bool,
 }
 
 /// One continuation token and what the model predicted in its place.

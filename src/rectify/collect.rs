@@ -5,7 +5,8 @@
 //! Each item's gold solution is rendered as the assistant turn `solve` answers with (its
 //! calculator annotations removed, the `####` line as "The answer is N.", as a worked example
 //! is written), after the same prompt `solve` sends (the context's style, principles and
-//! shots). Records go under id `tf:SET:ITEM` (SET names the collection, e.g. the data file's
+//! shots), and closed: the end-of-turn token a finished answer stops on is the last gold
+//! token (a rectifier that never sees it learns against stopping). Records go under id `tf:SET:ITEM` (SET names the collection, e.g. the data file's
 //! name), one per continuation token; an item whose id already has records is skipped, so a
 //! collection resumes where it stopped. Each item's records are durable before the next item
 //! starts.
@@ -103,6 +104,7 @@ pub async fn collect(
                 continuation: turn,
                 top_k: opts.top_k,
                 hidden: true,
+                close: true,
             })
             .await?;
         let records = token_records(&id, TokenSource::TeacherForced, &model, &scored.tokens, 0);

@@ -174,6 +174,7 @@ pub async fn log_slip_tokens(
             continuation: format!("{prefix}{}", slip.exact),
             top_k: LOG_TOP_K,
             hidden: true,
+            close: false,
         })
         .await?;
     // The value's tokens: those ending past the prefix (a token merged across the boundary

@@ -54,7 +54,7 @@ pub(super) enum Readiness {
 pub(super) struct Engine<'m> {
     pub model: &'m LlamaModel,
     pub ctx: LlamaContext<'m>,
-    template: Option<LlamaChatTemplate>,
+    pub(super) template: Option<LlamaChatTemplate>,
     pub shape: Shape,
     max_ctx: u32,
     threads: i32,

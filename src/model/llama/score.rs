@@ -8,6 +8,7 @@
 
 use std::time::Instant;
 
+use llama_cpp_2::model::LlamaChatMessage;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::oneshot;
 
@@ -23,6 +24,51 @@ pub(super) struct ScoreTask {
 }
 
 impl Engine<'_> {
+    /// The token a finished answer ends with, which generation stops on: for chat input, the
+    /// first token the chat template writes after an assistant message (`<|im_end|>` for
+    /// ChatML) when it ends generation; else the vocabulary's end-of-turn token, else its
+    /// end-of-sequence token. (A vocabulary's end-of-sequence token need not be the turn's
+    /// end: SmolLM2's is `<|endoftext|>`, its turns end with `<|im_end|>`.)
+    fn end_of_turn(&self, input: &Input) -> Result<LlamaToken, ModelError> {
+        let vocab = self.model.vocab();
+        let from_template = match (input, &self.template) {
+            (Input::Chat(_), Some(tmpl)) => {
+                const MARK: &str = "\u{1}amend-end\u{1}";
+                let msgs = [("user", "x"), ("assistant", MARK)]
+                    .into_iter()
+                    .map(|(r, c)| LlamaChatMessage::new(r.into(), c.into()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| ModelError::InvalidRequest(format!("message text: {e}")))?;
+                let text = self
+                    .model
+                    .apply_chat_template(tmpl, &msgs, false)
+                    .map_err(|e| ModelError::InvalidRequest(format!("chat template: {e}")))?;
+                text.find(MARK)
+                    .and_then(|at| text.get(at + MARK.len()..))
+                    .and_then(|after| {
+                        vocab
+                            .tokenize(after.as_bytes(), false, true)
+                            .first()
+                            .copied()
+                    })
+                    .filter(|t| vocab.is_eog(*t))
+            }
+            _ => None,
+        };
+        from_template
+            .or_else(|| {
+                [vocab.eot(), vocab.eos()]
+                    .into_iter()
+                    .find(|t| t.0 >= 0 && vocab.is_eog(*t))
+            })
+            .ok_or_else(|| ModelError::Unsupported {
+                backend: "this model (neither its chat template nor its vocabulary names \
+                          an end-of-turn token)"
+                    .into(),
+                what: "scoring a closed turn (`close`): score without it".into(),
+            })
+    }
+
     /// Score `req` (the engine must be idle: slot 0 is cleared and reused).
     pub(super) fn score(&mut self, req: &ScoreRequest) -> Result<Scored, ModelError> {
         let start = Instant::now();
@@ -31,7 +77,10 @@ impl Engine<'_> {
             Input::Raw(p) => Request::raw(p.clone()),
         };
         let prompt = self.tokens(&base)?;
-        let full = self.tokens(&base.with_prefill(req.continuation.clone()))?;
+        let mut full = self.tokens(&base.with_prefill(req.continuation.clone()))?;
+        if req.close {
+            full.push(self.end_of_turn(&req.input)?);
+        }
         // The continuation's tokens are the full text's past the prompt's; where the two
         // tokenisations merge a token across the boundary, the merged token is scored too.
         let split = prompt
