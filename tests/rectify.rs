@@ -49,14 +49,16 @@ async fn gold_solutions_become_token_records_and_a_rerun_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path()).unwrap();
     let items = items();
+    let (turns, without) = rectify::gold_turns(&items);
+    assert_eq!((turns.len(), without), (2, 0));
     let opts = CollectOptions { top_k: 8 };
     let mut seen = 0;
-    let r = rectify::collect(&cx, &store, "fixture", &items, opts, |_| seen += 1)
+    let r = rectify::collect(&cx, &store, "fixture", &turns, opts, |_| seen += 1)
         .await
         .expect("collect");
     assert_eq!((r.items, r.already, seen), (2, 0, 2));
     assert!(r.in_top_k >= r.top1 && r.top1 > 0);
-    let mut total = 0;
+    let (mut total, mut closes) = (0, Vec::new());
     for item in &items {
         let recs = store.tokens(&format!("tf:fixture:{}", item.id)).unwrap();
         assert!(!recs.is_empty());
@@ -85,10 +87,16 @@ async fn gold_solutions_become_token_records_and_a_rerun_resumes() {
             assert!(rec.gold.is_some() && rec.log_normaliser.is_some());
             assert!(!rec.hidden.is_empty() && rec.hidden.iter().all(|x| x.is_finite()));
         }
+        // The turn is closed: the last gold token ends it, and is no token of the text.
+        let close = recs.last().unwrap().gold;
+        assert!(recs[..recs.len() - 1].iter().all(|r| r.gold != close));
+        closes.push(close);
     }
+    // The same end-of-turn token closes every turn.
+    assert!(closes.len() == 2 && closes[0] == closes[1], "{closes:?}");
     assert_eq!(total, r.tokens);
     // A second run finds both collected and writes nothing.
-    let again = rectify::collect(&cx, &store, "fixture", &items, opts, |_| {})
+    let again = rectify::collect(&cx, &store, "fixture", &turns, opts, |_| {})
         .await
         .expect("again");
     assert_eq!((again.items, again.already, again.tokens), (0, 2, 0));
@@ -267,7 +275,7 @@ async fn an_api_backend_refuses_and_nothing_is_written() {
         &cx,
         &store,
         "fixture",
-        &items(),
+        &rectify::gold_turns(&items()).0,
         CollectOptions::default(),
         |_| {},
     )

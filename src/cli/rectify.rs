@@ -14,16 +14,26 @@ use amend::rectify::{self, CollectOptions};
 /// `amend rectify` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum RectifyAction {
-    /// Push the gold solutions of GSM8K-format data through teacher forcing (the local
-    /// model) and record, at every token, the model's top-K, normaliser and hidden state
-    /// beside the gold token, in the mistakes store's token tree. Resumes: items already
-    /// collected under the same `--set` are skipped.
+    /// Push the gold solutions of GSM8K-format data (or the right samples of an evaluation
+    /// run) through teacher forcing (the local model) as finished assistant turns and
+    /// record, at every token, the model's top-K, normaliser and hidden state beside the
+    /// gold token, in the mistakes store's token tree. Resumes: turns already collected
+    /// under the same `--set` are skipped.
     Collect {
         /// GSM8K-format JSON Lines (`question`, `answer` with `####`).
+        #[arg(
+            long,
+            required_unless_present = "from_run",
+            conflicts_with = "from_run"
+        )]
+        data: Option<PathBuf>,
+        /// An `amend eval` run directory: its samples whose answer was right (every sample
+        /// of self-consistency, each text once) are the turns, the model's own text. Never
+        /// give a run on data you will evaluate on.
         #[arg(long)]
-        data: PathBuf,
+        from_run: Option<PathBuf>,
         /// Name of this collection in the record ids (`tf:SET:ITEM`; default: the data
-        /// file's name without extension).
+        /// file's or run directory's name).
         #[arg(long)]
         set: Option<String>,
         /// Skip the first N items.
@@ -108,6 +118,7 @@ pub async fn run(action: RectifyAction) -> Result<()> {
     match action {
         RectifyAction::Collect {
             data,
+            from_run,
             set,
             offset,
             limit,
@@ -116,26 +127,54 @@ pub async fn run(action: RectifyAction) -> Result<()> {
             store,
             model,
         } => {
-            let loaded = amend::data::load(amend::data::Task::Gsm8k, &data, false)?;
-            let items = amend::data::select(loaded.items, None, offset, limit);
+            let (turns, without_gold, source) = match (&data, &from_run) {
+                (Some(data), _) => {
+                    let loaded = amend::data::load(amend::data::Task::Gsm8k, data, false)?;
+                    let items = amend::data::select(loaded.items, None, offset, limit);
+                    let (t, w) = rectify::gold_turns(&items);
+                    (t, w, data.clone())
+                }
+                (None, Some(run)) => {
+                    let results = amend::eval::runner::read_results(&run.join("results.jsonl"))?;
+                    let turns = results
+                        .iter()
+                        .skip(offset)
+                        .take(limit.unwrap_or(usize::MAX))
+                        .filter_map(|r| {
+                            let q = r.question.as_deref()?;
+                            Some(rectify::right_sample_turns(
+                                &r.id,
+                                q,
+                                &r.attempts,
+                                &r.correct_by_turn,
+                            ))
+                        })
+                        .flatten()
+                        .collect();
+                    (turns, 0, run.clone())
+                }
+                (None, None) => anyhow::bail!("give --data or --from-run"),
+            };
             let set = match set {
                 Some(s) => s,
-                None => data
+                None => source
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
-                    .context("--data has no file name: give --set")?,
+                    .context("the source has no file name: give --set")?,
             };
             let store = store.open()?;
             let cx = super::common::context(&model, None, None, None, true).await?;
-            let bar = indicatif::ProgressBar::new(items.len() as u64);
+            let bar = indicatif::ProgressBar::new(turns.len() as u64);
             if json {
                 bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
             }
-            let r = rectify::collect(&cx, &store, &set, &items, CollectOptions { top_k }, |r| {
-                bar.set_position(r.items + r.already + r.without_gold);
-                bar.set_message(format!("{} tokens", r.tokens));
-            })
-            .await?;
+            let mut r =
+                rectify::collect(&cx, &store, &set, &turns, CollectOptions { top_k }, |r| {
+                    bar.set_position(r.items + r.already);
+                    bar.set_message(format!("{} tokens", r.tokens));
+                })
+                .await?;
+            r.without_gold = without_gold;
             bar.finish_and_clear();
             if json {
                 println!("{}", serde_json::to_string(&r)?);

@@ -21,7 +21,9 @@ use crate::mistakes::StoreError;
 use crate::model::ModelError;
 use crate::run::RunError;
 
-pub use collect::{collect, gold_turn, CollectOptions, CollectReport};
+pub use collect::{
+    collect, gold_turn, gold_turns, right_sample_turns, CollectOptions, CollectReport, Turn,
+};
 
 /// Collecting or using rectifier data failed.
 #[derive(Debug, thiserror::Error)]
