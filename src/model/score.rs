@@ -31,9 +31,10 @@ pub struct ScoreRequest {
     /// Return the final hidden state at every position.
     pub hidden: bool,
     /// Also score the end-of-turn token after the continuation (the token generation stops
-    /// on: the vocabulary's end-of-turn, else its end-of-sequence), as the last position: the
+    /// on: for chat input the one the chat template closes an assistant turn with, else the
+    /// vocabulary's end-of-turn or end-of-sequence token), as the last position: the
     /// continuation is a finished answer, and what predicts its end is learned too. Off, the
-    /// turn stays open (a part of an answer).
+    /// turn stays open (a part of an answer). A backend that knows no such token refuses.
     pub close: bool,
 }
 

@@ -2,15 +2,15 @@
 //! token, the model's prediction beside the gold token ([`TokenRecord`], source
 //! `teacher_forced`).
 //!
-//! Each item's gold solution (or, with [`right_sample_turns`], each of the model's own samples
-//! judged right) is rendered as the assistant turn `solve` answers with (its
+//! Each item's gold solution (or, with [`right_sample_turns`], each of the model's own
+//! samples judged right) is rendered as the assistant turn `solve` answers with (its
 //! calculator annotations removed, the `####` line as "The answer is N.", as a worked example
 //! is written), after the same prompt `solve` sends (the context's style, principles and
 //! shots), and closed: the end-of-turn token a finished answer stops on is the last gold
-//! token (a rectifier that never sees it learns against stopping). Records go under id `tf:SET:ITEM` (SET names the collection, e.g. the data file's
-//! name), one per continuation token; an item whose id already has records is skipped, so a
-//! collection resumes where it stopped. Each item's records are durable before the next item
-//! starts.
+//! token (a rectifier that never sees it learns against stopping). Records go under id
+//! `tf:SET:ID` (SET names the collection, e.g. the data file's name), one per token; a turn
+//! whose id already has records is skipped, so a collection resumes where it stopped. Each
+//! turn's records are durable before the next turn starts.
 
 use std::time::Instant;
 
@@ -69,8 +69,8 @@ impl CollectReport {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Turn {
     /// Its id in the collection (records go under `tf:SET:ID`; a sample of an item is
-    /// `ITEM#N`, which keeps every sample of an item on the same side of the development
-    /// split).
+    /// `ITEM#N`). The development split hashes the whole id, so two samples of one item
+    /// may fall on different sides of it.
     pub id: String,
     /// The problem, sent as `solve` sends it.
     pub question: String,
