@@ -1,6 +1,7 @@
-//! The passes over a vocabulary's logits the sampler (and a logit rectifier's [`super::score::top_k`]) makes at every step, eight lanes at a
-//! time (`wide`'s `f32x8`, which compiles to AVX2 with this crate's target features): the
-//! maximum, the first index holding it, and sums of `exp((l − max) · scale)`.
+//! The passes over a vocabulary's logits the sampler (and a logit rectifier's
+//! [`super::score::top_k`]) makes at every step, eight lanes at a time (`wide`'s `f32x8`,
+//! which compiles to AVX2 with this crate's target features): the maximum, the first index
+//! holding it, and sums of `exp((l − max) · scale)`.
 //!
 //! These passes touch every logit (49k for the default model) once per sample per step on
 //! the engine thread, so their speed is decoding speed: the scalar versions (`f64::exp` per

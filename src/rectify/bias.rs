@@ -7,9 +7,10 @@
 //!
 //! Only tokens that are the gold token somewhere in the training data get a bias. A token that
 //! is only ever a candidate there has only evidence against it, and some of those are absent
-//! from the data by construction, not by rarity: teacher-forced solutions never end their
-//! turn, so the end-of-turn token would learn a large negative bias (−3.7 for the default
-//! model's `<|im_end|>`, measured) and a decoder using it would not stop.
+//! from the data by construction, not by rarity: solutions teacher-forced as open turns (every
+//! collection before closed turns, `ScoreRequest::close`) never end, so the end-of-turn token
+//! learned a large negative bias from them (−3.7 for the default model's `<|im_end|>`,
+//! measured) and a decoder using it did not stop.
 
 use std::collections::BTreeMap;
 
