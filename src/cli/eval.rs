@@ -46,7 +46,7 @@ pub enum EvalAction {
     Select {
         /// The run's output directory.
         dir: PathBuf,
-        /// A model-free verifier: arith, ground or a chain of them.
+        /// A model-free verifier: arith, ground, derive or a chain of them.
         #[arg(long, default_value = "chain:arith,ground")]
         verifier: CriticSpec,
         #[command(flatten)]

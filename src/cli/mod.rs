@@ -122,7 +122,7 @@ pub enum Command {
         #[arg(long, value_enum)]
         strategy: Option<Kind>,
         /// Critic used by the strategy (backtrack; rise critic/oracle modes): llm, llm-step,
-        /// arith, ground, gold, chain:A,B (e.g. chain:arith,ground).
+        /// arith, ground, derive, gold, chain:A,B (e.g. chain:arith,ground).
         #[arg(long)]
         critic: Option<CriticSpec>,
         #[command(flatten)]

@@ -126,7 +126,7 @@ fn int(n: i128) -> Option<Number> {
 /// The numbers a text gives in words: number words (compounds like `twenty-five` and
 /// `three hundred` as one number, its parts too) and the factor words of `FACTORS` (with
 /// their fractions: `half` gives 2 and 1/2).
-fn word_numbers(text: &str) -> Vec<Number> {
+pub(super) fn word_numbers(text: &str) -> Vec<Number> {
     let lower = text.to_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !c.is_ascii_alphabetic())
@@ -182,7 +182,7 @@ fn word_numbers(text: &str) -> Vec<Number> {
 
 /// `n` / 100 when the number `n` ending at byte `end` of `text` is a percentage (`25%`,
 /// `25 percent`).
-fn percent_value(text: &str, end: usize, n: Number) -> Option<Number> {
+pub(super) fn percent_value(text: &str, end: usize, n: Number) -> Option<Number> {
     let after = text.get(end..).unwrap_or_default().trim_start();
     let percent = after.starts_with('%') || after.to_lowercase().starts_with("percent");
     percent

@@ -8,9 +8,11 @@
 //! ProcessBench-style critique prompt, in a fresh context, optionally with majority voting),
 //! [`LlmStep`] (one yes/no question per step), [`Arith`] (an exact arithmetic verifier),
 //! [`Ground`] (every number used is given, computed earlier or a common constant),
+//! [`Derive`] (the answer is derived from every quantity of the problem, each used once),
 //! [`Gold`] (the dataset's label) and [`Chain`] (several in order).
 
 mod arith;
+mod derive;
 mod ground;
 mod llm;
 mod step;
@@ -20,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::calc::eval as eval_arith;
 pub use arith::{check as check_arith, first_false, Arith, Claim};
+pub use derive::{first_underived, Derive};
 pub use ground::{first_ungrounded, given, Ground, CONSTANTS};
 pub use llm::{vote, Llm};
 pub use step::{yes_no, Chain, LlmStep};
@@ -41,7 +44,9 @@ pub enum CriticError {
     #[error("the `deadline` passed while the critic was judging")]
     Deadline,
     /// A critic spec that names no critic.
-    #[error("unknown critic {0:?}; available: llm, llm-step, arith, ground, gold, chain:A,B")]
+    #[error(
+        "unknown critic {0:?}; available: llm, llm-step, arith, ground, derive, gold, chain:A,B"
+    )]
     Unknown(String),
 }
 
@@ -142,7 +147,7 @@ impl Critic for Gold {
     }
 }
 
-/// A critic, named: `gold`, `arith`, `ground`, `llm`, `llm-step`, or `chain:A,B,...` (those critics in
+/// A critic, named: `gold`, `arith`, `ground`, `derive`, `llm`, `llm-step`, or `chain:A,B,...` (those critics in
 /// order). Parse it once (`"chain:arith,llm".parse::<critic::Spec>()`); it prints and
 /// serialises as the same text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +158,8 @@ pub enum Spec {
     Arith,
     /// [`Ground`].
     Ground,
+    /// [`Derive`].
+    Derive,
     /// [`Llm`].
     Llm,
     /// [`LlmStep`].
@@ -180,6 +187,7 @@ impl std::str::FromStr for Spec {
             "gold" => Ok(Spec::Gold),
             "arith" => Ok(Spec::Arith),
             "ground" => Ok(Spec::Ground),
+            "derive" => Ok(Spec::Derive),
             "llm" => Ok(Spec::Llm),
             "llm-step" => Ok(Spec::LlmStep),
             other => Err(CriticError::Unknown(other.to_string())),
@@ -193,6 +201,7 @@ impl std::fmt::Display for Spec {
             Spec::Gold => f.write_str("gold"),
             Spec::Arith => f.write_str("arith"),
             Spec::Ground => f.write_str("ground"),
+            Spec::Derive => f.write_str("derive"),
             Spec::Llm => f.write_str("llm"),
             Spec::LlmStep => f.write_str("llm-step"),
             Spec::Chain(parts) => {
@@ -224,6 +233,7 @@ pub fn locate_without_model(spec: &Spec, problem: &str, steps: &[String]) -> Opt
     match spec {
         Spec::Arith => Some(first_false(steps).map(|(i, _)| i)),
         Spec::Ground => Some(first_ungrounded(problem, steps).map(|(i, _, _)| i)),
+        Spec::Derive => Some(first_underived(problem, steps).map(|(i, _)| i)),
         Spec::Chain(parts) => {
             for p in parts {
                 if let Some(i) = locate_without_model(p, problem, steps)? {
@@ -243,6 +253,7 @@ pub fn build(spec: &Spec, votes: u32) -> Box<dyn Critic> {
         Spec::Gold => Box::new(Gold),
         Spec::Arith => Box::new(Arith),
         Spec::Ground => Box::new(Ground),
+        Spec::Derive => Box::new(Derive),
         Spec::Llm => Box::new(Llm {
             votes: votes.max(1),
             ..Llm::default()
@@ -265,9 +276,11 @@ mod tests {
             "gold",
             "arith",
             "ground",
+            "derive",
             "llm",
             "llm-step",
             "chain:arith,ground",
+            "chain:arith,derive",
         ] {
             let spec: Result<Spec, _> = s.parse();
             assert_eq!(
