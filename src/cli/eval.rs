@@ -230,7 +230,7 @@ pub async fn run(a: EvalRun) -> Result<()> {
     }
     if let Some(sv) = s.survivors {
         println!(
-            "verified selection: {:.2} samples per item accepted; {} of {} items had none (majority of all taken)",
+            "verified selection: {:.2} samples per item accepted; {} of {} items had none accepted (verified: the majority of all taken; anchored: the greedy answer kept)",
             sv.mean, sv.none, sv.items
         );
     }

@@ -6,8 +6,15 @@
 //! model-free (`arith`, `ground` or a chain of them): it is applied to the stored sample
 //! texts, so no model is loaded. Every row is compared with the run's greedy pass on the same
 //! items (exact McNemar).
+//!
+//! Anchored selection is read too when the run's traces hold its greedy pass (the call with
+//! one output at temperature 0 whose prompt holds the item's question; the last such call of
+//! an item): the greedy answer stands when the verifier accepts the greedy text, else the
+//! verified majority of the first n samples, else (none accepted) the greedy answer. Its
+//! tokens count the greedy pass and, where the greedy text was flagged, the n samples.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -19,6 +26,7 @@ use crate::critic::{self, Spec};
 use crate::stats::{self, Interval, Verdict};
 use crate::steps;
 use crate::strategy::{majority_of, select_verified};
+use crate::trace;
 
 /// Selection over the first `n` samples.
 #[derive(Debug, Clone, Serialize)]
@@ -45,6 +53,8 @@ pub struct SelectRow {
     pub verified_vs_majority_p: f64,
     /// Verified selection's reading against majority.
     pub verified_vs_majority: Verdict,
+    /// Anchored selection (see the module doc), when every item's greedy text was found.
+    pub anchored: Option<Anchored>,
     /// Some sample among the first n is right (what an oracle would pick).
     pub any_right: f64,
     /// Mean samples accepted per item.
@@ -52,6 +62,23 @@ pub struct SelectRow {
     /// Items where the verifier flagged every one of the first n samples.
     pub none_survived: u64,
     /// Generated tokens per item of n samples (the run's mean per sample, times n).
+    pub tokens_per_item: f64,
+}
+
+/// Anchored selection over the first n samples.
+#[derive(Debug, Clone, Serialize)]
+pub struct Anchored {
+    /// Accuracy.
+    pub accuracy: f64,
+    /// Its 95% interval.
+    pub ci: Interval,
+    /// Exact McNemar p against the greedy pass.
+    pub p: f64,
+    /// Right only by anchored selection / right only by the greedy pass.
+    pub flips: (u64, u64),
+    /// Items whose greedy text the verifier flagged (those that draw samples).
+    pub drawn: u64,
+    /// Generated tokens per item: the greedy pass, plus n samples where it was flagged.
     pub tokens_per_item: f64,
 }
 
@@ -82,9 +109,13 @@ pub fn select(dir: &Path, verifier: &Spec) -> Result<SelectTable, EvalError> {
         path: path.clone(),
         reason,
     };
+    let greedy_texts = greedy_texts(dir, &results);
     struct Item {
         gold: String,
         greedy: bool,
+        // The verifier flagged the greedy text (None: the text was not found).
+        greedy_flagged: Option<bool>,
+        greedy_tokens: f64,
         answers: Vec<Option<String>>,
         flagged: Vec<bool>,
         tokens_per_sample: f64,
@@ -95,18 +126,33 @@ pub fn select(dir: &Path, verifier: &Spec) -> Result<SelectTable, EvalError> {
             continue;
         }
         let problem = r.question.clone().unwrap_or_default();
+        let needs_model = || {
+            bad(format!(
+                "the verifier `{verifier}` needs a model; `eval select` takes model-free ones: arith, ground, derive, chain:arith,derive"
+            ))
+        };
+        let greedy_flagged = match greedy_texts.get(&problem) {
+            Some(t) => Some(
+                critic::locate_without_model(verifier, &problem, &steps::split(t))
+                    .ok_or_else(needs_model)?
+                    .is_some(),
+            ),
+            None => None,
+        };
         let mut flagged = Vec::with_capacity(r.attempts.len());
         for a in &r.attempts {
-            let found = critic::locate_without_model(verifier, &problem, &steps::split(a)).ok_or_else(|| {
-                bad(format!(
-                    "the verifier `{verifier}` needs a model; `eval select` takes model-free ones: arith, ground, chain:arith,ground"
-                ))
-            })?;
+            let found = critic::locate_without_model(verifier, &problem, &steps::split(a))
+                .ok_or_else(needs_model)?;
             flagged.push(found.is_some());
         }
         items.push(Item {
             gold: r.gold.clone(),
             greedy: r.correct_before,
+            greedy_flagged,
+            greedy_tokens: r
+                .usage_before
+                .as_ref()
+                .map_or(0.0, |u| u.generated_tokens as f64),
             answers: r.attempts.iter().map(|a| answer::extract_str(a)).collect(),
             flagged,
             tokens_per_sample: r.usage.generated_tokens as f64 / r.attempts.len() as f64,
@@ -120,8 +166,10 @@ pub fn select(dir: &Path, verifier: &Spec) -> Result<SelectTable, EvalError> {
     let right =
         |a: &Option<String>, gold: &str| a.as_deref().is_some_and(|a| answer::same_number(a, gold));
     let greedy_right = items.iter().filter(|i| i.greedy).count() as u64;
+    let all_greedy = items.iter().all(|i| i.greedy_flagged.is_some());
     let mut rows = Vec::new();
     for n in 1..=max_n {
+        let (mut an, mut ag, mut al, mut drawn, mut atok) = (0u64, 0u64, 0u64, 0u64, 0.0);
         let (mut maj, mut ver, mut any, mut surv, mut none, mut tokens) =
             (0u64, 0u64, 0u64, 0u64, 0u64, 0.0);
         let (mut mg, mut ml, mut vg, mut vl, mut vm_g, mut vm_l) =
@@ -144,6 +192,19 @@ pub fn select(dir: &Path, verifier: &Spec) -> Result<SelectTable, EvalError> {
             vl += u64::from(!v && it.greedy);
             vm_g += u64::from(v && !m);
             vm_l += u64::from(!v && m);
+            // Anchored: the greedy answer unless its text is flagged and a sample is accepted.
+            let flagged = it.greedy_flagged.unwrap_or(false);
+            let a = if flagged && kept > 0 { v } else { it.greedy };
+            an += u64::from(a);
+            ag += u64::from(a && !it.greedy);
+            al += u64::from(!a && it.greedy);
+            drawn += u64::from(flagged);
+            atok += it.greedy_tokens
+                + if flagged {
+                    it.tokens_per_sample * n as f64
+                } else {
+                    0.0
+                };
         }
         let share = |k: u64| ratio(k, total);
         rows.push(SelectRow {
@@ -158,6 +219,14 @@ pub fn select(dir: &Path, verifier: &Spec) -> Result<SelectTable, EvalError> {
             verified_flips: (vg, vl),
             verified_vs_majority_p: stats::mcnemar(vm_g, vm_l),
             verified_vs_majority: Verdict::of(vm_g, vm_l),
+            anchored: all_greedy.then(|| Anchored {
+                accuracy: share(an),
+                ci: stats::wilson(an, total),
+                p: stats::mcnemar(ag, al),
+                flips: (ag, al),
+                drawn,
+                tokens_per_item: atok / total as f64,
+            }),
             any_right: share(any),
             survivors: ratio(surv, total),
             none_survived: none,
@@ -171,6 +240,62 @@ pub fn select(dir: &Path, verifier: &Spec) -> Result<SelectTable, EvalError> {
         verifier: verifier.to_string(),
         rows,
     })
+}
+
+/// The text of each item's greedy pass, by question, from the traces `results` point to (a
+/// trace path is tried as written, then under `dir/traces/`). Items whose text is not found are
+/// left out; an unreadable trace leaves out its items.
+fn greedy_texts(dir: &Path, results: &[super::ItemResult]) -> HashMap<String, String> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for r in results {
+        let Some(file) = r.trace.as_deref().and_then(|t| t.split('#').next()) else {
+            continue;
+        };
+        let written = PathBuf::from(file);
+        let local = written.file_name().map(|f| dir.join("traces").join(f));
+        let path = match local {
+            Some(l) if !written.exists() && !written.with_extension("jsonl.gz").exists() => l,
+            _ => written,
+        };
+        if !files.contains(&path) {
+            files.push(path);
+        }
+    }
+    let questions: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r.question.as_deref())
+        .collect();
+    let mut out = HashMap::new();
+    for f in files {
+        let Ok(events) = trace::read(&f) else {
+            continue;
+        };
+        for ev in events.iter().filter(|e| e.kind == "call") {
+            let field = |v: &'_ serde_json::Value, k: &str| v.get(k).cloned().unwrap_or_default();
+            let req = field(&ev.data, "request");
+            let outputs = field(&ev.data, "output")
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let greedy = field(&req, "temperature").as_f64() == Some(0.0) && outputs.len() == 1;
+            let text = outputs
+                .first()
+                .and_then(|o| o.get("text"))
+                .and_then(|t| t.as_str());
+            let (true, Some(text)) = (greedy, text) else {
+                continue;
+            };
+            let prompt = field(&req, "input").to_string();
+            for q in &questions {
+                // The prompt is JSON text: compare with the question as JSON writes it.
+                let quoted = serde_json::to_string(q).unwrap_or_default();
+                if prompt.contains(quoted.trim_matches('"')) {
+                    out.insert(q.to_string(), text.to_string());
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The table as markdown.
@@ -206,6 +331,23 @@ pub fn to_markdown(t: &SelectTable) -> String {
             r.tokens_per_item
         ));
     }
+    if t.rows.iter().all(|r| r.anchored.is_some()) && !t.rows.is_empty() {
+        out.push_str("\nAnchored selection (the greedy pass stands unless the verifier flags it and accepts a sample):\n\n| n | anchored (95% CI) | gained / lost vs greedy | p | greedy flagged (items drawing samples) | tokens/item |\n|---|---|---|---|---|---|\n");
+        for r in &t.rows {
+            let Some(a) = &r.anchored else { continue };
+            out.push_str(&format!(
+                "| {} | {} {} | {} / {} | {:.3} | {} | {:.0} |\n",
+                r.n,
+                pct(a.accuracy),
+                ci(a.ci),
+                a.flips.0,
+                a.flips.1,
+                a.p,
+                a.drawn,
+                a.tokens_per_item
+            ));
+        }
+    }
     out
 }
 
@@ -224,6 +366,87 @@ mod tests {
             "attempts": attempts,
         })
         .to_string()
+    }
+
+    #[test]
+    fn anchored_selection_reads_the_greedy_text_from_the_trace() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let item = |id: &str, q: &str, gold: &str, greedy: bool, attempts: &[&str]| {
+            let mut v: serde_json::Value =
+                serde_json::from_str(&line(id, gold, greedy, attempts)).unwrap_or_default();
+            v["question"] = q.into();
+            // Written where the run ran: found again under `dir/traces/`.
+            v["trace"] = "elsewhere/traces/t.jsonl#1".into();
+            v["usage_before"] = serde_json::json!({"prompt_tokens": 0, "generated_tokens": 20, "reused_tokens": 0, "calls": 1, "infra_retries": 0});
+            v.to_string()
+        };
+        let (qa, qb) = (
+            "Tom has 5 apples and finds 5 more. How many apples does he have?",
+            "Ann has 3 pens and buys 4 more. How many pens does she have?",
+        );
+        let wrong = [
+            "5 + 4 = 9.\nThe answer is 9.",
+            "5 + 4 = 9.\nThe answer is 9.",
+        ];
+        let rows = [
+            // The greedy text invents a 4: flagged; one sample is a clean derivation of 10.
+            item(
+                "a",
+                qa,
+                "10",
+                false,
+                &["5 + 5 = 10.\nThe answer is 10.", wrong[0], wrong[1]],
+            ),
+            // The greedy text is a clean derivation: it stands though the samples say 8.
+            item(
+                "b",
+                qb,
+                "7",
+                true,
+                &[
+                    "3 + 5 = 8.\nThe answer is 8.",
+                    "3 + 5 = 8.\nThe answer is 8.",
+                    "4 + 4 = 8.\nThe answer is 8.",
+                ],
+            ),
+        ];
+        std::fs::write(dir.path().join("results.jsonl"), rows.join("\n") + "\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let call = |q: &str, text: &str| {
+            serde_json::json!({"type": "call", "run_id": "r", "seq": 1, "time": "t", "data": {
+                "request": {"temperature": 0.0, "n": 1, "input": {"type": "chat", "value": [{"role": "user", "content": format!("Solve it.\n\nProblem: {q}")}]}},
+                "output": [{"text": text, "tokens": 20}]}})
+            .to_string()
+        };
+        std::fs::create_dir_all(dir.path().join("traces")).unwrap_or_else(|e| panic!("{e}"));
+        let events = [
+            call(qa, "5 + 4 = 9.\nThe answer is 9."),
+            call(qb, "3 + 4 = 7.\nThe answer is 7."),
+        ];
+        std::fs::write(dir.path().join("traces/t.jsonl"), events.join("\n") + "\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let spec: Spec = "chain:arith,derive"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let t = select(dir.path(), &spec).unwrap_or_else(|e| panic!("{e}"));
+        let r3 = t.rows.get(2).unwrap_or_else(|| panic!("n = 3"));
+        assert_eq!(
+            (r3.majority, r3.verified),
+            (0.0, 0.5),
+            "b's samples all say 8"
+        );
+        let a = r3
+            .anchored
+            .as_ref()
+            .unwrap_or_else(|| panic!("greedy texts found"));
+        assert_eq!((a.accuracy, a.flips, a.drawn), (1.0, (1, 0), 1));
+        // Greedy 20 tokens each, plus 3 samples of 30 on the one item that drew them.
+        assert!(
+            (a.tokens_per_item - 65.0).abs() < 1e-9,
+            "{}",
+            a.tokens_per_item
+        );
+        assert!(to_markdown(&t).contains("Anchored selection"));
     }
 
     #[test]
