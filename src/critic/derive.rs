@@ -105,7 +105,8 @@ fn operand_problem(
 }
 
 /// The first step where `steps` stop being a derivation of their answer from `problem`'s
-/// quantities, and why (see the module doc).
+/// quantities, and why (see the module doc). An empty solution has no step to flag and is
+/// accepted (it states no answer for a selection to take).
 pub fn first_underived(problem: &str, steps: &[String]) -> Option<(usize, String)> {
     let mut quantities = quantities(problem);
     let given: Vec<Number> = quantities
