@@ -243,7 +243,7 @@ pub fn select(dir: &Path, verifier: &Spec) -> Result<SelectTable, EvalError> {
 }
 
 /// The text of each item's greedy pass, by question, from the traces `results` point to (a
-/// trace path is tried as written, then under `dir/traces/`). Items whose text is not found are
+/// trace path is read as written, else under `dir/traces/`). Items whose text is not found are
 /// left out; an unreadable trace leaves out its items.
 fn greedy_texts(dir: &Path, results: &[super::ItemResult]) -> HashMap<String, String> {
     let mut files: Vec<PathBuf> = Vec::new();
@@ -251,45 +251,50 @@ fn greedy_texts(dir: &Path, results: &[super::ItemResult]) -> HashMap<String, St
         let Some(file) = r.trace.as_deref().and_then(|t| t.split('#').next()) else {
             continue;
         };
-        let written = PathBuf::from(file);
-        let local = written.file_name().map(|f| dir.join("traces").join(f));
-        let path = match local {
-            Some(l) if !written.exists() && !written.with_extension("jsonl.gz").exists() => l,
-            _ => written,
-        };
+        let path = PathBuf::from(file);
         if !files.contains(&path) {
             files.push(path);
         }
     }
-    let questions: Vec<&str> = results
+    // The prompt is JSON text: each question is looked for as JSON writes it.
+    let questions: Vec<(&str, String)> = results
         .iter()
         .filter_map(|r| r.question.as_deref())
+        .map(|q| {
+            let quoted = serde_json::to_string(q).unwrap_or_default();
+            (q, quoted.trim_matches('"').to_string())
+        })
         .collect();
     let mut out = HashMap::new();
     for f in files {
-        let Ok(events) = trace::read(&f) else {
+        let local = f.file_name().map(|n| dir.join("traces").join(n));
+        let Some(events) = trace::read(&f)
+            .ok()
+            .or_else(|| local.and_then(|l| trace::read(&l).ok()))
+        else {
             continue;
         };
         for ev in events.iter().filter(|e| e.kind == "call") {
-            let field = |v: &'_ serde_json::Value, k: &str| v.get(k).cloned().unwrap_or_default();
-            let req = field(&ev.data, "request");
-            let outputs = field(&ev.data, "output")
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let greedy = field(&req, "temperature").as_f64() == Some(0.0) && outputs.len() == 1;
+            let req = ev.data.get("request");
+            let outputs = ev.data.get("output").and_then(|o| o.as_array());
+            let greedy = req
+                .and_then(|r| r.get("temperature"))
+                .and_then(|t| t.as_f64())
+                == Some(0.0)
+                && outputs.is_some_and(|o| o.len() == 1);
             let text = outputs
-                .first()
+                .and_then(|o| o.first())
                 .and_then(|o| o.get("text"))
                 .and_then(|t| t.as_str());
             let (true, Some(text)) = (greedy, text) else {
                 continue;
             };
-            let prompt = field(&req, "input").to_string();
-            for q in &questions {
-                // The prompt is JSON text: compare with the question as JSON writes it.
-                let quoted = serde_json::to_string(q).unwrap_or_default();
-                if prompt.contains(quoted.trim_matches('"')) {
+            let prompt = req
+                .and_then(|r| r.get("input"))
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            for (q, quoted) in &questions {
+                if prompt.contains(quoted.as_str()) {
                     out.insert(q.to_string(), text.to_string());
                 }
             }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use backtrack::{differs, prefix_text, Backtrack, TRIES};
 pub use baseline::Baseline;
 pub use options::{build, Accept, Kind, Options, ResampleUntil, Select, Unverified};
-pub use recommended::{recommended, Recommended, Selection};
+pub use recommended::{recommended, Recommended};
 pub use record::{log_slip_tokens, token_records, LOG_TOP_K};
 pub(crate) use record::{note_mistake, Found};
 pub use rise::{window_messages, Rise, RiseMode};

@@ -1,7 +1,7 @@
 //! The recommended strategy: what `solve`, `eval` and the demo run when the caller names no
 //! strategy. Policy lives here, so the CLI, a server and a library caller behave alike.
 
-use super::{Kind, Options, Select};
+use super::{Kind, Options};
 use crate::critic::Spec;
 
 /// A strategy and the settings it is recommended with.
@@ -18,43 +18,17 @@ pub struct Recommended {
     pub critic: Option<Spec>,
     /// Whether the exact calculator runs in the decode loop.
     pub calculator: bool,
-    /// Self-consistency's selection, when the recommendation samples.
-    pub selection: Option<Selection>,
-}
-
-/// How a recommended self-consistency chooses among its samples.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Selection {
-    /// The rule (`select`).
-    pub select: Select,
-    /// The verifier it selects by.
-    pub verifier: Spec,
-    /// Samples drawn.
-    pub samples: u32,
 }
 
 impl Recommended {
     /// `opts` with the recommended settings filled in: the critic when `opts` names none,
-    /// the calculator switched on when the recommendation uses it, and a recommended
-    /// selection's rule, verifier and sample count where `opts` leaves them at their defaults
-    /// (majority, no verifier, [`Options::default`]'s samples). Every other setting of `opts`
-    /// is kept.
+    /// and the calculator switched on when the recommendation uses it. Every other setting
+    /// of `opts` is kept.
     pub fn apply(&self, mut opts: Options) -> (Kind, Options) {
         if opts.critic.is_none() {
             opts.critic = self.critic.clone();
         }
         opts.calculator |= self.calculator;
-        if let Some(sel) = &self.selection {
-            if opts.select == Select::Majority {
-                opts.select = sel.select;
-            }
-            if opts.verifier.is_none() {
-                opts.verifier = Some(sel.verifier.clone());
-            }
-            if opts.samples == Options::default().samples {
-                opts.samples = sel.samples;
-            }
-        }
         (self.kind, opts)
     }
 
@@ -63,17 +37,6 @@ impl Recommended {
         let mut s = self.kind.as_str().to_string();
         if let Some(c) = &self.critic {
             s.push_str(&format!(" --critic {c}"));
-        }
-        if let Some(sel) = &self.selection {
-            let rule = match sel.select {
-                Select::Majority => "majority",
-                Select::Verified => "verified",
-                Select::Anchored => "anchored",
-            };
-            s.push_str(&format!(
-                " --select {rule} --verifier {} --samples {}",
-                sel.verifier, sel.samples
-            ));
         }
         if self.calculator {
             s.push_str(" --calculator");
@@ -96,7 +59,6 @@ pub fn recommended() -> Recommended {
         kind: Kind::Baseline,
         critic: None,
         calculator: true,
-        selection: None,
     }
 }
 
@@ -110,7 +72,6 @@ mod tests {
             kind: Kind::Backtrack,
             critic: Some(Spec::Chain(vec![Spec::Arith, Spec::Ground])),
             calculator: true,
-            selection: None,
         };
         let mine = Options {
             critic: Some(Spec::Arith),
@@ -129,42 +90,6 @@ mod tests {
             "backtrack --critic chain:arith,ground --calculator"
         );
         assert_eq!(recommended().describe(), "baseline --calculator");
-    }
-
-    #[test]
-    fn a_selection_fills_only_what_the_caller_left_at_its_default() {
-        let r = Recommended {
-            kind: Kind::SelfConsistency,
-            critic: None,
-            calculator: false,
-            selection: Some(Selection {
-                select: Select::Anchored,
-                verifier: Spec::Chain(vec![Spec::Arith, Spec::Derive]),
-                samples: 8,
-            }),
-        };
-        let (_, o) = r.apply(Options::default());
-        assert_eq!(o.select, Select::Anchored);
-        assert_eq!(
-            o.verifier,
-            Some(Spec::Chain(vec![Spec::Arith, Spec::Derive]))
-        );
-        assert_eq!(o.samples, 8);
-        let mine = Options {
-            select: Select::Verified,
-            verifier: Some(Spec::Arith),
-            samples: 3,
-            ..Options::default()
-        };
-        let (_, o) = r.apply(mine);
-        assert_eq!(
-            (o.select, o.verifier, o.samples),
-            (Select::Verified, Some(Spec::Arith), 3)
-        );
-        assert_eq!(
-            r.describe(),
-            "self-consistency --select anchored --verifier chain:arith,derive --samples 8"
-        );
     }
 
     #[test]
