@@ -8,8 +8,11 @@
 //! result may be used as often as it was computed. A number the problem does not give may also
 //! be one of [`CONSTANTS`](super::CONSTANTS), as often as needed. The derivation must use every
 //! quantity the problem writes in digits (words such as `twice` or `a dozen` may be used but
-//! need not be), and the answer must be the last computed result. Whether each result is right
-//! is not its business: chain it after `arith` (`chain:arith,derive`).
+//! need not be), and the answer must be the last computed result. A computation written again
+//! word for word (the same operands and operators, the same result: "6 + 2 = 8 ... Zoe has
+//! 6 + 2 = 8") restates an earlier step when its operands are spent: it takes nothing and
+//! computes nothing new. Whether each result is right is not its business: chain it after
+//! `arith` (`chain:arith,derive`).
 //!
 //! These are the constraints of an arithmetic word problem whose every quantity matters and is
 //! combined once — the easy multi-step kind. A problem with a distractor, or one whose solution
@@ -31,6 +34,7 @@ use crate::run::Env;
 
 /// A quantity the problem gives: the values it may be read as (a percentage also as its
 /// fraction), whether a derivation must use it, and whether it is used.
+#[derive(Clone)]
 struct Quantity {
     forms: Vec<Number>,
     written: String,
@@ -114,19 +118,28 @@ pub fn first_underived(problem: &str, steps: &[String]) -> Option<(usize, String
         .flat_map(|q| q.forms.iter().copied())
         .collect();
     let mut results: Vec<Number> = Vec::new();
+    // Each computation so far: its tokens (numbers and operators, spacing aside) and result.
+    let mut computed: Vec<(Vec<Tok>, Number)> = Vec::new();
     let mut last = None;
     for (i, step) in steps.iter().enumerate() {
         for e in equations(step).into_iter().filter(|e| e.is_result()) {
             let left = step.get(e.left.clone()).unwrap_or_default();
-            for (tok, range) in tokenize_spans(left) {
-                let Tok::Num(x, _) = tok else { continue };
-                let written = left.get(range).unwrap_or_default();
-                if let Some(why) =
-                    operand_problem(x, written, &mut quantities, &mut results, &given)
-                {
-                    return Some((i, why));
+            let spans = tokenize_spans(left);
+            let tokens: Vec<Tok> = spans.iter().map(|(t, _)| *t).collect();
+            let before = (quantities.clone(), results.clone());
+            let broken = spans.iter().find_map(|(tok, range)| {
+                let Tok::Num(x, _) = tok else { return None };
+                let written = left.get(range.clone()).unwrap_or_default();
+                operand_problem(*x, written, &mut quantities, &mut results, &given)
+            });
+            if let Some(why) = broken {
+                if computed.contains(&(tokens, e.value)) {
+                    (quantities, results) = before;
+                    continue;
                 }
+                return Some((i, why));
             }
+            computed.push((tokens, e.value));
             results.push(e.value);
             last = Some(e.value);
         }

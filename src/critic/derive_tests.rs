@@ -86,6 +86,52 @@ fn an_unused_quantity_a_missing_result_or_another_answer_flags_the_last_step() {
 }
 
 #[test]
+fn a_computation_written_again_restates_it_and_takes_nothing() {
+    let p = "Zoe has 6 postcards. She finds 2 more postcards. How many postcards does Zoe have \
+             now?";
+    let again = [
+        "1. 6 + 2 = 8",
+        "2. Zoe has 6 + 2 = 8 postcards.",
+        "The answer is 8.",
+    ];
+    assert_eq!(located(p, &again), None);
+    // Another operation on spent operands is no restatement.
+    let other = ["6 + 2 = 8", "So 6 * 2 = 12.", "The answer is 12."];
+    let (step, why) = located(p, &other).unwrap_or_default();
+    assert_eq!(step, 1);
+    assert!(why.contains("operand 6 is used more often"), "{why}");
+    // A restated earlier step is not the last result: the answer stays the last computed one.
+    let recap = [
+        "8 + 8 = 16.",
+        "16 - 9 = 7.",
+        "Recall 8 + 8 = 16.",
+        "The answer is 7.",
+    ];
+    assert_eq!(located(STAMPS, &recap), None);
+    let recap = [
+        "8 + 8 = 16.",
+        "16 - 9 = 7.",
+        "Recall 8 + 8 = 16.",
+        "The answer is 16.",
+    ];
+    assert_eq!(located(STAMPS, &recap).map(|(s, _)| s), Some(3));
+    // While the operands are there to take, a repeat is a second computation, not a restatement.
+    let p = "Ana buys 3 boxes of 5 pens on Monday and 3 boxes of 5 pens on Tuesday. How many \
+             pens does she buy?";
+    let twice = [
+        "3 * 5 = 15.",
+        "3 * 5 = 15.",
+        "15 + 15 = 30.",
+        "The answer is 30.",
+    ];
+    assert_eq!(located(p, &twice), None);
+    let (step, why) =
+        located(p, &["3 * 5 = 15.", "15 + 15 = 30.", "The answer is 30."]).unwrap_or_default();
+    assert_eq!(step, 1);
+    assert!(why.contains("operand 15 "), "{why}");
+}
+
+#[test]
 fn words_percentages_commas_and_units_are_read() {
     let p = "A shop sells a $1,200 bike at a 25% discount, and twice a year it adds a bell \
              for 15 dollars. What does the bike cost with one bell?";

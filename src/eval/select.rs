@@ -101,8 +101,19 @@ pub struct SelectTable {
 ///
 /// # Errors
 /// [`EvalError`] when the results cannot be read, hold no samples or no greedy pass (a run
-/// made before "before" was one greedy pass), or `verifier` needs a model.
+/// made before "before" was one greedy pass), the run used anchored selection (its items
+/// have samples only where the greedy pass was flagged), or `verifier` needs a model.
 pub fn select(dir: &Path, verifier: &Spec) -> Result<SelectTable, EvalError> {
+    if drew_only_where_flagged(dir) {
+        return Err(EvalError::Io {
+            path: dir.join("config.json"),
+            reason: "this run used anchored selection, which draws samples only where its \
+                     verifier flagged the greedy pass, so its items do not all have their first \
+                     n samples; `eval select` reads a self-consistency run made with \
+                     `select = majority` or `verified` (it reads anchored selection from those)"
+                .into(),
+        });
+    }
     let path = dir.join("results.jsonl");
     let results = read_results(&path)?;
     let bad = |reason: String| EvalError::Io {
@@ -240,6 +251,18 @@ pub fn select(dir: &Path, verifier: &Spec) -> Result<SelectTable, EvalError> {
         verifier: verifier.to_string(),
         rows,
     })
+}
+
+/// Whether the run in `dir` was made with anchored selection (its `config.json` says so).
+fn drew_only_where_flagged(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| {
+            v.pointer("/config/options/select")
+                .and_then(|s| s.as_str().map(|s| s == "anchored"))
+        })
+        .unwrap_or(false)
 }
 
 /// The text of each item's greedy pass, by question, from the traces `results` point to (a

@@ -145,3 +145,25 @@ fn verified_selection_drops_flagged_samples_after_the_fact() {
         .unwrap_or_default();
     assert!(err.contains("needs a model"), "{err}");
 }
+
+#[test]
+fn an_anchored_run_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rows = [line("a", "10", false, &["5 + 5 = 10.\nThe answer is 10."])];
+    std::fs::write(dir.path().join("results.jsonl"), rows.join("\n") + "\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let spec: Spec = "derive".parse().unwrap_or_else(|e| panic!("{e}"));
+    // Without a config it is read as a self-consistency run.
+    assert!(select(dir.path(), &spec).is_ok());
+    let config = serde_json::json!({"config": {"options": {"select": "anchored"}}});
+    std::fs::write(dir.path().join("config.json"), config.to_string())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = select(dir.path(), &spec)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("config.json") && err.contains("anchored selection"),
+        "{err}"
+    );
+}
