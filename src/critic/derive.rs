@@ -9,7 +9,7 @@
 //! be one of [`CONSTANTS`](super::CONSTANTS), as often as needed. The derivation must use every
 //! quantity the problem writes in digits (words such as `twice` or `a dozen` may be used but
 //! need not be), and the answer must be the last computed result. A computation written again
-//! word for word (the same operands and operators, the same result: "6 + 2 = 8 ... Zoe has
+//! token for token (the same operands and operators, the same result: "6 + 2 = 8 ... Zoe has
 //! 6 + 2 = 8") restates an earlier step when its operands are spent: it takes nothing and
 //! computes nothing new. Whether each result is right is not its business: chain it after
 //! `arith` (`chain:arith,derive`).
