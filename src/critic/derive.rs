@@ -126,20 +126,24 @@ pub fn first_underived(problem: &str, steps: &[String]) -> Option<(usize, String
             let left = step.get(e.left.clone()).unwrap_or_default();
             let spans = tokenize_spans(left);
             let tokens: Vec<Tok> = spans.iter().map(|(t, _)| *t).collect();
-            let before = (quantities.clone(), results.clone());
+            // A repeat of an earlier computation may be a restatement: keep what to go back to.
+            let key = (tokens, e.value);
+            let before = computed
+                .contains(&key)
+                .then(|| (quantities.clone(), results.clone()));
             let broken = spans.iter().find_map(|(tok, range)| {
                 let Tok::Num(x, _) = tok else { return None };
                 let written = left.get(range.clone()).unwrap_or_default();
                 operand_problem(*x, written, &mut quantities, &mut results, &given)
             });
             if let Some(why) = broken {
-                if computed.contains(&(tokens, e.value)) {
-                    (quantities, results) = before;
-                    continue;
-                }
-                return Some((i, why));
+                let Some(before) = before else {
+                    return Some((i, why));
+                };
+                (quantities, results) = before;
+                continue;
             }
-            computed.push((tokens, e.value));
+            computed.push(key);
             results.push(e.value);
             last = Some(e.value);
         }

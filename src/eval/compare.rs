@@ -65,10 +65,7 @@ pub struct Comparison {
 }
 
 fn label(dir: &Path) -> String {
-    let cfg = std::fs::read_to_string(dir.join("config.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-    match cfg {
+    match super::config::stored_config(dir) {
         Some(v) => {
             let c = v.get("config").cloned().unwrap_or_default();
             let c = |k: &str| c.get(k).cloned().unwrap_or_default();

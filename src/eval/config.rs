@@ -206,6 +206,14 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> EvalError {
     }
 }
 
+/// The `config.json` of the run in `dir` as JSON, when it can be read (for looks at a
+/// finished run that do without it: labels, the selection rule).
+pub(super) fn stored_config(dir: &Path) -> Option<serde_json::Value> {
+    std::fs::read_to_string(dir.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+}
+
 /// Claim the output directory for this run: refuse one that holds another run (see the module
 /// docs for how older directories are read), then write `config.json`.
 pub(super) fn check_config(

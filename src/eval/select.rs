@@ -255,9 +255,7 @@ pub fn select(dir: &Path, verifier: &Spec) -> Result<SelectTable, EvalError> {
 
 /// Whether the run in `dir` was made with anchored selection (its `config.json` says so).
 fn drew_only_where_flagged(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("config.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    super::config::stored_config(dir)
         .and_then(|v| {
             v.pointer("/config/options/select")
                 .and_then(|s| s.as_str().map(|s| s == "anchored"))
