@@ -177,6 +177,7 @@ struct Forbid {
     calls: AtomicUsize,
     hidden_len: AtomicUsize,
     vocab: AtomicUsize,
+    texts: Mutex<Vec<String>>,
 }
 
 impl LogitsHook for Forbid {
@@ -185,6 +186,7 @@ impl LogitsHook for Forbid {
         self.hidden_len
             .store(step.hidden.map(|h| h.len()).unwrap_or(0), Ordering::SeqCst);
         self.vocab.store(step.logits.len(), Ordering::SeqCst);
+        self.texts.lock().expect("lock").push(step.text.to_string());
         if let Some(t) = *self.token.lock().expect("lock") {
             step.logits[t] = f32::NEG_INFINITY;
         }
@@ -223,6 +225,7 @@ async fn logits_hook_sees_hidden_state_and_changes_output() {
         calls: AtomicUsize::new(0),
         hidden_len: AtomicUsize::new(0),
         vocab: AtomicUsize::new(0),
+        texts: Mutex::new(Vec::new()),
     });
     let biased = m
         .generate(question().with_hook(hook.clone()))
@@ -242,6 +245,15 @@ async fn logits_hook_sees_hidden_state_and_changes_output() {
         m.info().n_embd as usize
     );
     assert_eq!(hook.vocab.load(Ordering::SeqCst), m.info().n_vocab as usize);
+    // The hook sees the text generated so far: empty at the first token, then each step's
+    // text a prefix of the next one's and of the output.
+    let texts = std::mem::take(&mut *hook.texts.lock().expect("lock"));
+    assert_eq!(texts.first().map(String::as_str), Some(""));
+    assert!(texts.windows(2).all(|w| w[1].starts_with(w[0].as_str())));
+    assert!(texts
+        .iter()
+        .all(|t| biased.text().starts_with(t.trim_end())));
+    assert!(texts.last().is_some_and(|t| !t.is_empty()));
 
     // An identity hook changes nothing.
     *hook.token.lock().expect("lock") = None;

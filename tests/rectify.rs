@@ -169,6 +169,7 @@ fn swap_file(model: &str, hidden_dim: usize, lambda: f32) -> rectify::file::Rect
             dev: Metrics::default(),
             objective: Default::default(),
             token_bias: Default::default(),
+            scope: Default::default(),
         },
         held_out: Vec::new(),
     }

@@ -67,6 +67,7 @@ impl LogitsHook for Dry {
             sample: step.sample,
             index: step.index,
             hidden: step.hidden,
+            text: step.text,
             logits: &mut scratch,
         };
         self.0.apply(&mut copy);
@@ -109,6 +110,7 @@ fn random_rectifier(model: &str, dim: usize) -> RectifierFile {
             dev: Metrics::default(),
             objective: Default::default(),
             token_bias: Default::default(),
+            scope: Default::default(),
         },
         held_out: Vec::new(),
     }

@@ -207,6 +207,27 @@ pub fn results_from(text: &str, from: usize, complete: bool) -> (usize, Option<S
     (right, None)
 }
 
+/// Does `text` end where a computed result is being written — right after `expr =` (an
+/// expression with an operator, read as [`equations`] reads a left side), or after a currency
+/// sign or inside the number that follows it (`17 + 25 = 4`)? The question a decoder asks
+/// before it chooses the next token; `x =`, `3 + 4` with no `=`, and `17 + 25 = 42 ` (the
+/// number ended) are not. A negative result's sign is not read (`5 - 8 = -` is `false`).
+pub fn in_result(text: &str) -> bool {
+    let t = text
+        .trim_end_matches(|c: char| c.is_ascii_digit() || c == ',' || c == '.')
+        .trim_end()
+        .trim_end_matches(['$', '€', '£'])
+        .trim_end();
+    let Some(before) = t.strip_suffix('=') else {
+        return false;
+    };
+    let start = before.rfind('=').map_or(0, |i| i + 1);
+    before
+        .get(start..)
+        .and_then(|segment| side(segment, true))
+        .is_some_and(|(_, ops, _, _)| ops > 0)
+}
+
 /// The first result in `text` written wrong (see [`results`]).
 pub fn first_slip(text: &str, complete: bool) -> Option<Slip> {
     results(text, complete).1

@@ -54,10 +54,55 @@ fn never_inside_a_number_nor_a_non_arithmetic_equals() {
     assert_eq!(&t[s.at], "1,700");
 }
 
+#[test]
+fn a_decoder_knows_when_it_writes_a_result() {
+    for t in [
+        "so 17 + 25 =",
+        "so 17 + 25 = ",
+        "so 17 + 25 = 4",
+        "so 17 + 25 = 42",
+        "It costs 3 * $4 = $",
+        "It costs 3 * $4 = $1",
+        "2 * 3 = 6 * 2 = 1",
+        "total: 1,200 / 4 = 30",
+        "1.5 * 2 = 3.",
+    ] {
+        assert!(in_result(t), "{t}");
+    }
+    for t in [
+        "",
+        "x =",
+        "x = 5",
+        "so 17 + 25",
+        "so 17 + 25 = 42 ",
+        "so 17 + 25 = 42 and 3",
+        "12 = 1",
+        "5 - 8 = -",
+        "25% of 2000 = 5",
+    ] {
+        assert!(!in_result(t), "{t}");
+    }
+}
+
 proptest::proptest! {
     #[test]
     fn never_panics(s in ".{0,200}", complete: bool) {
         let _ = results(&s, complete);
+        let _ = in_result(&s);
+    }
+
+    #[test]
+    fn a_result_is_being_written_from_its_equals_sign_to_its_last_digit(
+        a in 0i64..10_000, b in 0i64..10_000, v in 0i64..100_000, mul: bool,
+    ) {
+        let op = if mul { "*" } else { "+" };
+        let t = format!("Then {a} {op} {b} = {v} apples.");
+        let eq = t.find('=').unwrap_or(0);
+        let end = eq + 2 + v.to_string().len();
+        for p in 0..=t.len() {
+            let expected = p > eq && p <= end;
+            proptest::prop_assert_eq!(in_result(&t[..p]), expected, "{:?}", &t[..p]);
+        }
     }
 
     #[test]

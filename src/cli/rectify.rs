@@ -8,7 +8,7 @@ use clap::Subcommand;
 use super::mistakes::StoreArgs;
 use super::ModelArgs;
 use amend::rectify::objective::Objective;
-use amend::rectify::train::TrainOptions;
+use amend::rectify::train::{Scope, TrainOptions};
 use amend::rectify::{self, CollectOptions};
 
 /// `amend rectify` subcommands.
@@ -99,6 +99,11 @@ pub enum RectifyAction {
         /// Also learn a bias per candidate token, added to the network's corrections.
         #[arg(long)]
         token_bias: bool,
+        /// Where the rectifier corrects: `all` positions, or `results` (trained on the digits
+        /// of computed results, the number after `a op b =`, and applied only while one is
+        /// being written).
+        #[arg(long, default_value = "all")]
+        scope: Scope,
         /// Print the file's summary as JSON.
         #[arg(long)]
         json: bool,
@@ -215,6 +220,7 @@ pub async fn run(action: RectifyAction) -> Result<()> {
             located,
             objective,
             token_bias,
+            scope,
             json,
             store,
             model,
@@ -233,6 +239,7 @@ pub async fn run(action: RectifyAction) -> Result<()> {
                 located,
                 objective,
                 token_bias,
+                scope,
                 ..TrainOptions::default()
             };
             let f = rectify::fit::fit(&store, &key, &sets, &held_out, opts, |e, t, d| {
@@ -245,7 +252,7 @@ pub async fn run(action: RectifyAction) -> Result<()> {
                 println!(
                     "{}",
                     serde_json::json!({"file": out, "model": f.model, "k": f.k,
-                        "lambda": f.trained.lambda, "objective": f.trained.objective, "train_tokens": f.train_tokens,
+                        "lambda": f.trained.lambda, "objective": f.trained.objective, "scope": f.trained.scope, "train_tokens": f.train_tokens,
                         "data_hash": f.data_hash, "dev": f.trained.dev, "held_out": f.held_out})
                 );
                 return Ok(());

@@ -119,6 +119,9 @@ pub struct TokenStep<'a> {
     pub index: usize,
     /// The model's final hidden state at this position, when the backend exposes it.
     pub hidden: Option<&'a [f32]>,
+    /// The text this sample has generated so far in this request (not the prompt, and not an
+    /// assistant prefill the request continues), so a hook can act on what is being written.
+    pub text: &'a str,
     /// The raw logits over the vocabulary; a hook may change them in place.
     pub logits: &'a mut [f32],
 }

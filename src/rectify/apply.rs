@@ -5,6 +5,10 @@
 //! distribution back as logits (the top K's logits become `ln p̃ + log Σ exp`, every other
 //! logit is unchanged, so the softmax of the new logits is the fused distribution).
 //!
+//! A rectifier trained for the digits of computed results ([`Scope::Results`]) corrects only
+//! where the sample's text so far ends after `expr =` or inside the number after it, and
+//! leaves every other token as the pilot has it.
+//!
 //! λ = 0 leaves the logits untouched (bit-identical output with the hook installed). A step
 //! without a hidden state (a backend that gives none) is left untouched by a rectifier that
 //! reads it. The hook reads only its own step: each request's samples are decoded with
@@ -24,6 +28,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::file::RectifierFile;
+use super::train::Scope;
 use super::RectifyError;
 use crate::model::score::top_k;
 use crate::model::{LogitsHook, Model, TokenStep, WithHook};
@@ -50,6 +55,9 @@ impl RectifierHook {
 impl LogitsHook for RectifierHook {
     fn apply(&self, step: &mut TokenStep<'_>) {
         if self.lambda == 0.0 {
+            return;
+        }
+        if self.file.trained.scope == Scope::Results && !crate::calc::in_result(step.text) {
             return;
         }
         let uses_hidden = self.file.trained.features.use_hidden;
@@ -107,4 +115,73 @@ pub fn install(
         model,
         Arc::new(RectifierHook::new(file, lambda)),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rectify::file::{data_hash, FORMAT};
+    use crate::rectify::net::Mlp;
+    use crate::rectify::objective::Objective;
+    use crate::rectify::train::{Features, Metrics, Trained};
+
+    /// A rectifier whose only correction is a token bias raising token 3 (the pilot's fourth).
+    fn hook(scope: Scope) -> RectifierHook {
+        let k = 4;
+        let file = RectifierFile {
+            format: FORMAT,
+            model: "m".into(),
+            k,
+            hidden_dim: 0,
+            train_sets: Vec::new(),
+            train_tokens: 0,
+            data_hash: data_hash([]),
+            trained: Trained {
+                features: Features {
+                    k,
+                    use_hidden: false,
+                    mean: Vec::new(),
+                    std: Vec::new(),
+                },
+                net: Mlp::new(k, 8, k, 1),
+                lambda: 1.0,
+                dev: Metrics::default(),
+                objective: Objective::Logit,
+                token_bias: [(3, 2.0)].into_iter().collect(),
+                scope,
+            },
+            held_out: Vec::new(),
+        };
+        RectifierHook::new(file, None)
+    }
+
+    fn run(h: &RectifierHook, text: &str) -> Vec<f32> {
+        let mut logits = vec![3.0f32, 2.5, 1.0, 0.5, 0.0, -1.0];
+        h.apply(&mut TokenStep {
+            sample: 0,
+            index: 7,
+            hidden: None,
+            text,
+            logits: &mut logits,
+        });
+        logits
+    }
+
+    #[test]
+    fn a_rectifier_for_results_corrects_only_while_a_result_is_written() {
+        let pilot = vec![3.0f32, 2.5, 1.0, 0.5, 0.0, -1.0];
+        let (scoped, all) = (hook(Scope::Results), hook(Scope::All));
+        for text in ["So 3 + 4 is seven", "x = ", "So 3 + 4 = 7 apples"] {
+            assert_eq!(run(&scoped, text), pilot, "{text}");
+            assert_ne!(run(&all, text), pilot, "{text}");
+        }
+        for text in ["So 3 + 4 =", "So 3 + 4 = ", "So 30 + 4 = 3"] {
+            let fixed = run(&scoped, text);
+            assert_eq!(fixed, run(&all, text), "{text}");
+            // Token 3 rose by the bias (its logit + 2, up to rounding); the others are as
+            // they were.
+            assert!((fixed[3] - 2.5).abs() < 1e-4, "{fixed:?}");
+            assert_eq!(fixed[4..], pilot[4..]);
+        }
+    }
 }

@@ -18,8 +18,9 @@ use super::RectifyError;
 
 /// The format written; older formats are read as long as this module knows them. Format 2
 /// added the `logit` objective and the token bias; a format-1 file reads as `rmse` without a
-/// token bias, which is what it was.
-pub const FORMAT: u32 = 2;
+/// token bias, which is what it was. Format 3 added the scope (a file trained for the digits
+/// of computed results); a format-2 file reads as one for every position.
+pub const FORMAT: u32 = 3;
 
 /// The path that names the rectifier shipped with amend (write `./default` for a file of
 /// that name).
@@ -135,7 +136,7 @@ pub fn data_hash<'a>(records: impl IntoIterator<Item = (&'a str, u32, i32)>) -> 
 mod tests {
     use super::*;
     use crate::rectify::net::Mlp;
-    use crate::rectify::train::Features;
+    use crate::rectify::train::{Features, Scope};
 
     fn file(model: &str) -> RectifierFile {
         RectifierFile {
@@ -158,6 +159,7 @@ mod tests {
                 dev: Metrics::default(),
                 objective: Default::default(),
                 token_bias: Default::default(),
+                scope: Default::default(),
             },
             held_out: Vec::new(),
         }
@@ -196,5 +198,16 @@ mod tests {
         assert_eq!(back.format, 1);
         assert_eq!(back.trained.objective, Default::default());
         assert!(back.trained.token_bias.is_empty());
+        // A format-3 file keeps its scope; one for every position writes none (as format 2).
+        let mut scoped = file("gguf-aaa");
+        scoped.trained.scope = Scope::Results;
+        scoped.save(&p).expect("save");
+        let back = RectifierFile::load_for(&p, "gguf-aaa").expect("load");
+        assert_eq!(back.trained.scope, Scope::Results);
+        let plain = serde_json::to_value(file("gguf-aaa")).expect("json");
+        assert!(plain["trained"].get("scope").is_none());
+        assert!(std::fs::read_to_string(&p)
+            .expect("read")
+            .contains("\"results\""));
     }
 }

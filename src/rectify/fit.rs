@@ -2,7 +2,7 @@
 //! by item, train, and measure on held-out collections.
 
 use super::file::{data_hash, RectifierFile, FORMAT};
-use super::train::{evaluate, is_dev, train, Example, TrainOptions};
+use super::train::{evaluate, is_dev, train, Example, Scope, TrainOptions};
 use super::RectifyError;
 use crate::mistakes::{Store, TokenRecord, TokenSource};
 
@@ -117,7 +117,11 @@ pub fn fit(
             0
         },
         train_sets: train_sets.to_vec(),
-        train_tokens: train_set.len() as u64,
+        // The positions trained on: with a scope for results, only those.
+        train_tokens: train_set
+            .iter()
+            .filter(|e| opts.scope == Scope::All || e.result)
+            .count() as u64,
         data_hash: data_hash(keys.iter().map(|(i, p, g)| (i.as_str(), *p, *g))),
         trained,
         held_out: measured,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::train::{Example, Trained};
+use super::train::{Example, Scope, Trained};
 use crate::rng::Rng;
 
 /// Teacher-forced metrics over a set of examples, with and without the rectifier.
@@ -50,10 +50,14 @@ fn measure(t: &Trained, lambda: f32, examples: &[&Example], seed: u64) -> Metric
     let mut per_item: std::collections::BTreeMap<&str, (f64, f64, f64)> = Default::default();
     let (mut top1_b, mut top1_a, mut in_k) = (0u64, 0u64, 0u64);
     for e in examples {
+        // A position outside the rectifier's scope keeps the pilot's distribution.
+        let in_scope = t.scope == Scope::All || e.result;
+        let lambda = if in_scope { lambda } else { 0.0 };
         let y = t.corrections(&e.hidden, &e.p, &e.ids);
         let (f, z) = t.fuse(&e.p, &y, lambda);
         let before = -f64::from(e.p_gold.max(1e-30)).ln();
         let after = match e.gold_at.and_then(|g| f.get(g)) {
+            _ if !in_scope => before,
             Some(pg) => -f64::from((pg / z).max(1e-30)).ln(),
             None => -f64::from((e.p_gold / z).max(1e-30)).ln(),
         };

@@ -139,6 +139,40 @@ pub fn fuse(p: &[f32], y: &[f32], lambda: f32) -> (Vec<f32>, f32) {
     super::objective::fuse_each(p, y, |p, y| (p + lambda * y).max(1e-9))
 }
 
+/// Where a rectifier corrects the pilot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// Every position (files written before the option).
+    #[default]
+    All,
+    /// The digits of computed results only: trained and measured on the positions whose
+    /// token is a digit of the number after `a op b =`; while decoding, applied where the
+    /// text so far ends after such an `=` or inside the number that follows it
+    /// ([`crate::calc::in_result`], which also takes the position after the number's last
+    /// digit, where the pilot decides whether the number goes on); every other position is
+    /// left as the pilot has it.
+    Results,
+}
+
+impl Scope {
+    fn is_all(&self) -> bool {
+        *self == Scope::All
+    }
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "all" => Ok(Scope::All),
+            "results" => Ok(Scope::Results),
+            other => Err(format!("unknown scope `{other}`: use `all` or `results`")),
+        }
+    }
+}
+
 /// The trained network with what it needs to be applied.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Trained {
@@ -158,6 +192,9 @@ pub struct Trained {
     /// files written before the option).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub token_bias: BTreeMap<i32, f32>,
+    /// Where the corrections apply (files written before the option read as `all`).
+    #[serde(default, skip_serializing_if = "Scope::is_all")]
+    pub scope: Scope,
 }
 
 impl Trained {
@@ -205,6 +242,9 @@ pub struct TrainOptions {
     pub objective: Objective,
     /// Learn a bias per candidate token beside the network (see [`super::bias`]).
     pub token_bias: bool,
+    /// Where the rectifier applies: with [`Scope::Results`] it is trained, and λ chosen, on
+    /// the result-digit positions of the training and development splits only.
+    pub scope: Scope,
 }
 
 impl Default for TrainOptions {
@@ -222,6 +262,7 @@ impl Default for TrainOptions {
             located: false,
             objective: Objective::Rmse,
             token_bias: false,
+            scope: Scope::All,
         }
     }
 }
@@ -292,6 +333,15 @@ pub fn train(
     opts: TrainOptions,
     mut progress: impl FnMut(usize, f64, f64),
 ) -> Trained {
+    let scoped: (Vec<Example>, Vec<Example>);
+    let (train, dev) = match opts.scope {
+        Scope::All => (train, dev),
+        Scope::Results => {
+            let results = |v: &[Example]| v.iter().filter(|e| e.result).cloned().collect();
+            scoped = (results(train), results(dev));
+            (scoped.0.as_slice(), scoped.1.as_slice())
+        }
+    };
     let features = Features::fit(train, opts.k, opts.use_hidden);
     let mut net = Mlp::new(features.width(), opts.width, opts.k, opts.seed);
     let mut adam = Adam::new(&net, opts.lr);
@@ -372,6 +422,7 @@ pub fn train(
         dev: Metrics::default(),
         objective,
         token_bias: best.2.map(|b| b.sparse()).unwrap_or_default(),
+        scope: opts.scope,
     };
     let mut chosen = (f64::INFINITY, 0.0f32, Metrics::default());
     for lambda in [

@@ -41,7 +41,32 @@ fn opts(use_hidden: bool) -> TrainOptions {
         located: false,
         objective: Objective::Rmse,
         token_bias: false,
+        scope: Scope::All,
     }
+}
+
+#[test]
+fn a_rectifier_for_results_learns_there_and_leaves_every_other_position_alone() {
+    let all = planted(2000, 1);
+    let (dev, train_set): (Vec<Example>, Vec<Example>) =
+        all.into_iter().partition(|e| is_dev(&e.item, 0.2, 5));
+    let scoped = TrainOptions {
+        scope: Scope::Results,
+        ..opts(true)
+    };
+    let t = train(&train_set, &dev, scoped, |_, _, _| {});
+    assert_eq!(t.scope, Scope::Results);
+    assert!(t.lambda > 0.0);
+    let test = planted(500, 2);
+    let digits = evaluate(&t, t.lambda, &test, 1)
+        .result_digits
+        .expect("result digits measured");
+    assert!(digits.top1_after > digits.top1_before + 0.3, "{digits:?}");
+    let others: Vec<Example> = test.into_iter().filter(|e| !e.result).collect();
+    let m = evaluate(&t, t.lambda, &others, 1);
+    assert!(m.tokens > 0 && m.result_digits.is_none());
+    assert!((m.nll_after - m.nll_before).abs() < 1e-9, "{m:?}");
+    assert_eq!(m.top1_after, m.top1_before);
 }
 
 #[test]

@@ -68,6 +68,7 @@ pub(super) struct Job<'a> {
     pub picker: &'a mut Picker,
     pub logits: &'a [f32],
     pub hidden: Option<&'a [f32]>,
+    pub text: &'a str,
     pub sample: usize,
     pub index: usize,
     pub out: Option<Picked>,
@@ -279,7 +280,7 @@ impl Picker {
         logits: &[f32],
         logprob: bool,
     ) -> Option<(i32, Option<f32>)> {
-        self.pick(logits, None, None, 0, 0, logprob)
+        self.pick(logits, None, None, (0, 0, ""), logprob)
             .map(|p| (p.token.0, p.logprob))
     }
 
@@ -297,8 +298,7 @@ impl Picker {
         job_logits: &[f32],
         hidden: Option<&[f32]>,
         hook: Option<&Arc<dyn LogitsHook>>,
-        sample: usize,
-        index: usize,
+        (sample, index, text): (usize, usize, &str),
         logprob: bool,
     ) -> Option<Picked> {
         let mut logits_buf = std::mem::take(&mut self.logits);
@@ -310,6 +310,7 @@ impl Picker {
                     sample,
                     index,
                     hidden,
+                    text,
                     logits: &mut logits_buf,
                 });
                 &logits_buf
@@ -351,9 +352,13 @@ impl Picker {
 /// Choose a token for every job, one after the other on the engine thread.
 pub(super) fn pick_all(jobs: &mut [Job<'_>], hook: Option<&Arc<dyn LogitsHook>>, logprob: bool) {
     for j in jobs.iter_mut() {
-        j.out = j
-            .picker
-            .pick(j.logits, j.hidden, hook, j.sample, j.index, logprob);
+        j.out = j.picker.pick(
+            j.logits,
+            j.hidden,
+            hook,
+            (j.sample, j.index, j.text),
+            logprob,
+        );
     }
 }
 
@@ -366,7 +371,8 @@ mod tests {
         let logits = vec![0.0f32, 3.0, 1.0, 2.9];
         let mut g = Picker::new(0.0, 1.0, 1);
         assert_eq!(
-            g.pick(&logits, None, None, 0, 0, false).map(|p| p.token.0),
+            g.pick(&logits, None, None, (0, 0, ""), false)
+                .map(|p| p.token.0),
             Some(1)
         );
         // top-p 0.5 on softmax(0, 3, 1, 2.9) = (.02, .49, .06, .44): {1, 3} hold 0.93 >= .5
@@ -376,7 +382,7 @@ mod tests {
         let mut seen = [0u32; 4];
         for seed in 0..400 {
             let mut p = Picker::new(1.0, 0.5, seed);
-            if let Some(x) = p.pick(&logits, None, None, 0, 0, true) {
+            if let Some(x) = p.pick(&logits, None, None, (0, 0, ""), true) {
                 seen[x.token.0 as usize] += 1;
                 assert!(x.logprob.is_some_and(|l| l <= 0.0));
             }
@@ -386,17 +392,19 @@ mod tests {
         // Full softmax at T = 1: every token is drawn sometimes, the likeliest most.
         let mut all = [0u32; 4];
         for seed in 0..2000 {
-            if let Some(x) = Picker::new(1.0, 1.0, seed).pick(&logits, None, None, 0, 0, false) {
+            if let Some(x) =
+                Picker::new(1.0, 1.0, seed).pick(&logits, None, None, (0, 0, ""), false)
+            {
                 all[x.token.0 as usize] += 1;
             }
         }
         assert!(all.iter().all(|&c| c > 0) && all[1] > all[2], "{all:?}");
         // The same seed draws the same token.
         let a = Picker::new(0.8, 0.95, 42)
-            .pick(&logits, None, None, 0, 0, false)
+            .pick(&logits, None, None, (0, 0, ""), false)
             .map(|p| p.token.0);
         let b = Picker::new(0.8, 0.95, 42)
-            .pick(&logits, None, None, 0, 0, false)
+            .pick(&logits, None, None, (0, 0, ""), false)
             .map(|p| p.token.0);
         assert_eq!(a, b);
     }

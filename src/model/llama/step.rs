@@ -74,6 +74,7 @@ impl Engine<'_> {
                 jobs.push(Job {
                     logits,
                     hidden,
+                    text: &seq.text,
                     picker: &mut seq.picker,
                     sample: i,
                     index: seq.tokens as usize,
