@@ -7,7 +7,9 @@
 //!
 //! A rectifier trained for the digits of computed results ([`Scope::Results`]) corrects only
 //! where the sample's text so far ends after `expr =` or inside the number after it, and
-//! leaves every other token as the pilot has it.
+//! leaves every other token as the pilot has it. A continuation of an assistant prefill (the
+//! calculator's, backtracking's) sees only its own text, so a result whose `=` ends the prefill
+//! is not corrected.
 //!
 //! λ = 0 leaves the logits untouched (bit-identical output with the hook installed). A step
 //! without a hidden state (a backend that gives none) is left untouched by a rectifier that
