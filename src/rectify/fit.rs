@@ -2,7 +2,7 @@
 //! by item, train, and measure on held-out collections.
 
 use super::file::{data_hash, RectifierFile, FORMAT};
-use super::train::{evaluate, is_dev, train, Example, Scope, TrainOptions};
+use super::train::{evaluate, is_dev, train, Example, TrainOptions};
 use super::RectifyError;
 use crate::mistakes::{Store, TokenRecord, TokenSource};
 
@@ -120,7 +120,7 @@ pub fn fit(
         // The positions trained on: with a scope for results, only those.
         train_tokens: train_set
             .iter()
-            .filter(|e| opts.scope == Scope::All || e.result)
+            .filter(|e| opts.scope.covers(e.result))
             .count() as u64,
         data_hash: data_hash(keys.iter().map(|(i, p, g)| (i.as_str(), *p, *g))),
         trained,

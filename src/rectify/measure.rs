@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::train::{Example, Scope, Trained};
+use super::train::{Example, Trained};
 use crate::rng::Rng;
 
 /// Teacher-forced metrics over a set of examples, with and without the rectifier.
@@ -49,30 +49,33 @@ pub fn evaluate(t: &Trained, lambda: f32, examples: &[Example], seed: u64) -> Me
 fn measure(t: &Trained, lambda: f32, examples: &[&Example], seed: u64) -> Metrics {
     let mut per_item: std::collections::BTreeMap<&str, (f64, f64, f64)> = Default::default();
     let (mut top1_b, mut top1_a, mut in_k) = (0u64, 0u64, 0u64);
+    let argmax = |v: &[f32]| {
+        v.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+    };
     for e in examples {
-        // A position outside the rectifier's scope keeps the pilot's distribution.
-        let in_scope = t.scope == Scope::All || e.result;
-        let lambda = if in_scope { lambda } else { 0.0 };
-        let y = t.corrections(&e.hidden, &e.p, &e.ids);
-        let (f, z) = t.fuse(&e.p, &y, lambda);
         let before = -f64::from(e.p_gold.max(1e-30)).ln();
-        let after = match e.gold_at.and_then(|g| f.get(g)) {
-            _ if !in_scope => before,
-            Some(pg) => -f64::from((pg / z).max(1e-30)).ln(),
-            None => -f64::from((e.p_gold / z).max(1e-30)).ln(),
+        // A position outside the rectifier's scope keeps the pilot's distribution: the
+        // network is not run there.
+        let (after, top) = if t.scope.covers(e.result) {
+            let y = t.corrections(&e.hidden, &e.p, &e.ids);
+            let (f, z) = t.fuse(&e.p, &y, lambda);
+            let after = match e.gold_at.and_then(|g| f.get(g)) {
+                Some(pg) => -f64::from((pg / z).max(1e-30)).ln(),
+                None => -f64::from((e.p_gold / z).max(1e-30)).ln(),
+            };
+            (after, argmax(&f))
+        } else {
+            (before, argmax(&e.p))
         };
         let s = per_item.entry(&e.item).or_default();
         s.0 += before;
         s.1 += after;
         s.2 += 1.0;
-        let argmax = |v: &[f32]| {
-            v.iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|(i, _)| i)
-        };
         top1_b += u64::from(e.gold_at == Some(0));
-        top1_a += u64::from(e.gold_at.is_some() && argmax(&f) == e.gold_at);
+        top1_a += u64::from(e.gold_at.is_some() && top == e.gold_at);
         in_k += u64::from(e.gold_at.is_some());
     }
     let sums: Vec<(f64, f64, f64)> = per_item.into_values().collect();

@@ -159,6 +159,12 @@ impl Scope {
     fn is_all(&self) -> bool {
         *self == Scope::All
     }
+
+    /// Whether a position is in this scope (`result`: its token is a digit of a computed
+    /// result): what training, the development split and the held-out metrics all keep.
+    pub fn covers(self, result: bool) -> bool {
+        self == Scope::All || result
+    }
 }
 
 impl std::str::FromStr for Scope {
@@ -336,9 +342,14 @@ pub fn train(
     let scoped: (Vec<Example>, Vec<Example>);
     let (train, dev) = match opts.scope {
         Scope::All => (train, dev),
-        Scope::Results => {
-            let results = |v: &[Example]| v.iter().filter(|e| e.result).cloned().collect();
-            scoped = (results(train), results(dev));
+        scope => {
+            let kept = |v: &[Example]| {
+                v.iter()
+                    .filter(|e| scope.covers(e.result))
+                    .cloned()
+                    .collect()
+            };
+            scoped = (kept(train), kept(dev));
             (scoped.0.as_slice(), scoped.1.as_slice())
         }
     };
